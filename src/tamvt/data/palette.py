@@ -1,0 +1,88 @@
+"""Index-PNG masks: read single-channel masks ('P' or 'L'), write palette PNGs.
+
+Outputs keep the palette of the input mask; when the input had none, the DAVIS palette is used.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from tamvt.errors import InputError
+
+
+def _davis_palette() -> bytes:
+    """The DAVIS / PASCAL VOC colour map: 256 RGB triplets from the bits of the index."""
+    pal = np.zeros((256, 3), dtype=np.uint8)
+    for i in range(256):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal[i] = (r, g, b)
+    return pal.tobytes()
+
+
+DAVIS_PALETTE: bytes = _davis_palette()
+
+
+def read_index_png(path: str | Path, *, allow_16bit: bool = False) -> tuple[np.ndarray, bytes | None]:
+    """Read a single-channel index mask.
+
+    Returns ``(mask (H, W) uint8, palette bytes or None)``. RGB / RGBA masks and 16-bit masks are
+    rejected with an :class:`InputError` naming the file: their ids are ambiguous.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "mask file not found")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode == "P":
+                arr = np.array(img, dtype=np.uint8)
+                pal = img.getpalette()
+                palette = bytes(pal[:768]).ljust(768, b"\0") if pal else None
+            elif mode == "L":
+                arr = np.array(img, dtype=np.uint8)
+                palette = None
+            elif mode == "1":
+                arr = np.array(img, dtype=np.uint8)
+                palette = None
+            elif mode in ("I;16", "I;16B", "I;16L", "I") and allow_16bit:
+                arr = np.array(img).astype(np.int64)
+                if arr.max(initial=0) > 255:
+                    raise InputError(path, f"mask has ids > 255 (max {arr.max()})")
+                arr, palette = arr.astype(np.uint8), None
+            elif mode in ("I;16", "I;16B", "I;16L", "I"):
+                raise InputError(path, f"16-bit mask (mode {mode}); expected an 8-bit index PNG ('P' or 'L')")
+            else:
+                raise InputError(path, f"mask is {mode}, not a single-channel index PNG ('P' or 'L')")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(path, f"cannot read mask ({err.__class__.__name__}: {err})") from None
+    return arr, palette
+
+
+def write_index_png(path: str | Path, mask: np.ndarray, palette: bytes | None = None) -> None:
+    """Write ``mask (H, W)`` of ids 0..255 as a palette PNG, atomically (temp file + rename)."""
+    path = Path(path)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    arr = np.ascontiguousarray(mask, dtype=np.uint8)
+    img = Image.frombytes("P", (arr.shape[1], arr.shape[0]), arr.tobytes())
+    img.putpalette(palette if palette is not None else DAVIS_PALETTE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
+    os.close(fd)
+    try:
+        img.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,21 @@
+"""Errors that the CLI reports as one line (no traceback) with a non-zero exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TamvtError(Exception):
+    """A user-facing error: bad input, bad configuration, missing file.
+
+    The CLI prints ``str(error)`` on one line and exits with status 2.
+    """
+
+
+class InputError(TamvtError):
+    """A problem with one input file or folder: the message names the path and the problem."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
