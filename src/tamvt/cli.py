@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from typing import Sequence
 
@@ -30,7 +31,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def _available() -> dict[str, tuple[str, str]]:
     out = {}
     for name, (module, help_) in COMMANDS.items():
-        if importlib.util.find_spec(module) is not None:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
             out[name] = (module, help_)
     return out
 
