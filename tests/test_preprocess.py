@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+import torch
+
+from tamvt.preprocess import merge_masks, prepare_frame, prepare_mask, resized_shape
+
+
+@pytest.mark.parametrize(
+    "size,short,cap,expected",
+    [
+        ((480, 854), 480, 1110, (480, 854)),  # already at the short side
+        ((720, 1280), 480, 1110, (480, 853)),  # int(480 * 1280 / 720) = 853
+        ((480, 854), 624, 1110, (624, 1110)),  # 854/480*624 = 1110.2 > 1110: target = round(623.89) = 624, w = int(1110.2)
+        ((1080, 1920), 624, 1110, (624, 1109)),  # 1920/1080*624 = 1109.3 <= 1110
+        ((500, 2000), 480, 1110, (278, 1112)),  # 1920 > 1110: target = round(277.5) = 278 (banker's), w = 278*4: the cap is approximate, as in DETR
+        ((1280, 720), 480, None, (853, 480)),  # portrait
+        ((100, 200), None, 1110, (100, 200)),  # no resizing
+    ],
+)
+def test_resized_shape_follows_detr_rule(size, short, cap, expected):
+    assert resized_shape(size, short, cap) == expected
+
+
+def test_prepare_frame_normalises_like_torchvision():
+    frame = np.zeros((4, 6, 3), np.uint8)
+    frame[..., 0] = 255
+    x = prepare_frame(frame, (4, 6))
+    assert x.shape == (3, 4, 6)
+    assert torch.allclose(x[0], torch.full((4, 6), (1 - 0.485) / 0.229))
+    assert torch.allclose(x[1], torch.full((4, 6), -0.456 / 0.224))
+
+
+def test_prepare_mask_nearest():
+    m = np.zeros((4, 4), np.uint8)
+    m[:2, :2] = 1
+    out = prepare_mask(m, (8, 8))
+    assert out.shape == (1, 8, 8) and out.sum() == 16 and out[0, :4, :4].all()
+
+
+def test_merge_argmax_and_first_wins():
+    p = torch.tensor([[[0.9, 0.6, 0.2]], [[0.95, 0.7, 0.4]]])  # (K=2, 1, 3)
+    assert merge_masks(p, [3, 7], "argmax").tolist() == [[7, 7, 0]]
+    assert merge_masks(p, [3, 7], "first-wins").tolist() == [[3, 3, 0]]
+    # first-wins is by id, not by position
+    assert merge_masks(p, [7, 3], "first-wins").tolist() == [[3, 3, 0]]
+    assert merge_masks(torch.zeros(0, 2, 2), [], "argmax").tolist() == [[0, 0], [0, 0]]
