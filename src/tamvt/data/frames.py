@@ -1,0 +1,266 @@
+"""Frame I/O: image files, video files (PyAV), and an overlay-video writer.
+
+Everything here reads lazily: one frame at a time, so a long video never sits in memory whole.
+Bad input raises :class:`~tamvt.errors.InputError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Iterator, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from tamvt.errors import InputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# Errors PIL raises for truncated / corrupt / unknown image files.
+_PIL_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders ``frame2`` before ``frame10``.
+
+    ``re.split`` with a capture group alternates text and digit runs, so position ``i`` always
+    holds the same type in every key and tuples compare without type errors.
+    """
+    parts = re.split(r"(\d+)", name)
+    return tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts)) + (name,)
+
+
+def _list_files(folder: Path, suffixes: tuple[str, ...], what: str) -> list[Path]:
+    if not folder.is_dir():
+        raise InputError(folder, f"{what} folder not found")
+    # Hidden files (e.g. macOS "._00000.jpg" resource forks) are never frames.
+    names = [e.name for e in os.scandir(folder)
+             if e.is_file() and not e.name.startswith(".") and e.name.lower().endswith(suffixes)]
+    return [folder / n for n in sorted(names, key=natural_key)]
+
+
+def list_frame_files(folder: str | Path) -> list[Path]:
+    """Image files (jpg / jpeg / png) of ``folder`` in natural order; ``[]`` when there are none."""
+    return _list_files(Path(folder), IMAGE_SUFFIXES, "frame")
+
+
+def list_mask_files(folder: str | Path) -> list[Path]:
+    """PNG files of ``folder`` in natural order; ``[]`` when there are none."""
+    return _list_files(Path(folder), (".png",), "annotation")
+
+
+def read_image_size(path: str | Path) -> tuple[int, int]:
+    """``(H, W)`` of an image file from its header only (no pixel decoding)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "frame file not found")
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except _PIL_ERRORS as err:
+        raise InputError(path, f"cannot read image ({err.__class__.__name__}: {err})") from None
+    return h, w
+
+
+def read_image(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode one image file to ``(H, W, 3)`` uint8 RGB (gray / RGBA / palette are converted).
+
+    ``expected_size`` ``(H, W)``: raise if the file has another size (checked before decoding).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "frame file not found")
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if expected_size is not None and (h, w) != tuple(expected_size):
+                eh, ew = expected_size
+                raise InputError(path, f"frame size {w}x{h} != expected {ew}x{eh}")
+            img.load()
+            rgb = img.convert("RGB")
+    except _PIL_ERRORS as err:
+        raise InputError(path, f"cannot read image ({err.__class__.__name__}: {err})") from None
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def iter_images(paths: Sequence[str | Path], start: int = 0,
+                expected_size: tuple[int, int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, frame (H, W, 3) uint8 RGB)`` for ``paths[start:]``, decoding one at a time."""
+    for i in range(max(start, 0), len(paths)):
+        yield i, read_image(paths[i], expected_size=expected_size)
+
+
+def _av():
+    # PyAV is imported on first use: importing tamvt.data must not load FFmpeg.
+    import av
+
+    return av
+
+
+def _open_video(path: Path):
+    av = _av()
+    if not path.is_file():
+        raise InputError(path, "video file not found")
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        raise InputError(path, f"cannot open video ({err.__class__.__name__}: {err})") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(path, "no video stream")
+    return container
+
+
+def iter_video(path: str | Path, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode a video file lazily: yield ``(index, frame (H, W, 3) uint8 RGB)`` from ``start`` on.
+
+    Frames before ``start`` are decoded and dropped: container seeking is not frame-accurate for
+    every codec, and decoding is what makes the frame index trustworthy.
+    """
+    av = _av()
+    path = Path(path)
+    container = _open_video(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                if index >= start:
+                    yield index, frame.to_ndarray(format="rgb24")
+                index += 1
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            raise InputError(path, f"cannot decode video frame {index} ({err.__class__.__name__}: {err})") from None
+        if index == 0:
+            raise InputError(path, "video has no decodable frames")
+    finally:
+        container.close()
+
+
+def probe_video(path: str | Path) -> tuple[int, tuple[int, int], float | None]:
+    """``(num_frames, (H, W), fps)`` of a video file without decoding pixels.
+
+    The frame count comes from the container header; when the container has none (e.g. some
+    WebM / raw streams), the video packets are counted by demuxing. ``fps`` is ``None`` if unknown.
+    """
+    av = _av()
+    path = Path(path)
+    container = _open_video(path)
+    try:
+        stream = container.streams.video[0]
+        h, w = stream.codec_context.height, stream.codec_context.width
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else None
+        count = stream.frames
+        if not count:
+            try:
+                # The final flush packet has size 0 and carries no frame.
+                count = sum(1 for p in container.demux(stream) if p.size > 0)
+            except (av.error.FFmpegError, OSError, ValueError) as err:
+                raise InputError(path, f"cannot read video ({err.__class__.__name__}: {err})") from None
+    finally:
+        container.close()
+    if count <= 0 or h <= 0 or w <= 0:
+        raise InputError(path, "video has no frames")
+    return int(count), (int(h), int(w)), fps
+
+
+def available_video_codec() -> str:
+    """``"libx264"`` when the installed PyAV has it, else ``"mpeg4"`` (always built into FFmpeg)."""
+    av = _av()
+    for name in ("libx264", "mpeg4"):
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except Exception:  # noqa: BLE001 - PyAV raises different types across versions
+            continue
+    raise RuntimeError("neither libx264 nor mpeg4 encoder is available in PyAV")
+
+
+class VideoWriter:
+    """Write ``(H, W, 3)`` uint8 RGB frames to a video file (yuv420p, libx264 or mpeg4).
+
+    Use as a context manager. Frames go to a temporary file next to ``path`` that is renamed
+    onto ``path`` only when the block ends without an exception, so an interrupted run never
+    leaves a truncated video that looks complete. Odd sizes are padded to even (yuv420p needs
+    even width and height) by repeating the last row / column.
+    """
+
+    def __init__(self, path: str | Path, fps: float = 24.0, codec: str | None = None) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self.codec = codec
+        self._container = None
+        self._stream = None
+        self._tmp: Path | None = None
+        self._size: tuple[int, int] | None = None  # (H, W) of the input frames
+        self.frames_written = 0
+
+    def __enter__(self) -> "VideoWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A hidden unique name in the same folder (so the final rename is atomic); not mkstemp,
+        # whose 0600 mode would be kept by the finished video.
+        suffix = self.path.suffix or ".mp4"
+        self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
+        return self
+
+    def _open(self, h: int, w: int) -> None:
+        av = _av()
+        codec = self.codec or available_video_codec()
+        rate = Fraction(self.fps).limit_denominator(1001)
+        try:
+            self._container = av.open(str(self._tmp), mode="w")
+            stream = self._container.add_stream(codec, rate=rate)
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            raise InputError(self.path, f"cannot write a {codec} video here ({err})") from None
+        stream.width, stream.height = w + w % 2, h + h % 2
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "18"}
+        else:  # mpeg4's default 200 kb/s smears thin mask outlines
+            stream.bit_rate = 8_000_000
+        self._stream = stream
+        self._size = (h, w)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one ``(H, W, 3)`` uint8 RGB frame; every frame must have the first one's size."""
+        if self._tmp is None:
+            raise RuntimeError("VideoWriter must be used as a context manager")
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frame must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+        if self._container is None:
+            self._open(frame.shape[0], frame.shape[1])
+        if frame.shape[:2] != self._size:
+            raise ValueError(f"frame size {frame.shape[:2]} != first frame size {self._size}")
+        h, w = self._size
+        if h % 2 or w % 2:
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        av = _av()
+        vframe = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vframe.pts = self.frames_written
+        vframe.time_base = Fraction(1) / self._stream.codec_context.framerate
+        self._container.mux(self._stream.encode(vframe))
+        self.frames_written += 1
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        committed = False
+        try:
+            if self._container is not None:
+                if exc_type is None:
+                    self._container.mux(self._stream.encode(None))  # flush delayed frames
+                self._container.close()
+            if exc_type is None:
+                if self.frames_written == 0:
+                    raise ValueError(f"{self.path}: no frames were written")
+                os.replace(self._tmp, self.path)
+                committed = True
+        finally:
+            if not committed and self._tmp is not None:
+                self._tmp.unlink(missing_ok=True)
+            self._container = self._stream = None
