@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tamvt.data.palette import write_index_png
+from tamvt.data.frames import VideoWriter
+from tamvt.data.generic import read_generic
+from tamvt.data.palette import DAVIS_PALETTE, write_index_png
 from tamvt.data.registry import FORMATS, read_dataset
 from tamvt.errors import InputError, TamvtError
 
@@ -203,7 +205,7 @@ def test_davis_bad_input(tmp_path: Path, corrupt) -> None:
 
 
 def test_missing_root(tmp_path: Path) -> None:
-    for fmt in ("davis", "vost"):
+    for fmt in FORMATS:
         with pytest.raises(InputError, match="not found") as info:
             read_dataset(fmt, tmp_path / "nowhere")
         assert "nowhere" in str(info.value)
@@ -234,3 +236,141 @@ def test_vost_bad_input(tmp_path: Path) -> None:
     (root / "Annotations" / "cut_apple" / "frame00000.png").unlink()
     with pytest.raises(InputError, match="frame00000.png: first annotation"):
         read_dataset("vost", root)
+
+
+# ---- YouTube-VOS
+def make_youtube(root: Path, split: str = "valid") -> Path:
+    """Video "vid1": frames 00000, 00005, ..., 00025; object 2 from 00000, object 5 from 00010
+    (valid-style: masks only at each object's first appearance)."""
+    names = [f"{i:05d}" for i in range(0, 30, 5)]
+    write_frames(root / split / "JPEGImages" / "vid1", names)
+    ann = root / split / "Annotations" / "vid1"
+    write_index_png(ann / "00000.png", blob_mask({2: (slice(0, 6), slice(0, 6))}))
+    write_index_png(ann / "00010.png", blob_mask({2: (slice(0, 6), slice(0, 6)), 5: (slice(12, 20), slice(12, 20))}))
+    meta = {"videos": {"vid1": {"objects": {
+        "5": {"category": "cat", "frames": ["00010", "00015", "00020", "00025"]},
+        "2": {"category": "person", "frames": names},
+    }}}}
+    (root / split / "meta.json").write_text(json.dumps(meta))
+    return root
+
+
+def test_youtube_reader_object_starts_mid_video(tmp_path: Path) -> None:
+    root = make_youtube(tmp_path / "ytvos")
+    (seq,) = read_dataset("youtube", root, split="val")  # "val" finds the "valid" folder
+    assert seq.name == "vid1" and seq.frame_names == ("00000", "00005", "00010", "00015", "00020", "00025")
+    assert dict(seq.objects) == {2: 0, 5: 2}
+    assert seq.annotated == (0, 2) and seq.void_id is None and seq.size == (H, W)
+    assert seq.extra["categories"] == {2: "person", 5: "cat"}
+    assert set(np.unique(seq.read_mask(2)).tolist()) == {0, 2, 5}
+
+
+def test_youtube_all_frames(tmp_path: Path) -> None:
+    root = make_youtube(tmp_path / "ytvos")
+    write_frames(root / "valid_all_frames" / "JPEGImages" / "vid1", [f"{i:05d}" for i in range(26)])
+    (seq,) = read_dataset("youtube", root, split="valid", all_frames=True)
+    assert len(seq) == 26 and dict(seq.objects) == {2: 0, 5: 10} and seq.annotated == (0, 10)
+
+
+def test_youtube_bad_input(tmp_path: Path) -> None:
+    root = make_youtube(tmp_path / "ytvos")
+    with pytest.raises(InputError, match="train: split folder not found"):
+        read_dataset("youtube", root, split="train")
+    (root / "valid" / "Annotations" / "vid1" / "00010.png").unlink()
+    with pytest.raises(InputError, match="00010.png: first annotation of object 5 not found"):
+        read_dataset("youtube", root)
+    (root / "valid" / "meta.json").write_text("{not json")
+    with pytest.raises(InputError, match="meta.json: not valid JSON"):
+        read_dataset("youtube", root)
+    (root / "valid" / "meta.json").unlink()
+    with pytest.raises(InputError, match="meta.json not found"):
+        read_dataset("youtube", root)
+
+
+# ---- VISOR
+def make_visor(root: Path) -> Path:
+    base = root / "VISOR_2022"
+    sets = base / "ImageSets" / "2022"
+    sets.mkdir(parents=True)
+    seqs = ["P01_107_seq_00001", "P07_101_seq_00002", "P22_01_seq_00003"]
+    (sets / "val.txt").write_text("\n".join(seqs) + "\n")
+    (sets / "val_unseen.txt").write_text("P22_01_seq_00003\n")  # listed, though its video is not in UNSEEN_VIDEOS
+    for s in seqs:
+        vid = s[: s.index("_seq")]
+        names = [f"{vid}_frame_{i:010d}" for i in (21, 101, 1001)]
+        write_frames(base / "JPEGImages" / "480p" / s, names)
+        write_index_png(base / "Annotations" / "480p" / s / f"{names[0]}.png", MASK_12V)
+        write_index_png(base / "Annotations" / "480p" / s / f"{names[2]}.png", MASK_12V)
+    return root
+
+
+def test_visor_reader_seen_unseen(tmp_path: Path) -> None:
+    root = make_visor(tmp_path / "visor")
+    for r in (root, root / "VISOR_2022"):
+        seqs = read_dataset("visor", r, split="val")
+        assert [s.extra["visor_split"] for s in seqs] == ["seen", "unseen", "unseen"]
+    a = seqs[0]
+    # natural order: frame 21 < 101 < 1001
+    assert a.frame_names == tuple(f"P01_107_frame_{i:010d}" for i in (21, 101, 1001))
+    assert a.annotated == (0, 2) and dict(a.objects) == {1: 0, 2: 0}
+    assert seqs[1].extra["video_id"] == "P07_101"
+
+
+def test_visor_bad_root(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty: neither a VISOR_2022 folder"):
+        read_dataset("visor", tmp_path / "empty")
+
+
+# ---- generic
+GEN_MASK = blob_mask({3: (slice(2, 10), slice(4, 12)), 7: (slice(12, 20), slice(16, 30))})
+
+
+def test_generic_from_folder(tmp_path: Path) -> None:
+    write_frames(tmp_path / "clip", ["img_1", "img_2", "img_10"], ext=".png")
+    palette = bytes(range(256)) * 3
+    write_index_png(tmp_path / "m.png", GEN_MASK, palette=palette)
+    seq = read_generic(tmp_path / "clip", tmp_path / "m.png", frame=1)
+    assert seq.name == "clip" and seq.frame_names == ("img_1", "img_2", "img_10")
+    assert dict(seq.objects) == {3: 1, 7: 1} and seq.annotated == (1,) and seq.size == (H, W)
+    assert seq.extra["palette"] == palette
+    assert int(seq.read_frame(2)[0, 0, 0]) == 20  # PNG frames are lossless
+
+
+def test_generic_from_video(tmp_path: Path) -> None:
+    with VideoWriter(tmp_path / "v.mp4", fps=10) as w:
+        for i in range(5):
+            w.write(np.full((H, W, 3), 40 * i, np.uint8))
+    write_index_png(tmp_path / "m.png", GEN_MASK)
+    seq = read_generic(tmp_path / "v.mp4", tmp_path / "m.png", name="mine")
+    assert seq.name == "mine" and seq.frame_names == ("00000", "00001", "00002", "00003", "00004")
+    assert seq.frame_paths is None and seq.video_path == tmp_path / "v.mp4"
+    assert dict(seq.objects) == {3: 0, 7: 0} and seq.extra["palette"] == DAVIS_PALETTE
+    it = seq.iter_frames(start=3)
+    assert isinstance(it, types.GeneratorType)
+    frames = list(it)
+    assert [i for i, _ in frames] == [3, 4] and abs(float(frames[0][1].mean()) - 120) < 4
+
+
+@pytest.mark.parametrize("case", ["mask_size", "empty_mask", "frame_range", "no_input", "bad_video", "rgb_mask"])
+def test_generic_bad_input(tmp_path: Path, case: str) -> None:
+    write_frames(tmp_path / "clip", ["a", "b"])
+    inp, mask, frame = tmp_path / "clip", tmp_path / "m.png", 0
+    write_index_png(mask, GEN_MASK)
+    expect = "m.png"
+    if case == "mask_size":
+        write_index_png(mask, np.ones((H, W + 1), np.uint8))
+    elif case == "empty_mask":
+        write_index_png(mask, np.zeros((H, W), np.uint8))
+    elif case == "frame_range":
+        frame, expect = 2, "clip: mask frame 2 out of range"
+    elif case == "no_input":
+        inp, expect = tmp_path / "nothing.mp4", "nothing.mp4"
+    elif case == "bad_video":
+        inp, expect = tmp_path / "broken.mp4", "broken.mp4"
+        inp.write_bytes(b"\x00\x00\x00\x18ftypmp42 garbage garbage")
+    elif case == "rgb_mask":
+        Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(mask)
+    with pytest.raises(InputError) as info:
+        read_generic(inp, mask, frame=frame)
+    assert expect in str(info.value)
