@@ -60,16 +60,18 @@ def test_iter_images_is_lazy(tmp_path: Path) -> None:
         next(it)
 
 
-def _write_video(path: Path, n: int, hw: tuple[int, int] = (H, W), fps: float = 10) -> list[np.ndarray]:
+def _write_video(path: Path, n: int, hw: tuple[int, int] = (H, W), fps: float = 10,
+                 codec: str | None = None) -> list[np.ndarray]:
     frames = [np.full((*hw, 3), 20 * i + 10, np.uint8) for i in range(n)]
-    with VideoWriter(path, fps=fps) as w:
+    with VideoWriter(path, fps=fps, codec=codec) as w:
         for f in frames:
             w.write(f)
     return frames
 
 
-def test_video_round_trip(tmp_path: Path) -> None:
-    frames = _write_video(tmp_path / "v.mp4", 6)
+@pytest.mark.parametrize("codec", [None, "mpeg4"])  # None: libx264 when PyAV has it
+def test_video_round_trip(tmp_path: Path, codec: str | None) -> None:
+    frames = _write_video(tmp_path / "v.mp4", 6, codec=codec)
     assert available_video_codec() in ("libx264", "mpeg4")
     assert probe_video(tmp_path / "v.mp4") == (6, (H, W), 10.0)
     it = iter_video(tmp_path / "v.mp4", start=2)

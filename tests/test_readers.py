@@ -34,7 +34,8 @@ def blob_mask(ids: dict[int, tuple[slice, slice]], hw: tuple[int, int] = (H, W))
     return m
 
 
-MASK_12V = blob_mask({1: (slice(0, 8), slice(0, 8)), 2: (slice(10, 20), slice(10, 20)), 255: (slice(22, 24), slice(0, 32))})
+MASK_12V = blob_mask({1: (slice(0, 8), slice(0, 8)), 2: (slice(10, 20), slice(10, 20)),
+                      255: (slice(22, 24), slice(0, 32))})
 
 
 def make_davis(root: Path) -> Path:
@@ -144,7 +145,8 @@ def _mask_16bit(root: Path) -> str:
 
 
 def _size_mismatch(root: Path) -> str:
-    write_index_png(root / "Annotations" / "480p" / "seq-b" / "00000.png", blob_mask({1: (slice(0, 4), slice(0, 4))}, (H, W + 2)))
+    wide = blob_mask({1: (slice(0, 4), slice(0, 4))}, (H, W + 2))
+    write_index_png(root / "Annotations" / "480p" / "seq-b" / "00000.png", wide)
     return "seq-b/00000.png"
 
 

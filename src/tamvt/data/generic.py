@@ -50,7 +50,8 @@ def read_generic(input: str | Path, mask: str | Path, frame: int = 0, name: str 
         size = read_image_size(frame_paths[frame])
     ids, palette = read_index_png(mask)
     if ids.shape != size:
-        raise InputError(mask, f"mask size {ids.shape[1]}x{ids.shape[0]} != frame size {size[1]}x{size[0]} of {input.name}")
+        raise InputError(mask, f"mask size {ids.shape[1]}x{ids.shape[0]} != frame size "
+                               f"{size[1]}x{size[0]} of {input.name}")
     present = [int(k) for k in np.unique(ids) if k != 0 and k != void_id]
     if not present:
         raise InputError(mask, "mask is empty (no object id > 0)")
