@@ -69,6 +69,12 @@ def read_index_png(path: str | Path, *, allow_16bit: bool = False) -> tuple[np.n
     return arr, palette
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_index_png(path: str | Path, mask: np.ndarray, palette: bytes | None = None) -> None:
     """Write ``mask (H, W)`` of ids 0..255 as a palette PNG, atomically (temp file + rename)."""
     path = Path(path)
@@ -82,6 +88,7 @@ def write_index_png(path: str | Path, mask: np.ndarray, palette: bytes | None = 
     os.close(fd)
     try:
         img.save(tmp, format="PNG")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
