@@ -1,0 +1,178 @@
+"""Reports of an :class:`EvalResult`: subset breakdowns, console table, per-object CSV, JSON.
+
+Subsets (each a set of objects; a subset with no object is left out):
+
+- ``length<100``, ``length100-299``, ``length>=300``: frames in the video (annotated or not);
+  ``LNG`` (the VOST paper's long videos): longer than 20 s, when the length in seconds is known
+  (the reader's ``extra["fps"]``, VOST's 5 fps annotations, or ``attributes.json``'s fps).
+- ``size<1%``, ``size<0.5%`` (the paper's SM), ``size<0.3%``, ``size<0.05%``: mean ground-truth
+  area over the annotated frames where the object is present, in % of the frame area.
+- ``multi_instance`` (the paper's MI): ``attributes.json`` says >= 2 instances of the object's
+  kind (or, without per-object data, the video is tagged ``multi_instance``).
+- ``tag:<t>``: objects of the videos that ``attributes.json`` tags with ``t`` (cut, peel, ...).
+- ``visor:seen`` / ``visor:unseen``: from the VISOR reader's ``extra["visor_split"]``.
+
+JSON values are fractions in [0, 1] (decays may be negative) as plain floats at full precision;
+NaN (an object with no evaluated frame) is written as ``null``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from tamvt.errors import InputError
+from tamvt.evaluation.evaluate import SCORE_KEYS, EvalResult, mean_scores
+
+LENGTH_BUCKETS: tuple[tuple[str, int, float], ...] = (
+    ("length<100", 0, 100),
+    ("length100-299", 100, 300),
+    ("length>=300", 300, math.inf),
+)
+LONG_SECONDS = 20.0
+SIZE_THRESHOLDS: tuple[tuple[str, float], ...] = (
+    ("size<1%", 1.0), ("size<0.5%", 0.5), ("size<0.3%", 0.3), ("size<0.05%", 0.05),
+)  # fmt: skip
+
+
+def load_attributes(gt_root: str | Path) -> dict[str, Any] | None:
+    """``<gt_root>/attributes.json`` (written by ``tamvt synth``) or None when absent."""
+    path = Path(gt_root) / "attributes.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        videos = data["videos"]
+        if not isinstance(videos, dict):
+            raise TypeError("'videos' is not an object")
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(path, f"not a valid attributes file ({err})") from None
+    return data
+
+
+def subsets(result: EvalResult, attributes: Mapping[str, Any] | None = None) -> dict[str, list[int]]:
+    """Subset name -> indices into ``result.objects`` (only non-empty subsets)."""
+    videos = (attributes or {}).get("videos", {})
+    members: dict[str, list[int]] = {}
+
+    def add(name: str, idx: int) -> None:
+        members.setdefault(name, []).append(idx)
+
+    idx = 0
+    for seq in result.sequences:
+        video = videos.get(seq.name, {})
+        duration = seq.duration_s
+        if duration is None and video.get("fps"):
+            duration = seq.num_frames / float(video["fps"])
+        for obj in seq.objects:
+            for name, lo, hi in LENGTH_BUCKETS:
+                if lo <= seq.num_frames < hi:
+                    add(name, idx)
+            if duration is not None and duration > LONG_SECONDS:
+                add("LNG", idx)
+            pct = 100.0 * obj.area_frac
+            for name, thr in SIZE_THRESHOLDS:
+                if pct < thr:  # NaN (never present) is in no size subset
+                    add(name, idx)
+            info = video.get("objects", {}).get(str(obj.object))
+            if info is not None and "instances_of_kind" in info:
+                if int(info["instances_of_kind"]) >= 2:
+                    add("multi_instance", idx)
+            elif "multi_instance" in video.get("tags", ()):
+                add("multi_instance", idx)
+            for tag in video.get("tags", ()):
+                add(f"tag:{tag}", idx)
+            split = seq.extra.get("visor_split")
+            if split:
+                add(f"visor:{split}", idx)
+            idx += 1
+    return members
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
+
+
+def to_json(result: EvalResult, attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``{"protocol", "global", "per_object": [...], "subsets": {name: {"num_objects", ...}}, "warnings"}``."""
+    scores = result.object_scores
+    per_object = [
+        {"sequence": o.sequence, "object": o.object, "num_frames": len(o.frames), **{k: _num(s[k]) for k in SCORE_KEYS}}
+        for o, s in zip(result.objects, scores)
+    ]
+    subs = {
+        name: {"num_objects": len(ids), **{k: _num(v) for k, v in mean_scores([scores[i] for i in ids]).items()}}
+        for name, ids in subsets(result, attributes).items()
+    }
+    return {
+        "protocol": result.protocol,
+        "global": {k: _num(v) for k, v in result.global_scores().items()},
+        "per_object": per_object,
+        "subsets": subs,
+        "warnings": list(result.warnings),
+    }
+
+
+def _atomic_write(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
+    path = Path(path)
+    if path.parent and not path.parent.is_dir():
+        raise InputError(path.parent, "output folder does not exist")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, result: EvalResult, attributes: Mapping[str, Any] | None = None) -> None:
+    _atomic_write(path, json.dumps(to_json(result, attributes), indent=2) + "\n")
+
+
+def write_csv(path: str | Path, result: EvalResult) -> None:
+    """One row per object: sequence, object, evaluated frames, mean area %, then every score."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["sequence", "object", "num_frames", "area_pct", *SCORE_KEYS])
+    for o, s in zip(result.objects, result.object_scores):
+        area = "" if math.isnan(o.area_frac) else repr(100.0 * o.area_frac)
+        w.writerow([o.sequence, o.object, len(o.frames), area, *("" if math.isnan(s[k]) else repr(s[k]) for k in SCORE_KEYS)])
+    _atomic_write(path, buf.getvalue())
+
+
+TABLE_KEYS: tuple[str, ...] = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay", "J_tr-Mean")
+
+
+def format_table(result: EvalResult, attributes: Mapping[str, Any] | None = None) -> str:
+    """Console table in %: the global row, one row per sequence (mean of its objects), the subsets."""
+    scores = result.object_scores
+    heads = [k.replace("-Mean", "").replace("-Recall", "-R").replace("-Decay", "-D") for k in TABLE_KEYS]
+    rows: list[tuple[str, int, Mapping[str, float]]] = [("GLOBAL", len(scores), result.global_scores())]
+    start = 0
+    seq_rows = []
+    for seq in result.sequences:
+        n = len(seq.objects)
+        seq_rows.append((seq.name, n, mean_scores(scores[start : start + n])))
+        start += n
+    sub_rows = [(name, len(ids), mean_scores([scores[i] for i in ids])) for name, ids in subsets(result, attributes).items()]
+    width = max([len(r[0]) for r in rows + seq_rows + sub_rows] + [8])
+
+    def fmt(row: tuple[str, int, Mapping[str, float]]) -> str:
+        vals = ("   -  " if math.isnan(row[2][k]) else f"{100 * row[2][k]:6.1f}" for k in TABLE_KEYS)
+        return f"{row[0]:<{width}} {row[1]:>4} " + " ".join(f"{v:>7}" for v in vals)
+
+    header = f"{'(%)':<{width}} {'objs':>4} " + " ".join(f"{h:>7}" for h in heads)
+    lines = [f"protocol: {result.protocol}", header, fmt(rows[0]), "-" * len(header)]
+    lines += [fmt(r) for r in seq_rows]
+    if sub_rows:
+        lines += ["-" * len(header), *(fmt(r) for r in sub_rows)]
+    return "\n".join(lines)
