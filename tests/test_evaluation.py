@@ -214,6 +214,30 @@ def test_youtube_objects_scored_after_first_appearance(tmp_path: Path) -> None:
     assert res.warnings == ()
 
 
+def test_youtube_layout_and_submission_folder(tmp_path: Path) -> None:
+    # video v1: frames 00000..00010 every 5th; object 2 from 00000, object 7 from 00005 (ids non-contiguous)
+    split = tmp_path / "yt" / "valid"
+    gt = {f: np.zeros((12, 16), np.uint8) for f in ("00000", "00005", "00010")}
+    for m in gt.values():
+        m[0:4, 0:4] = 2  # 16 px
+    gt["00005"][8:10, 8:12] = 7
+    gt["00010"][8:10, 8:12] = 7  # 8 px
+    pred = {f: m.copy() for f, m in gt.items()}
+    pred["00010"][8:10, 8:10] = 0  # object 7 half missing in 00010: J = 4 / 8
+    (split / "JPEGImages" / "v1").mkdir(parents=True)
+    for f in gt:
+        Image.new("RGB", (16, 12)).save(split / "JPEGImages" / "v1" / f"{f}.jpg")
+        write_index_png(split / "Annotations" / "v1" / f"{f}.png", gt[f])
+        write_index_png(tmp_path / "pred" / "Annotations" / "v1" / f"{f}.png", pred[f])
+    meta = {"videos": {"v1": {"objects": {"2": {"category": "a", "frames": ["00000", "00005", "00010"]},
+                                          "7": {"category": "b", "frames": ["00005", "00010"]}}}}}
+    (split / "meta.json").write_text(json.dumps(meta))
+    got = run_eval(tmp_path, "--protocol", "youtube", "--gt", str(tmp_path / "yt"), "--pred", str(tmp_path / "pred"))
+    objs = {(o["object"], o["num_frames"], o["J-Mean"]) for o in got["per_object"]}
+    assert objs == {(2, 2, 1.0), (7, 1, 0.5)}
+    assert got["global"]["J-Mean"] == pytest.approx(0.75)
+
+
 # --- subsets ---------------------------------------------------------------------------------
 
 
