@@ -1,0 +1,279 @@
+"""Training windows: (video, object) samples of consecutive annotated frames (SPEC §4).
+
+:class:`WindowDataset` serves any list of :class:`~tamvt.data.sequence.VideoSequence` (every
+reader's output); :class:`SyntheticWindowStream` serves endless synthetic videos. Both yield
+:class:`~tamvt.data.batch.TrainingSample`.
+
+Window rule. For object ``o`` of a video, ``available`` = the annotated frames from ``o``'s first
+annotated frame on, in time order (reversed when the window is time-reversed). The window is
+``length`` consecutive entries of ``available`` whose first frame contains ``o``; its first
+``num_memory`` frames are memory frames with ground truth. Start positions are tried in random order
+(``max_start_tries``); a forward window falls back to ``o``'s first frame, a reversed window to
+scanning all starts and, if ``o`` is in none of them, to a forward window.
+
+Short videos (``len(available) < length``): ``short_videos="pingpong"`` (default) walks the
+available frames forth and back (0, 1, …, n−1, n−2, …) until the window is full, so the window
+stays temporally continuous; ``"skip"`` leaves such objects out of the dataset.
+
+Randomness comes only from ``numpy.random.default_rng([seed, epoch, index])``: a sample depends on
+(seed, epoch, index) alone — not on worker count or order — so a resumed run sees the same data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Literal, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from tamvt.data.batch import TrainingSample
+from tamvt.data.sequence import VideoSequence
+from tamvt.data.transforms import WindowAugment, normalize
+
+ShortVideos = Literal["pingpong", "skip"]
+
+
+def pingpong(n: int, length: int) -> list[int]:
+    """Positions 0..n−1 walked forth and back until ``length`` long (n = 1 repeats position 0)."""
+    if n <= 1:
+        return [0] * length
+    period = list(range(n)) + list(range(n - 2, 0, -1))
+    return [period[i % len(period)] for i in range(length)]
+
+
+def make_sample(
+    frames: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    object_id: int,
+    void_id: int | None,
+    num_memory: int,
+    augment: WindowAugment | None,
+    rng: np.random.Generator,
+    *,
+    video: str,
+    frame_indices: Sequence[int],
+    reversed_: bool,
+) -> TrainingSample:
+    """Augment a window (frames ``(H, W, 3)`` uint8, label masks ``(H, W)`` uint8) and binarise its
+    masks for ``object_id``. The crop keeps the object's pixels of the memory frames in view."""
+    if augment is not None:
+        focus = np.any(np.stack([lab == object_id for lab in labels[:num_memory]]), axis=0)
+        out_frames, out_labels = augment(frames, labels, rng, focus)
+    else:
+        out_frames, out_labels = np.stack(frames), np.stack(labels)
+    masks = torch.from_numpy((out_labels == object_id).astype(np.uint8))
+    void = torch.from_numpy(out_labels == void_id) if void_id is not None else torch.zeros(masks.shape, dtype=torch.bool)
+    return TrainingSample(
+        frames=normalize(out_frames),
+        masks=masks,
+        void=void,
+        num_memory=num_memory,
+        video=video,
+        object_id=int(object_id),
+        frame_indices=tuple(int(i) for i in frame_indices),
+        reversed=reversed_,
+    )
+
+
+def _read_frames(seq: VideoSequence, indices: Sequence[int]) -> list[np.ndarray]:
+    """Frames ``indices`` of ``seq``; a video file is decoded once from the earliest index."""
+    if seq.frame_paths is not None:
+        cache = {i: seq.read_frame(i) for i in sorted(set(indices))}
+    else:
+        wanted, cache = set(indices), {}
+        for i, frame in seq.iter_frames(start=min(wanted)):
+            if i in wanted:
+                cache[i] = frame
+            if i >= max(wanted):
+                break
+    return [cache[i] for i in indices]
+
+
+class WindowDataset(Dataset):
+    """Object-wise training windows over video sequences (see the module docstring for the rule).
+
+    Args:
+        sequences: videos from any reader.
+        length: frames per window (memory + query frames).
+        num_memory: leading frames given with ground truth.
+        augment: window-consistent augmentation, or None (frames at their original size).
+        reverse_prob: probability of time-reversing a window.
+        seed: base seed; see :meth:`set_epoch`.
+        short_videos: ``"pingpong"`` or ``"skip"`` for objects with fewer than ``length`` frames.
+        max_start_tries: random start positions tried before the fallback.
+    """
+
+    def __init__(
+        self,
+        sequences: Sequence[VideoSequence],
+        length: int = 12,
+        num_memory: int = 2,
+        augment: WindowAugment | None = None,
+        reverse_prob: float = 0.0,
+        seed: int = 0,
+        short_videos: ShortVideos = "pingpong",
+        max_start_tries: int = 8,
+    ) -> None:
+        if not 1 <= num_memory < length:
+            raise ValueError(f"num_memory must be in [1, length - 1], got {num_memory} for length {length}")
+        if short_videos not in ("pingpong", "skip"):
+            raise ValueError(f"short_videos must be 'pingpong' or 'skip', got {short_videos!r}")
+        self.sequences = list(sequences)
+        self.length = length
+        self.num_memory = num_memory
+        self.augment = augment
+        self.reverse_prob = reverse_prob
+        self.seed = seed
+        self.epoch = 0
+        self.max_start_tries = max_start_tries
+        self.items: list[tuple[int, int]] = []  # (sequence index, object id)
+        for si, seq in enumerate(self.sequences):
+            for obj, first in sorted(seq.objects.items()):
+                n = sum(1 for i in seq.annotated if i >= first)
+                if n == 0 or (short_videos == "skip" and n < length):
+                    continue
+                self.items.append((si, obj))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's draws (call before iterating; with DataLoader workers, before creating
+        the iterator, i.e. without ``persistent_workers``)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def _has_object(self, seq: VideoSequence, frame: int, obj: int) -> bool:
+        return bool((seq.read_mask(frame) == obj).any())
+
+    def choose_window(self, index: int, rng: np.random.Generator) -> tuple[list[int], bool]:
+        """Frame indices of item ``index``'s window, in the order the model sees them, and whether
+        the window is reversed."""
+        si, obj = self.items[index]
+        seq = self.sequences[si]
+        forward = [i for i in seq.annotated if i >= seq.objects[obj]]
+        if rng.random() < self.reverse_prob:
+            window = self._start_where_present(seq, obj, forward[::-1], rng, scan_all=True)
+            if window is not None:
+                return window, True
+        window = self._start_where_present(seq, obj, forward, rng, scan_all=False)
+        return window, False
+
+    def _start_where_present(
+        self, seq: VideoSequence, obj: int, available: list[int], rng: np.random.Generator, scan_all: bool
+    ) -> list[int] | None:
+        n, length = len(available), self.length
+        if n < length:  # short video: pingpong from the first position
+            if scan_all and not self._has_object(seq, available[0], obj):
+                return None
+            return [available[p] for p in pingpong(n, length)]
+        starts = rng.permutation(n - length + 1)
+        tries = starts if scan_all else starts[: self.max_start_tries]
+        for s in tries:
+            # position 0 of a forward list is the object's first frame: present by definition
+            if (s == 0 and not scan_all) or self._has_object(seq, available[s], obj):
+                return available[s : s + length]
+        return None if scan_all else available[:length]
+
+    def __getitem__(self, index: int) -> TrainingSample:
+        rng = self.rng(index)
+        si, obj = self.items[index]
+        seq = self.sequences[si]
+        indices, reversed_ = self.choose_window(index, rng)
+        frames = _read_frames(seq, indices)
+        labels = [seq.read_mask(i) for i in indices]
+        return make_sample(frames, labels, obj, seq.void_id, self.num_memory, self.augment, rng,
+                           video=seq.name, frame_indices=indices, reversed_=reversed_)
+
+
+class SyntheticWindowStream(IterableDataset):
+    """Endless training samples from the synthetic video generator (:mod:`tamvt.data.synthetic`).
+
+    Each video of ``synthetic.stream(stream_seed, cfg_template)`` gives one sample: a random object
+    present in the video's first frame, a ``length``-frame window starting at a frame where it is
+    present (pingpong for shorter videos), optional reversal, the same augmentation as
+    :class:`WindowDataset`. ``stream_seed = seed + rank * 1000 + worker + 1_000_000 * epoch``, so
+    every process / DataLoader worker draws different videos (fewer than 1000 workers per rank).
+
+    Args:
+        cfg_template: a ``synthetic.SynthConfig`` (the generator varies it per video).
+        rank: process rank; None = ``torch.distributed`` rank if initialised, else 0.
+        stream: the video stream factory ``(seed, cfg) -> iterator``; default ``synthetic.stream``.
+        Others as in :class:`WindowDataset`.
+    """
+
+    def __init__(
+        self,
+        cfg_template: Any,
+        length: int = 12,
+        num_memory: int = 2,
+        augment: WindowAugment | None = None,
+        reverse_prob: float = 0.0,
+        seed: int = 0,
+        rank: int | None = None,
+        stream: Callable[[int, Any], Iterator[Any]] | None = None,
+    ) -> None:
+        super().__init__()
+        if not 1 <= num_memory < length:
+            raise ValueError(f"num_memory must be in [1, length - 1], got {num_memory} for length {length}")
+        self.cfg_template = cfg_template
+        self.length = length
+        self.num_memory = num_memory
+        self.augment = augment
+        self.reverse_prob = reverse_prob
+        self.seed = seed
+        self.rank = rank
+        self.epoch = 0
+        self._stream = stream
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def stream_seed(self) -> int:
+        rank = self.rank
+        if rank is None:
+            dist = torch.distributed
+            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        return self.seed + rank * 1000 + worker + 1_000_000 * self.epoch
+
+    def __iter__(self) -> Iterator[TrainingSample]:
+        make = self._stream
+        if make is None:
+            from tamvt.data.synthetic import stream as make
+        seed = self.stream_seed()
+        rng = np.random.default_rng([seed, 0x5EED])  # window/augmentation draws, apart from the generator's
+        for count, video in enumerate(make(seed, self.cfg_template)):
+            sample = self.sample_from_video(video, rng, name=f"synthetic_{seed}_{count}")
+            if sample is not None:
+                yield sample
+
+    def sample_from_video(self, video: Any, rng: np.random.Generator, name: str) -> TrainingSample | None:
+        """One sample from a video with ``frames (T, H, W, 3)`` uint8 and ``masks (T, H, W)`` uint8
+        (ids, 255 = void); None when the first frame has no object."""
+        masks = np.asarray(video.masks)
+        ids = [int(i) for i in np.unique(masks[0]) if i not in (0, 255)]
+        if not ids:
+            return None
+        obj = ids[int(rng.integers(len(ids)))]
+        t = masks.shape[0]
+
+        def starts(order: list[int]) -> list[int]:
+            return [p for p in range(max(t - self.length, 0) + 1) if (masks[order[p]] == obj).any()]
+
+        reversed_ = bool(rng.random() < self.reverse_prob)
+        order = list(range(t))[::-1] if reversed_ else list(range(t))
+        candidates = starts(order)
+        if not candidates:  # reversed, and the object is absent where a window could start
+            reversed_, order = False, list(range(t))
+            candidates = starts(order)  # contains 0: the object was chosen in frame 0
+        rest = order[candidates[int(rng.integers(len(candidates)))]:]
+        indices = rest[: self.length] if len(rest) >= self.length else [rest[p] for p in pingpong(len(rest), self.length)]
+        frames = [np.asarray(video.frames[i]) for i in indices]
+        labels = [masks[i] for i in indices]
+        return make_sample(frames, labels, obj, 255, self.num_memory, self.augment, rng,
+                           video=name, frame_indices=indices, reversed_=reversed_)
