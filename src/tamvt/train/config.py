@@ -1,0 +1,249 @@
+"""Training configuration schema (frozen dataclasses) and the training presets.
+
+A training run is fully described by one :class:`TrainConfig`. Presets are YAML files in
+``tamvt/configs/train/`` (``pretrain-static``, ``finetune-vost``, ``finetune-vost-authors``,
+``finetune-davis``, ``synthetic-small``); a user may pass a YAML path instead. Loading and
+``key.sub=value`` overrides reuse the generic helpers of :mod:`tamvt.config` (type-checked, unknown
+keys are errors).
+
+``model_preset`` names a model preset of :mod:`tamvt.config` (``tamvt-r50``, ``tamvt-small``): the
+``model:`` and ``inference:`` sections start from that preset and the YAML / overrides change single
+fields. It is resolved when the file is loaded, so it can also be given as an override
+(``model_preset=tamvt-small``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+
+from tamvt.config import InferenceConfig, ModelConfig, apply_overrides, from_dict, load_preset, to_dict
+from tamvt.errors import InputError, TamvtError
+from tamvt.losses import LossConfig
+
+Source = Literal["synthetic", "static", "davis", "vost", "visor", "youtube"]
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise TamvtError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where training windows come from and how they are cut and augmented (SPEC §4).
+
+    ``source``: ``synthetic`` (endless generated videos), ``static`` (pseudo-videos from image+mask
+    folders under ``root``), or a video dataset read from ``root`` / ``split``.
+    """
+
+    source: Source = "synthetic"
+    root: str | None = None  # dataset root (static: image+mask folders); unused for synthetic
+    split: str = "train"
+    window_length: int = 12  # frames per window, memory frames included
+    num_memory: int = 2  # leading frames given with ground truth
+    clip_length: int | None = None  # query frames decoded together; None = model.clip_length
+    crop_size: tuple[int, int] = (384, 640)  # (H, W) after the window's random resize + crop
+    scale_range: tuple[float, float] = (1.0, 1.5)
+    hflip_prob: float = 0.5
+    jitter: tuple[float, float, float, float] = (0.1, 0.1, 0.1, 0.02)
+    reverse_prob: float = 0.0  # time reversal of a window (the authors' flag never took effect)
+    short_videos: Literal["pingpong", "skip"] = "pingpong"
+    epoch_size: int = 1000  # samples per "epoch" of an endless source (synthetic / static streams)
+    synthetic_preset: str = "train"  # generator preset of tamvt.data.synthetic for source=synthetic
+    synthetic_size: tuple[int, int] | None = None  # (H, W) of generated videos; None = preset's
+    synthetic_frames: int | None = None  # frames per generated video; None = preset's
+    static_num_distractors: int = 1  # static: images whose objects are pasted on top
+
+    def __post_init__(self) -> None:
+        _check(self.window_length >= 2, "data.window_length must be >= 2")
+        _check(1 <= self.num_memory < self.window_length, "data.num_memory must be in [1, data.window_length - 1]")
+        _check(self.clip_length is None or self.clip_length >= 1, "data.clip_length must be >= 1 or null")
+        _check(min(self.crop_size) > 0, "data.crop_size must be positive")
+        _check(0 < self.scale_range[0] <= self.scale_range[1], "data.scale_range must be 0 < lo <= hi")
+        _check(0.0 <= self.reverse_prob <= 1.0, "data.reverse_prob must be in [0, 1]")
+        _check(0.0 <= self.hflip_prob <= 1.0, "data.hflip_prob must be in [0, 1]")
+        _check(self.epoch_size >= 1, "data.epoch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class ValConfig:
+    """Periodic validation on held-out videos (J, J&F, J_tr).
+
+    ``source=synthetic`` generates ``num_videos`` fixed-seed synthetic videos (the same every time);
+    a dataset source reads ``split`` of ``root`` (the first ``num_videos`` sequences, 0 = all).
+    """
+
+    source: Literal["none", "synthetic", "davis", "vost", "visor", "youtube"] = "none"
+    root: str | None = None
+    split: str = "val"
+    num_videos: int = 4
+    seed: int = 12345
+    synthetic_preset: str = "train"
+    synthetic_size: tuple[int, int] | None = None
+    synthetic_frames: int | None = None
+    short_side: int | None = None  # resize for validation; None = inference.short_side
+
+    def __post_init__(self) -> None:
+        _check(self.num_videos >= 0, "val.num_videos must be >= 0")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with two parameter groups and a step schedule with linear warm-up (SPEC §4).
+
+    Length: exactly one of ``epochs`` / ``steps``. ``milestones`` and ``final_drop`` count epochs when
+    ``epochs`` is set, else steps. ``schedule``: ``paper`` (×``gamma`` at each milestone),
+    ``authors`` (the same plus one more ×``gamma`` for the last ``final_drop`` epochs), ``constant``.
+    Warm-up: the learning rate rises linearly over the first ``warmup_fraction`` of all steps.
+    """
+
+    lr: float = 2e-4
+    lr_backbone: float = 1e-5
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: Literal["paper", "authors", "constant"] = "paper"
+    epochs: int | None = 20
+    steps: int | None = None
+    milestones: tuple[int, ...] = (8, 16)
+    gamma: float = 0.1
+    final_drop: int = 0
+    warmup_fraction: float = 0.0
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    ema_decay: float = 0.0  # 0 = no EMA (validation / export use the raw weights)
+
+    def __post_init__(self) -> None:
+        _check((self.epochs is None) != (self.steps is None), "optim: set exactly one of optim.epochs / optim.steps")
+        _check((self.epochs or self.steps or 0) >= 1, "optim.epochs / optim.steps must be >= 1")
+        _check(self.lr > 0 and self.lr_backbone >= 0, "optim.lr must be > 0 and optim.lr_backbone >= 0")
+        _check(0.0 <= self.warmup_fraction < 1.0, "optim.warmup_fraction must be in [0, 1)")
+        _check(0.0 <= self.ema_decay < 1.0, "optim.ema_decay must be in [0, 1)")
+        _check(self.grad_clip >= 0, "optim.grad_clip must be >= 0")
+        _check(list(self.milestones) == sorted(self.milestones), "optim.milestones must be increasing")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where and how the run executes."""
+
+    out_dir: str = "runs/train"
+    checkpoint_every: int = 1000  # steps; checkpoints are also written at every epoch end
+    validate_every: int = 0  # steps; 0 = only at epoch ends (if val.source is set)
+    log_every: int = 10  # steps between metrics.jsonl lines
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    bf16: bool = True  # bfloat16 autocast on GPU; ignored on CPU
+    num_workers: int = 2
+    threads: int = 0  # torch CPU threads per process; 0 = torch's default
+    progress: bool = True  # tqdm bar on rank 0
+
+    def __post_init__(self) -> None:
+        _check(self.checkpoint_every >= 1, "run.checkpoint_every must be >= 1")
+        _check(self.validate_every >= 0 and self.log_every >= 1, "run.validate_every >= 0, run.log_every >= 1")
+        _check(self.num_workers >= 0 and self.threads >= 0, "run.num_workers and run.threads must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; saved next to the run and inside each checkpoint."""
+
+    name: str = "custom"
+    model_preset: str | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    init_from: str | None = None  # a tamvt checkpoint (or run dir) whose weights start the run
+
+    @property
+    def clip_length(self) -> int:
+        return self.data.clip_length or self.model.clip_length
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def train_preset_names() -> list[str]:
+    """Names of the shipped training presets."""
+    folder = resources.files("tamvt") / "configs" / "train"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_train_config(path_or_preset: str | Path) -> Path:
+    """A YAML path, or the shipped training preset of that name (:class:`InputError` otherwise)."""
+    text = str(path_or_preset)
+    if text.endswith((".yaml", ".yml")) or "/" in text or Path(text).is_file():
+        if not Path(text).is_file():
+            raise InputError(text, "config file not found")
+        return Path(text)
+    preset = resources.files("tamvt") / "configs" / "train" / f"{text}.yaml"
+    if not preset.is_file():
+        raise InputError(text, f"unknown training preset (known: {', '.join(train_preset_names())}) and not a YAML file")
+    return Path(str(preset))
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """:class:`TrainConfig` from a nested dict; ``model_preset`` fills ``model`` / ``inference`` first."""
+    name = data.get("model_preset")
+    if name is not None:
+        if not isinstance(name, str):
+            raise TamvtError(f"model_preset must be a preset name or YAML path, got {name!r}")
+        base = to_dict(load_preset(name))
+        data = _merge({"model": base["model"], "inference": base["inference"]}, data)
+    return from_dict(TrainConfig, data)
+
+
+def load_train_config(path_or_preset: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Load a training preset / YAML and apply ``key.sub=value`` overrides (type-checked).
+
+    A ``model_preset=...`` override is applied before the file's ``model:`` section is read, so the
+    file's own model fields still win; everything else is applied afterwards in order.
+    """
+    path = resolve_train_config(path_or_preset)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(path, f"cannot read YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "a config file must be a mapping at the top level")
+    rest = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if sep and key.strip() == "model_preset":
+            data = dict(data, model_preset=yaml.safe_load(value) if value.strip() else None)
+        else:
+            rest.append(item)
+    try:
+        cfg = train_config_from_dict(data)
+    except TamvtError as err:
+        raise InputError(path, str(err)) from None
+    return apply_overrides(cfg, rest)
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain nested dict (JSON / YAML safe) of a :class:`TrainConfig`."""
+    return to_dict(cfg)
+
+
+def config_to_yaml(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def replace(cfg: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` re-exported for callers building configs by hand."""
+    return dataclasses.replace(cfg, **changes)

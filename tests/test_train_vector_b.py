@@ -1,0 +1,97 @@
+"""The training unroll reproduces the authors' training forward + loss (official vector B).
+
+Vector B (tests/fixtures/official/README.md): 12 frames at 96x128, frames 0-1 are memory with ground
+truth, frames 2-11 are predicted in 5 clips of 2 with the memory updated by detached soft
+predictions; train mode with every dropout off. We compare every decoder layer's logits, the
+frame weights, every loss term and the weighted total.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURE = Path(__file__).parent / "fixtures" / "official" / "tamvt_official_vectors.safetensors"
+
+
+@pytest.fixture(scope="module")
+def vectors() -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(FIXTURE))
+
+
+@pytest.fixture(scope="module")
+def model(vectors):
+    from tamvt.checkpoint import load_state_dict_strict
+    from tamvt.models.convert import convert_official, convert_official_state_dict
+    from tamvt.models.tamvt import build_tamvt
+
+    official = {k: v.float() for k, v in vectors.items() if not k.startswith(("A.", "B.", "C."))}
+    converted, cfg = convert_official(official)
+    # the vector was made in train mode with every dropout set to 0
+    net = build_tamvt(dataclasses.replace(cfg.model, dropout=0.0, matching_dropout=0.0))
+    load_state_dict_strict(net, convert_official_state_dict(official))
+    assert cfg.model.clip_length == 2
+    return net.train()
+
+
+@pytest.fixture(scope="module")
+def result(model, vectors):
+    from tamvt.losses import LossConfig, build_criterion
+    from tamvt.train.unroll import window_loss
+
+    torch.manual_seed(0)
+    crit = build_criterion(LossConfig())  # authors' defaults: area re-weighting on focal, weights 5/5
+    frames = vectors["B.frames"]
+    masks = vectors["B.gt_masks"]
+    assert torch.equal(vectors["B.memory_masks"][:, 0], masks[:2].float())
+    losses, out = window_loss(model, crit, frames, masks, num_memory=2, clip_length=2)
+    return losses, out, crit
+
+
+def test_memory_evolution(result, vectors):
+    _, out, _ = result
+    expected = [len(vectors[f"B.clip{c}.memory_keys"]) for c in range(5)]
+    assert out.memory_sizes == expected == [2, 3, 4, 5, 6]
+
+
+def test_per_layer_logits(result, vectors):
+    _, out, _ = result
+    assert len(out.layer_logits) == 6
+    for layer, got in enumerate(out.layer_logits):
+        want = vectors[f"B.pred_masks.layer{layer}"][:, 0]  # (10, 24, 32)
+        assert got.shape == (1, 10, 24, 32)
+        diff = (got[0].detach() - want).abs().max().item()
+        assert diff <= 1e-3, f"layer {layer}: max |diff| {diff}"
+
+
+def test_frame_weights(result, vectors):
+    _, _, crit = result
+    w = crit.frame_weights(vectors["B.gt_masks"][None, 2:].float())[0]
+    torch.testing.assert_close(w, vectors["B.frame_weights"], rtol=1e-5, atol=0)
+
+
+def test_loss_terms(result, vectors):
+    losses, _, _ = result
+    keys = ["loss_mask", "loss_dice"] + [f"loss_{k}_{i}" for i in range(5) for k in ("mask", "dice")]
+    for key in keys:
+        got, want = losses[key].item(), vectors[f"B.loss.{key}"].item()
+        assert abs(got - want) <= 1e-5 * abs(want), f"{key}: {got} vs {want}"
+    got, want = losses["total"].item(), vectors["B.loss.total"].item()
+    assert abs(got - want) <= 1e-5 * abs(want)
+    assert abs(want - 53.569759) < 1e-5
+
+
+def test_backward_reaches_trainable_parameters(model, result):
+    losses, _, _ = result
+    model.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert any(n.startswith("backbone.conv1") for n in frozen)  # stem frozen [code]
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing[:5]  # every trainable parameter (RTE included) gets a gradient
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
