@@ -1,0 +1,284 @@
+"""Configuration schema: frozen dataclasses, YAML presets, type-checked ``key.sub=value`` overrides.
+
+The dataclasses are the single source of truth for every knob. YAML files (the shipped presets in
+``tamvt/configs/`` or a user's file) are loaded into them with :func:`load_yaml_config`, and the CLI
+applies ``model.rte=add``-style overrides with :func:`apply_overrides`, both checked against the
+field types (an unknown key or a badly typed value is a :class:`TamvtError`, never a silent default).
+
+The helpers are generic over any (nested) frozen dataclass, so the trainer reuses them for its own
+schema. Modules never receive these objects: tiny ``build_*`` functions unpack them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Sequence, TypeVar
+
+import yaml
+
+from tamvt.errors import InputError, TamvtError
+
+T = TypeVar("T")
+
+BACKBONES = ("resnet18", "resnet34", "resnet50")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a TAM-VT model (everything that determines the weights' shapes and the forward).
+
+    Every ablation of the paper's Tab. 2 is one of these values: ``rte``, ``matching_scales``,
+    ``clip_length``, ``bank_size``.
+    """
+
+    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet50"
+    hidden_dim: int = 256  # d: matching width, FPN width, decoder width
+    matching_scales: int = 2  # 1: stride 32; 2: strides 32+16 (paper); 3: +stride 8
+    matching_heads: int = 4
+    matching_dropout: float = 0.1  # attention dropout inside the matching blocks
+    rte: Literal["none", "mul", "add"] = "mul"  # relative time encoding (SPEC §1.5)
+    decoder_layers: int = 6
+    decoder_heads: int = 8
+    decoder_ffn: int = 2048
+    dropout: float = 0.1  # decoder dropout (attention, residual branches, FFN)
+    clip_length: int = 2  # L frames decoded together
+    bank_size: int = 9  # memory capacity N (reference included); sizes the RTE table
+    time_embed_len: int = 12  # rows of the sine time-embedding table (>= clip_length)
+    pixel_decoder_dim: int = 256  # FPN width; must equal hidden_dim (Z is added to the FPN levels)
+
+    def __post_init__(self) -> None:
+        _check(self.hidden_dim > 0 and self.hidden_dim % 2 == 0, "model.hidden_dim must be a positive even number")
+        _check(1 <= self.matching_scales <= 3, "model.matching_scales must be 1, 2 or 3")
+        _check(self.matching_heads > 0 and self.hidden_dim % self.matching_heads == 0,
+               "model.hidden_dim must be divisible by model.matching_heads")
+        _check(self.decoder_heads > 0 and self.hidden_dim % self.decoder_heads == 0,
+               "model.hidden_dim must be divisible by model.decoder_heads")
+        _check(self.decoder_layers >= 1, "model.decoder_layers must be >= 1")
+        _check(self.decoder_ffn >= 1, "model.decoder_ffn must be >= 1")
+        _check(0.0 <= self.dropout < 1.0 and 0.0 <= self.matching_dropout < 1.0, "dropout must be in [0, 1)")
+        _check(self.clip_length >= 1, "model.clip_length must be >= 1")
+        _check(self.bank_size >= 1, "model.bank_size must be >= 1")
+        _check(self.time_embed_len >= self.clip_length, "model.time_embed_len must be >= model.clip_length")
+        _check(self.pixel_decoder_dim == self.hidden_dim,
+               "model.pixel_decoder_dim must equal model.hidden_dim (matching outputs are added to the "
+               "FPN levels and the decoder attends to them)")
+        _check(self.pixel_decoder_dim % 32 == 0, "model.pixel_decoder_dim must be a multiple of 32 (GroupNorm(32))")
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How a trained model is run on a video (does not change the weights)."""
+
+    short_side: int | None = 480  # resize so the short side is this (480 / 624); None = keep size
+    max_long_side: int = 1110  # cap on the long side after resizing (authors' code)
+    bank_size: int | None = None  # memory capacity at inference; None = model.bank_size
+    interpolate_rte: bool = True  # allow bank_size > model.bank_size by resampling the RTE table
+    merge: Literal["argmax", "first-wins"] = "argmax"  # multi-object merge policy (SPEC §2)
+    bg_threshold: float = 0.5  # argmax merge: background wins unless some p > bg_threshold
+    autocast_bf16: bool = True  # bfloat16 autocast on GPU (ignored on CPU)
+
+    def __post_init__(self) -> None:
+        _check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
+        _check(self.max_long_side > 0, "inference.max_long_side must be > 0")
+        _check(self.bank_size is None or self.bank_size >= 1, "inference.bank_size must be >= 1 or null")
+        _check(0.0 <= self.bg_threshold <= 1.0, "inference.bg_threshold must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class TamvtConfig:
+    """A model preset: architecture + default inference settings (what a checkpoint carries)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise TamvtError(message)
+
+
+# ----------------------------------------------------------------------------------------------
+# generic helpers (any frozen dataclass)
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped in ``tamvt/configs`` (``tamvt-r50``, ``tamvt-small``, ...)."""
+    folder = resources.files("tamvt") / "configs"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_config_path(path_or_preset: str | Path) -> Path:
+    """A YAML path, or the shipped preset of that name. Raises :class:`InputError` if neither exists."""
+    text = str(path_or_preset)
+    if text.endswith((".yaml", ".yml")) or "/" in text or Path(text).is_file():
+        path = Path(text)
+        if not path.is_file():
+            raise InputError(path, "config file not found")
+        return path
+    preset = resources.files("tamvt") / "configs" / f"{text}.yaml"
+    if not preset.is_file():
+        raise InputError(text, f"unknown preset (known: {', '.join(preset_names())}) and not a YAML file")
+    return Path(str(preset))
+
+
+def load_yaml_config(cls: type[T], path_or_preset: str | Path, overrides: Sequence[str] = ()) -> T:
+    """Load a YAML file (or shipped preset name) into dataclass ``cls``, then apply overrides.
+
+    Fields missing from the YAML keep their defaults; unknown keys and badly typed values raise
+    :class:`InputError` naming the file.
+    """
+    path = resolve_config_path(path_or_preset)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(path, f"cannot read YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "a config file must be a mapping at the top level")
+    try:
+        cfg = from_dict(cls, data)
+    except TamvtError as err:
+        raise InputError(path, str(err)) from None
+    return apply_overrides(cfg, overrides)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Nested plain dict (JSON/YAML-safe: tuples become lists) of a dataclass instance."""
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+    return plain(cfg)
+
+
+def from_dict(cls: type[T], data: dict[str, Any], _prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a nested dict; unknown keys / wrong types raise :class:`TamvtError`."""
+    if not isinstance(data, dict):
+        raise TamvtError(f"{_prefix.rstrip('.') or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise TamvtError(f"unknown config key(s) {', '.join(_prefix + str(k) for k in unknown)} "
+                         f"(known under {_prefix.rstrip('.') or 'top level'}: {', '.join(names)})")
+    kwargs = {k: _coerce(v, hints[k], _prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
+    """Return ``cfg`` with ``["model.rte=add", "model.bank_size=7"]`` applied, type-checked.
+
+    Values are parsed as YAML scalars (``7``, ``0.5``, ``true``, ``null``, ``[1, 2]``) and checked
+    against the field's type annotation; ``Literal`` fields only accept their listed values.
+    """
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise TamvtError(f"bad override {item!r}: expected key.sub=value")
+        cfg = _replace_path(cfg, key.split("."), text.strip(), key)
+    return cfg
+
+
+def _replace_path(obj: Any, parts: list[str], text: str, full_key: str) -> Any:
+    if not dataclasses.is_dataclass(obj):
+        raise TamvtError(f"unknown config key {full_key!r}")
+    names = [f.name for f in dataclasses.fields(obj)]
+    head = parts[0]
+    if head not in names:
+        raise TamvtError(f"unknown config key {full_key!r} ({head!r} is not one of: {', '.join(names)})")
+    if len(parts) > 1:
+        return dataclasses.replace(obj, **{head: _replace_path(getattr(obj, head), parts[1:], text, full_key)})
+    hint = typing.get_type_hints(type(obj))[head]
+    if dataclasses.is_dataclass(hint):
+        raise TamvtError(f"config key {full_key!r} is a section; set one of its fields instead")
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        value = text
+    if _accepts_str(hint) and not isinstance(value, str) and value is not None:
+        value = text  # e.g. a str field given "1": keep the text as written
+    return dataclasses.replace(obj, **{head: _coerce(value, hint, full_key)})
+
+
+def _accepts_str(hint: Any) -> bool:
+    if hint is str:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts_str(a) for a in typing.get_args(hint))
+    return False
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check ``value`` against type ``hint``; return it converted (list -> tuple, int -> float)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    bad = TamvtError(f"config key {key!r}: invalid value {value!r} (expected {_describe(hint)})")
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, key + ".")
+    if origin is Literal:
+        if value not in args or isinstance(value, bool) != isinstance(args[0], bool):
+            raise bad
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() == "none"
+                                                     and not _accepts_str(hint))):
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except TamvtError:
+                pass
+        raise bad
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key) for v in value)
+        if origin is tuple and args:
+            if len(args) != len(value):
+                raise bad
+            return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+        return tuple(_coerce(v, args[0], key) for v in value) if args else tuple(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if hint is Any:
+        return value
+    raise TamvtError(f"config key {key!r}: unsupported field type {hint!r}")
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _describe(a) for a in typing.get_args(hint))
+    return getattr(hint, "__name__", str(hint))
+
+
+def load_preset(name_or_path: str | Path, overrides: Sequence[str] = ()) -> TamvtConfig:
+    """Shortcut: :class:`TamvtConfig` from a preset name (``tamvt-r50``) or YAML path."""
+    return load_yaml_config(TamvtConfig, name_or_path, overrides)

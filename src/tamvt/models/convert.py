@@ -1,0 +1,282 @@
+"""``tamvt convert-official``: the authors' checkpoints (``tamvt_vost.pth``, ``tamvt_static.pth``) to
+tamvt's format.
+
+Every name of the authors' ``state_dict`` is mapped by an explicit rule to exactly one tamvt name;
+the two names of the authors' shared pre-LayerNorm (``pre_ln_q`` / ``pre_ln_k``, one module) must
+hold equal values and map to one parameter. Parameters the forward never uses are dropped through
+:data:`UNUSED_OFFICIAL`; any other unknown name is an error.
+
+The ``.pth`` files are pickles that also hold ``args`` (an OmegaConf object). They are loaded without
+executing pickled code: first ``torch.load(weights_only=True)``; if that refuses the file, a
+restricted unpickler that only resolves torch's tensor-rebuild functions and ``OrderedDict`` and
+turns every other global into an inert placeholder (never importing it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+from tamvt.config import ModelConfig, TamvtConfig, load_preset
+from tamvt.errors import InputError, TamvtError
+
+# (official-name pattern, tamvt-name template); each official name must match exactly one rule
+_RULES: list[tuple[str, str]] = [
+    (r"backbone\.0\.body\.(.+)", r"backbone.\1"),
+    (r"input_proj\.(res[345])\.(weight|bias)", r"frame_proj.\1.\2"),
+    (r"input_proj_query_mask\.(res[345])\.(weight|bias)", r"mask_proj.\1.\2"),
+    (r"transformer\.encoder\.matching\.(\d+)\.pre_ln_[qk]\.(weight|bias)", r"matching.blocks.\1.pre_ln.\2"),
+    (r"transformer\.encoder\.matching\.(\d+)\.(fc_[qkvo]\.weight|ln\.weight|ln\.bias)", r"matching.blocks.\1.\2"),
+    (r"transformer\.encoder\.rel_time_theta\.weight", r"matching.rte.theta"),
+    (r"transformer\.pixel_decoder\.mask_features\.(weight|bias)", r"pixel_decoder.mask_features.\1"),
+    # FPN: adapter_i / layer_i (i = 1..4 <-> res2..res5) = lateral / output ConvNorm (conv, no bias + GN)
+    *[(rf"transformer\.pixel_decoder\.{off}_{i}\.weight", rf"pixel_decoder.{ours}.res{i + 1}.conv.weight")
+      for off, ours in (("adapter", "lateral"), ("layer", "output")) for i in range(1, 5)],
+    *[(rf"transformer\.pixel_decoder\.{off}_{i}\.norm\.(weight|bias)", rf"pixel_decoder.{ours}.res{i + 1}.norm.\1")
+      for off, ours in (("adapter", "lateral"), ("layer", "output")) for i in range(1, 5)],
+    (r"transformer\.decoder\.layers\.(\d+)\.self_attn\.(.+)", r"decoder.layers.\1.self_attn.\2"),
+    (r"transformer\.decoder\.layers\.(\d+)\.cross_attn_image\.(.+)", r"decoder.layers.\1.cross_attn.\2"),
+    (r"transformer\.decoder\.layers\.(\d+)\.(linear[12]\.(?:weight|bias))", r"decoder.layers.\1.\2"),
+    (r"transformer\.decoder\.layers\.(\d+)\.norm1\.(weight|bias)", r"decoder.layers.\1.norm1.\2"),
+    (r"transformer\.decoder\.layers\.(\d+)\.norm3\.(weight|bias)", r"decoder.layers.\1.norm2.\2"),
+    (r"transformer\.decoder\.layers\.(\d+)\.norm4\.(weight|bias)", r"decoder.layers.\1.norm3.\2"),
+    (r"transformer\.decoder\.norm\.(weight|bias)", r"mask_head.norm.\1"),
+    (r"transformer\.decoder\.mask_embed\.layers\.(\d+)\.(weight|bias)", r"mask_head.mlp.\1.\2"),
+    (r"transformer\.decoder\.level_embed\.weight", r"decoder.level_embed"),
+    (r"transformer\.time_embed\.\w+\.te", r"decoder.time_embed"),
+    (r"query_embed\.visual\.weight", r"decoder.query_embed"),
+]
+
+# Present in the authors' state_dict but unused by the segmentation forward (TubeDETR leftovers):
+# the box MLP, the text query embedding, and BatchNorm step counters if a file carries them.
+UNUSED_OFFICIAL: list[str] = [
+    r"bbox_embed\.layers\.\d+\.(weight|bias)",
+    r"query_embed\.text\.weight",
+    r"backbone\.0\.body\..+\.num_batches_tracked",
+]
+
+
+def official_to_tamvt_name(name: str) -> str | None:
+    """tamvt name of an official state-dict name; ``None`` for a documented unused name.
+
+    Raises:
+        TamvtError: the name is neither mapped nor in :data:`UNUSED_OFFICIAL`.
+    """
+    if any(re.fullmatch(p, name) for p in UNUSED_OFFICIAL):
+        return None
+    hits = [re.sub(p, t, name) for p, t in _RULES if re.fullmatch(p, name)]
+    if len(hits) != 1:
+        raise TamvtError(f"unknown parameter name in the authors' checkpoint: {name!r}")
+    return hits[0]
+
+
+def convert_official_state_dict(official: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Rename the authors' state dict to tamvt names (values unchanged; shapes fixed on loading).
+
+    Raises:
+        TamvtError: unknown names, or shared-LayerNorm copies that differ.
+    """
+    out: dict[str, Tensor] = {}
+    source: dict[str, str] = {}
+    for name, value in official.items():
+        new = official_to_tamvt_name(name)
+        if new is None:
+            continue
+        if new in out:
+            # only the shared pre-LayerNorm legitimately appears twice
+            if ".pre_ln." not in new or not torch.equal(out[new], value):
+                raise TamvtError(f"{source[new]!r} and {name!r} both map to {new!r} but differ")
+            continue
+        out[new] = value
+        source[new] = name
+    return out
+
+
+def infer_model_config(official: Mapping[str, Tensor], base: ModelConfig | None = None) -> ModelConfig:
+    """Architecture of an authors' state dict (fields not visible in the weights come from ``base``,
+    default the ``tamvt-r50`` preset: head counts, dropout, clip length)."""
+    base = base or load_preset("tamvt-r50").model
+    body = "backbone.0.body."
+    if body + "layer1.0.conv3.weight" in official:
+        backbone = "resnet50"
+    else:
+        blocks = {int(k.split(".")[4]) for k in official if k.startswith(body + "layer3.")}
+        backbone = {2: "resnet18", 6: "resnet34"}.get(len(blocks), "unknown")
+    if backbone == "unknown" or body + "layer3.0.conv1.weight" not in official:
+        raise TamvtError("unsupported backbone in the authors' checkpoint (expected resnet18/34/50)")
+    try:
+        d = official["input_proj.res5.weight"].shape[0]
+        scales = len({k.split(".")[3] for k in official if k.startswith("transformer.encoder.matching.")})
+        layers = len({k.split(".")[3] for k in official if k.startswith("transformer.decoder.layers.")})
+        ffn = official["transformer.decoder.layers.0.linear1.weight"].shape[0]
+        te = next(v for k, v in official.items() if re.fullmatch(r"transformer\.time_embed\.\w+\.te", k))
+    except (KeyError, StopIteration) as err:
+        raise TamvtError(f"not a TAM-VT state dict: missing {err}") from None
+    theta = official.get("transformer.encoder.rel_time_theta.weight")
+    rte, bank = "none", base.bank_size
+    if theta is not None:
+        k = theta.numel()
+        bank = int(round((math.sqrt(8 * k + 1) - 1) / 2))
+        if bank * (bank + 1) // 2 != k:
+            raise TamvtError(f"RTE table of {k} rows is not N(N+1)/2 for any bank size N")
+        rte = "mul"  # the released models use 'embedding_dyna_mul' (the weights cannot tell mul from add)
+    return dataclasses.replace(base, backbone=backbone, hidden_dim=d, pixel_decoder_dim=d, matching_scales=scales,
+                               decoder_layers=layers, decoder_ffn=ffn, time_embed_len=te.shape[0], rte=rte,
+                               bank_size=bank)
+
+
+# ----------------------------------------------------------------------------------------------
+# safe loading of the authors' pickles
+
+
+class _Inert:
+    """Stands in for any non-allowed global of a pickle: accepts any construction, call or state,
+    and does nothing."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:
+        return super().__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Inert:
+        return _Inert()
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, item: Any) -> None:
+        pass
+
+    def extend(self, items: Any) -> None:
+        pass
+
+
+_ALLOWED_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only torch's tensor-rebuild functions and ``OrderedDict``; any other global becomes
+    :class:`_Inert` without being imported (storages are resolved by torch's wrapper before this)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        return _Inert
+
+
+class _RestrictedPickleModule:
+    """``pickle_module`` for ``torch.load`` that uses :class:`_RestrictedUnpickler`."""
+
+    Unpickler = _RestrictedUnpickler
+    __name__ = "tamvt_restricted_pickle"
+
+    @staticmethod
+    def load(file: Any, **kwargs: Any) -> Any:
+        return _RestrictedUnpickler(file, **kwargs).load()
+
+
+def load_official_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The top-level dict of an authors' ``.pth`` (``model``, ``model_ema``, ``args`` -> inert, ...)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
+        except Exception as err:  # corrupt or not a torch file
+            raise InputError(path, f"cannot read as a torch checkpoint: {str(err).splitlines()[0]}") from None
+    except Exception as err:
+        raise InputError(path, f"cannot read as a torch checkpoint: {str(err).splitlines()[0]}") from None
+    if not isinstance(obj, dict):
+        raise InputError(path, f"expected a dict at the top level, got {type(obj).__name__}")
+    return obj
+
+
+def official_state_dict(checkpoint: Mapping[str, Any], *, ema: bool = True) -> dict[str, Tensor]:
+    """``model_ema`` (default) or ``model`` of a loaded authors' checkpoint (or the dict itself when it
+    is already a bare state dict)."""
+    key = "model_ema" if ema else "model"
+    if key in checkpoint:
+        sd = checkpoint[key]
+    elif all(isinstance(v, Tensor) for v in checkpoint.values()):
+        sd = checkpoint
+    else:
+        raise TamvtError(f"the checkpoint has no {key!r} entry (keys: {', '.join(map(str, checkpoint))})")
+    if not isinstance(sd, Mapping) or not all(isinstance(v, Tensor) for v in sd.values()):
+        raise TamvtError(f"checkpoint[{key!r}] is not a state dict of tensors")
+    return dict(sd)
+
+
+def convert_official(official: Mapping[str, Tensor], bank_size: int | None = None) -> tuple[Any, TamvtConfig]:
+    """A :class:`~tamvt.models.tamvt.TamVT` holding the authors' weights, and its config.
+
+    Args:
+        official: the authors' state dict (float tensors, official names).
+        bank_size: memory capacity to run with; larger than the trained one resamples the RTE table
+            (SPEC §1.5), smaller keeps its first blocks.
+    """
+    from tamvt.checkpoint import load_state_dict_strict
+    from tamvt.models.matching import expand_rte_table, rte_table_size
+    from tamvt.models.tamvt import build_tamvt
+
+    model_cfg = infer_model_config(official)
+    sd = convert_official_state_dict(official)
+    if bank_size is not None and "matching.rte.theta" in sd:
+        theta = sd["matching.rte.theta"].reshape(-1).float()
+        if bank_size > model_cfg.bank_size:
+            theta = expand_rte_table(theta, model_cfg.bank_size, bank_size)
+        sd["matching.rte.theta"] = theta[: rte_table_size(bank_size)]
+    if bank_size is not None:
+        model_cfg = dataclasses.replace(model_cfg, bank_size=bank_size)
+    model = build_tamvt(model_cfg)
+    load_state_dict_strict(model, sd, source="authors' checkpoint")
+    return model, TamvtConfig(model=model_cfg, inference=load_preset("tamvt-r50").inference)
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, help="the authors' checkpoint (.pth)")
+    parser.add_argument("output", type=Path, help="tamvt checkpoint to write (.safetensors)")
+    parser.add_argument("--no-ema", action="store_true", help="use 'model' instead of the EMA weights 'model_ema'")
+    parser.add_argument("--bank", type=int, default=None, metavar="N",
+                        help="memory capacity to run with (larger than trained: RTE interpolation)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tamvt.checkpoint import save_checkpoint
+
+    if args.bank is not None and args.bank < 1:
+        raise TamvtError("--bank must be >= 1")
+    checkpoint = load_official_checkpoint(args.input)
+    try:
+        official = official_state_dict(checkpoint, ema=not args.no_ema)
+        model, cfg = convert_official(official, bank_size=args.bank)
+    except TamvtError as err:
+        raise InputError(args.input, str(err)) from None
+    meta = {"source": str(args.input.name), "weights": "model" if args.no_ema else "model_ema"}
+    save_checkpoint(args.output, model, cfg, meta)
+    print(f"wrote {args.output} ({cfg.model.backbone}, bank {cfg.model.bank_size}, rte {cfg.model.rte})")
+    return 0
