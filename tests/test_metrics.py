@@ -65,6 +65,25 @@ def test_seg2bmap_image_border_is_not_a_boundary() -> None:
     assert np.array_equal(seg2bmap(seg), expected)
 
 
+def _toolkit_seg2bmap(seg: np.ndarray) -> np.ndarray:
+    """The toolkit's formulation (shifted copies, then the last row / column / corner fixed up)."""
+    e, s, se = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
+    e[:, :-1], s[:-1, :], se[:-1, :-1] = seg[:, 1:], seg[1:, :], seg[1:, 1:]
+    b = seg ^ e | seg ^ s | seg ^ se
+    b[-1, :] = seg[-1, :] ^ e[-1, :]
+    b[:, -1] = seg[:, -1] ^ s[:, -1]
+    b[-1, -1] = 0
+    return b
+
+
+def test_seg2bmap_equals_toolkit_formulation() -> None:
+    rng = np.random.default_rng(2)
+    for shape in [(1, 1), (1, 5), (5, 1), (7, 9), (30, 20)]:
+        for p in (0.1, 0.5, 0.9):
+            seg = rng.random(shape) < p
+            assert np.array_equal(seg2bmap(seg), _toolkit_seg2bmap(seg))
+
+
 def test_boundary_f_hand_computed() -> None:
     # gt: 3x3 square rows 1..3, cols 1..3 -> ring rows 0..3 cols 0..3 (12 px);
     # pred: same square 2 px to the right -> ring cols 2..5 (12 px).

@@ -248,7 +248,7 @@ def evaluate(
     pred_root = Path(pred_root)
     check_predictions(sequences, pred_root, protocol)
     jobs = [(seq, prediction_dir(pred_root, seq.name), protocol) for seq in sequences]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    workers = min(workers or _cpu_count(), len(jobs))
     if workers <= 1:
         return EvalResult(protocol, tuple(evaluate_sequence(*job) for job in jobs))
     # biggest sequences first, so that no worker is left alone with a long one at the end
@@ -262,6 +262,14 @@ def evaluate(
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise InputError(*outs[i])
     return EvalResult(protocol, tuple(outs))  # type: ignore[arg-type]
+
+
+def _cpu_count() -> int:
+    """CPUs this process may run on (the affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return os.cpu_count() or 1
 
 
 def _cost(protocol: str, seq: VideoSequence) -> int:

@@ -88,16 +88,11 @@ def seg2bmap(seg: np.ndarray) -> np.ndarray:
     image border itself is not a boundary). This is ``_seg2bmap`` of the toolkit.
     """
     seg = seg.astype(bool, copy=False)
-    e = np.zeros_like(seg)
-    s = np.zeros_like(seg)
-    se = np.zeros_like(seg)
-    e[:, :-1] = seg[:, 1:]
-    s[:-1, :] = seg[1:, :]
-    se[:-1, :-1] = seg[1:, 1:]
-    b = (seg ^ e) | (seg ^ s) | (seg ^ se)
-    b[-1, :] = seg[-1, :] ^ e[-1, :]
-    b[:, -1] = seg[:, -1] ^ s[:, -1]
-    b[-1, -1] = False
+    b = np.zeros_like(seg)
+    inner = seg[:-1, :-1]
+    b[:-1, :-1] = (inner ^ seg[:-1, 1:]) | (inner ^ seg[1:, :-1]) | (inner ^ seg[1:, 1:])
+    b[-1, :-1] = seg[-1, :-1] ^ seg[-1, 1:]  # last row: E neighbour only
+    b[:-1, -1] = seg[:-1, -1] ^ seg[1:, -1]  # last column: S neighbour only; corner stays 0
     return b
 
 
