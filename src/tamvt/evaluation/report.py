@@ -92,7 +92,9 @@ def subsets(result: EvalResult, attributes: Mapping[str, Any] | None = None) -> 
             if split:
                 add(f"visor:{split}", idx)
             idx += 1
-    return members
+    fixed = [n for n, _, _ in LENGTH_BUCKETS] + ["LNG"] + [n for n, _ in SIZE_THRESHOLDS] + ["multi_instance"]
+    rank = {n: i for i, n in enumerate(fixed)}
+    return dict(sorted(members.items(), key=lambda kv: (rank.get(kv[0], len(fixed)), kv[0])))
 
 
 def _num(x: float) -> float | None:
