@@ -10,6 +10,8 @@ the report all count) and prints the median and its ratio to the official DAVIS-
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,13 +42,18 @@ def main() -> int:
                "--json", str(Path(tmp) / "scores.json")]
         if args.workers:
             cmd += ["--workers", str(args.workers)]
-        times = []
+        times, cpus = [], []
         for i in range(args.runs):
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             times.append(time.perf_counter() - t0)
-            print(f"run {i + 1}: {times[-1]:.2f} s")
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+            print(f"run {i + 1}: {times[-1]:.2f} s wall, {cpus[-1]:.2f} s CPU (user + sys, all processes)")
     med = statistics.median(times)
+    # other processes on the machine slow the wall time down; the load average says how busy it was
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}; median CPU time {statistics.median(cpus):.2f} s")
     print(f"median of {args.runs}: {med:.2f} s; official DAVIS toolkit {OFFICIAL_SECONDS} s -> "
           f"{med / OFFICIAL_SECONDS:.3f} of it ({OFFICIAL_SECONDS / med:.1f}x faster; the bound is 0.2)")
     return 0
