@@ -258,6 +258,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise bad
         return value
     if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads "2e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         return float(value)

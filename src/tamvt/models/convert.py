@@ -19,6 +19,7 @@ import dataclasses
 import math
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -105,6 +106,8 @@ def infer_model_config(official: Mapping[str, Tensor], base: ModelConfig | None 
     default the ``tamvt-r50`` preset: head counts, dropout, clip length)."""
     base = base or load_preset("tamvt-r50").model
     body = "backbone.0.body."
+    if not any(k.startswith(body) for k in official):
+        raise TamvtError("not a TAM-VT state dict (no 'backbone.0.body.*' weights)")
     if body + "layer1.0.conv3.weight" in official:
         backbone = "resnet50"
     else:
@@ -199,7 +202,9 @@ def load_official_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it handles anyway
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)

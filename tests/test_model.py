@@ -1,0 +1,177 @@
+"""Model-level tests: every preset and ablation runs, trains, and the fused matching equals the
+explicit formulation of SPEC §1.4-1.5."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tamvt.config import load_preset
+from tamvt.memory import MemoryBank, step_clip
+from tamvt.models.matching import Matching, rte_rows
+from tamvt.models.tamvt import build_tamvt
+
+
+def run_two_clips(model, frames: torch.Tensor, masks: torch.Tensor):
+    """Reference frame 0 with ``masks`` (B,1,H,W), then clips [1,2] and [3,4]."""
+    feats = model.encode_frames(frames)
+    bank = MemoryBank(model.bank_size)
+    bank.add(model.encode_memory(feats.select(0), masks))
+    return [step_clip(model, bank, feats.select(slice(s, s + 2))) for s in (1, 3)], bank
+
+
+def inputs(h: int = 64, w: int = 96, objects: int = 1, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.randn(5, 3, h, w, generator=g)
+    masks = (torch.rand(objects, 1, h, w, generator=g) > 0.5).float()
+    return frames, masks
+
+
+@pytest.mark.parametrize("preset", ["tamvt-small", "tamvt-r50"])
+def test_preset_forward_and_gradients(preset):
+    torch.manual_seed(0)
+    model = build_tamvt(load_preset(preset).model).train()
+    with torch.no_grad():  # biases / norm affines start at constants: move them so their effect is tested
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.add_(torch.empty_like(p).uniform_(-0.1, 0.1))
+    frames, masks = inputs()
+    clips, bank = run_two_clips(model, frames, masks)
+    cfg = load_preset(preset).model
+    assert len(clips[0].logits) == cfg.decoder_layers
+    assert clips[0].logits[-1].shape == (1, 2, 16, 24)
+    assert bank.entry_ids == [0, 1, 2]
+    loss = sum(layer.float().square().mean() for c in clips for layer in c.logits)
+    assert torch.isfinite(loss)
+    loss.backward()
+    for name, p in model.named_parameters():
+        if name.startswith(("backbone.conv1.", "backbone.layer1.")):
+            assert not p.requires_grad and p.grad is None, name
+            continue
+        assert p.requires_grad, name
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        if name != "decoder.layers.0.self_attn.in_proj_weight":
+            # (exempt: the first block's queries start at 0, so all its self-attention values equal
+            # the value bias; without dropout the output depends on neither q/k nor W_v -- also in
+            # the authors' model)
+            assert p.grad.abs().sum() > 0, name
+    assert all(b.grad is None for b in model.buffers())
+
+
+@pytest.mark.parametrize("override", [
+    "model.rte=none", "model.rte=add", "model.matching_scales=1", "model.matching_scales=3",
+    "model.clip_length=3", "model.bank_size=2",
+])
+def test_ablations_run(override):
+    cfg = load_preset("tamvt-small", [override]).model
+    torch.manual_seed(0)
+    model = build_tamvt(cfg).eval()
+    frames, masks = inputs(h=64, w=64, objects=2)
+    with torch.no_grad():
+        feats = model.encode_frames(frames)
+        bank = MemoryBank(cfg.bank_size)
+        bank.add(model.encode_memory(feats.select(0), masks))
+        for s in range(1, 5, cfg.clip_length):
+            out = step_clip(model, bank, feats.select(slice(s, s + cfg.clip_length)))
+            assert torch.isfinite(out.logits[-1]).all()
+    assert len(model.matching_levels) == cfg.matching_scales
+    assert len(bank) == min(cfg.bank_size, 1 + len(range(1, 5, cfg.clip_length)))
+
+
+def test_objects_batched_equal_separate():
+    """B objects in one pass (shared attention, values stacked in channels) == one pass per object."""
+    torch.manual_seed(0)
+    model = build_tamvt(load_preset("tamvt-small").model).eval()
+    frames, masks = inputs(objects=3)
+    with torch.no_grad():
+        together, _ = run_two_clips(model, frames, masks)
+        for b in range(3):
+            alone, _ = run_two_clips(model, frames, masks[b:b + 1])
+            for c in range(2):
+                for layer in range(len(alone[c].logits)):
+                    diff = (together[c].logits[layer][b] - alone[c].logits[layer][0]).abs().max()
+                    assert diff <= 1e-4, (b, c, layer, diff)
+
+
+def explicit_matching(block, q_in, keys, values, theta, mode):
+    """SPEC §1.4-1.5 written out: per object and head, matmul / clip / RTE / softmax / matmul."""
+    d, heads = block.dim, block.heads
+    dh = d // heads
+    q = block.fc_q(block.pre_ln(q_in))  # (Lq, d)
+    k = torch.cat([block.fc_k(block.pre_ln(kk)) for kk in keys])  # (Lk, d)
+    v = torch.cat([block.fc_v(vv) for vv in values], dim=1)  # (B, Lk, d)
+    per_key = torch.cat([theta[i].expand(kk.shape[0]) for i, kk in enumerate(keys)]) if mode != "none" else None
+    outs = []
+    for b in range(v.shape[0]):
+        o_heads = []
+        for h in range(heads):
+            sl = slice(h * dh, (h + 1) * dh)
+            logits = (q[:, sl] @ k[:, sl].T / math.sqrt(d)).clip(-1e4, 1e4)
+            if mode == "mul":
+                logits = logits * per_key
+            elif mode == "add":
+                logits = logits + per_key
+            o_heads.append(logits.softmax(dim=1) @ v[b][:, sl])
+        o = block.ln(torch.cat(o_heads, dim=1))
+        outs.append(o + F.gelu(block.fc_o(o)))
+    return torch.stack(outs)  # (B, Lq, d)
+
+
+@pytest.mark.parametrize("mode", ["mul", "add", "none"])
+def test_fused_matching_equals_explicit(mode):
+    torch.manual_seed(0)
+    d, heads, n, hw, t, b = 64, 4, 3, 12, 2, 2
+    matching = Matching(d, heads, num_scales=1, dropout=0.1, rte=mode, bank_size=4).eval()
+    if mode != "none":
+        with torch.no_grad():
+            matching.rte.theta.uniform_(0.5, 1.5) if mode == "mul" else matching.rte.theta.uniform_(-1, 1)
+    block = matching.blocks[0]
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    q_map = torch.randn(t, d, 3, 4)  # (T, d, h, w), h*w = 12
+    mem_k = [torch.randn(hw, d) for _ in range(n)]  # memory frame tokens (before LN / fc_k)
+    mem_v = [torch.randn(b, hw, d) for _ in range(n)]  # memory mask tokens (before fc_v)
+    with torch.no_grad():
+        fused = matching([q_map], [[block.project_keys(k) for k in mem_k]],
+                         [[block.project_values(v) for v in mem_v]])[0]  # (B*T, d, h, w)
+        theta = matching.rte.theta[rte_rows(n)] if mode != "none" else None
+        q_tokens = q_map.flatten(2).transpose(1, 2).reshape(t * hw, d)
+        expected = explicit_matching(block, q_tokens, mem_k, mem_v, theta, mode)  # (B, T*hw, d)
+    expected = expected.reshape(b * t, 3, 4, d).permute(0, 3, 1, 2)
+    assert (fused - expected).abs().max() <= 1e-5
+
+
+def test_rte_changes_output_and_chunking_is_exact(monkeypatch):
+    """Different theta -> different Z (the RTE is used); query chunking gives the same Z."""
+    import tamvt.models.matching as matching_module
+
+    torch.manual_seed(0)
+    matching = Matching(32, 4, num_scales=1, dropout=0.0, rte="mul", bank_size=3).eval()
+    block = matching.blocks[0]
+    q = torch.randn(2, 32, 4, 4)
+    keys = [[block.project_keys(torch.randn(16, 32)) for _ in range(3)]]
+    values = [[block.project_values(torch.randn(1, 16, 32)) for _ in range(3)]]
+    with torch.no_grad():
+        base = matching([q], keys, values)[0]
+        monkeypatch.setattr(matching_module, "MAX_ATTENTION_ELEMENTS", 4 * 48 * 5)  # chunks of 5 queries
+        chunked = matching([q], keys, values)[0]
+        matching.rte.theta[rte_rows(3)] = torch.tensor([2.0, 1.0, 0.5])
+        changed = matching([q], keys, values)[0]
+    assert (base - chunked).abs().max() <= 1e-6
+    assert (base - changed).abs().max() > 1e-3
+
+
+def test_encode_memory_rejects_bad_masks():
+    model = build_tamvt(dataclasses.replace(load_preset("tamvt-small").model, decoder_layers=1))
+    frames, _ = inputs(h=64, w=64)
+    with torch.no_grad():
+        feats = model.encode_frames(frames[:2])
+        with pytest.raises(ValueError):
+            model.encode_memory(feats, torch.zeros(1, 1, 64, 64))  # two frames
+        with pytest.raises(ValueError):
+            model.encode_memory(feats.select(0), torch.zeros(1, 1, 32, 64))  # wrong size
