@@ -58,7 +58,8 @@ class DataConfig:
     synthetic_preset: str = "train"  # generator preset of tamvt.data.synthetic for source=synthetic
     synthetic_size: tuple[int, int] | None = None  # (H, W) of generated videos; None = preset's
     synthetic_frames: int | None = None  # frames per generated video; None = preset's
-    static_num_distractors: int = 1  # static: images whose objects are pasted on top
+    synthetic_fixed_video: int | None = None  # train on this one video seed only (overfitting checks)
+    static_paste_prob: float = 1.0  # static: probability of pasting a second image's objects on top
 
     def __post_init__(self) -> None:
         _check(self.window_length >= 2, "data.window_length must be >= 2")
@@ -80,7 +81,7 @@ class ValConfig:
     """
 
     source: Literal["none", "synthetic", "davis", "vost", "visor", "youtube"] = "none"
-    root: str | None = None
+    root: str | None = None  # None = data.root
     split: str = "val"
     num_videos: int = 4
     seed: int = 12345
@@ -97,8 +98,8 @@ class ValConfig:
 class OptimConfig:
     """AdamW with two parameter groups and a step schedule with linear warm-up (SPEC §4).
 
-    Length: exactly one of ``epochs`` / ``steps``. ``milestones`` and ``final_drop`` count epochs when
-    ``epochs`` is set, else steps. ``schedule``: ``paper`` (×``gamma`` at each milestone),
+    Length: ``epochs``, or ``steps`` when set (it wins over ``epochs``). ``milestones`` and
+    ``final_drop`` count epochs for an epoch-long run and steps for a ``steps``-long run. ``schedule``: ``paper`` (×``gamma`` at each milestone),
     ``authors`` (the same plus one more ×``gamma`` for the last ``final_drop`` epochs), ``constant``.
     Warm-up: the learning rate rises linearly over the first ``warmup_fraction`` of all steps.
     """
@@ -118,8 +119,9 @@ class OptimConfig:
     ema_decay: float = 0.0  # 0 = no EMA (validation / export use the raw weights)
 
     def __post_init__(self) -> None:
-        _check((self.epochs is None) != (self.steps is None), "optim: set exactly one of optim.epochs / optim.steps")
-        _check((self.epochs or self.steps or 0) >= 1, "optim.epochs / optim.steps must be >= 1")
+        _check(self.epochs is not None or self.steps is not None, "optim: set optim.epochs or optim.steps")
+        _check(self.epochs is None or self.epochs >= 1, "optim.epochs must be >= 1")
+        _check(self.steps is None or self.steps >= 1, "optim.steps must be >= 1")
         _check(self.lr > 0 and self.lr_backbone >= 0, "optim.lr must be > 0 and optim.lr_backbone >= 0")
         _check(0.0 <= self.warmup_fraction < 1.0, "optim.warmup_fraction must be in [0, 1)")
         _check(0.0 <= self.ema_decay < 1.0, "optim.ema_decay must be in [0, 1)")
