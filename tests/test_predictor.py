@@ -1,0 +1,293 @@
+"""The online predictor: the authors' vectors through the whole engine, work sharing (one backbone pass
+per frame), multi-object batching == separate runs, objects appearing / removed mid-video,
+streaming == propagate, merge policies, resizing, RTE interpolation, bounded state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tamvt.config import InferenceConfig, load_preset
+from tamvt.errors import TamvtError
+from tamvt.models.tamvt import build_tamvt
+from tamvt.predictor import Predictor
+from tamvt.session import ArrayFrames, SessionError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "official"
+H, W = 64, 96
+
+
+# ---- the authors' vectors through the predictor (raw uint8 frames, resize none) -----------------
+
+@pytest.fixture(scope="module")
+def official():
+    from safetensors.torch import load_file
+
+    from tamvt.models.convert import convert_official
+
+    main = load_file(FIXTURES / "tamvt_official_vectors.safetensors")
+    extra = load_file(FIXTURES / "tamvt_official_vectors_extra.safetensors")
+    weights = {k: v.float() for k, v in main.items() if not k.startswith(("A.", "B.", "C.", "D."))}
+    torch.manual_seed(0)
+    model, cfg = convert_official(weights)
+    return Predictor(model, InferenceConfig(short_side=None), clip_length=cfg.model.clip_length), main, extra
+
+
+def run_official(predictor, frames_uint8, mask0) -> torch.Tensor:
+    session = predictor.start(frames_uint8.numpy())
+    predictor.add_mask(session, 0, 1, mask0[0, 0].numpy())
+    results = list(predictor.propagate(session))
+    assert [i for i, _ in results] == list(range(frames_uint8.shape[0]))
+    assert torch.equal(results[0][1].probs[0], mask0[0, 0])  # the given mask comes back in frame 0
+    return torch.stack([r.probs[0] for _, r in results[1:]])
+
+
+def test_vector_a_probabilities(official):
+    predictor, main, extra = official
+    probs = run_official(predictor, extra["A.frames_uint8"], main["A.mask0"])
+    assert (probs - main["A.probs"]).abs().max().item() <= 1e-4
+
+
+def test_vector_d_long_video_with_eviction(official):
+    predictor, _, extra = official
+    probs = run_official(predictor, extra["D.frames_uint8"], extra["D.mask0"])
+    assert probs.shape == (22, 64, 96)
+    assert (probs - extra["D.probs"]).abs().max().item() <= 1e-4
+
+
+# ---- a tiny random model ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_model():
+    torch.manual_seed(0)
+    return build_tamvt(load_preset("tamvt-small").model).eval()
+
+
+def make_predictor(model, **kw) -> Predictor:
+    return Predictor(model, InferenceConfig(short_side=None, **kw), clip_length=2)
+
+
+@pytest.fixture(scope="module")
+def video() -> np.ndarray:
+    """9 frames (T, H, W, 3) uint8: noise + two moving bright squares."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 80, size=(9, H, W, 3), dtype=np.uint8)
+    for t in range(9):
+        frames[t, 10:30, 5 + 3 * t:25 + 3 * t] = (250, 40, 40)
+        frames[t, 35:60, 60 - 2 * t:85 - 2 * t] = (40, 40, 250)
+    return frames
+
+
+def box(y0, y1, x0, x1) -> np.ndarray:
+    m = np.zeros((H, W), np.uint8)
+    m[y0:y1, x0:x1] = 1
+    return m
+
+
+MASK1, MASK2, MASK3 = box(10, 30, 5, 25), box(35, 60, 60, 85), box(20, 50, 30, 60)
+
+
+def run(predictor, frames, masks: dict[int, tuple[int, np.ndarray]]) -> dict[int, dict[int, torch.Tensor]]:
+    """``{frame: {obj: probs (H, W)}}`` of a full propagate; masks = {obj: (frame, mask)}."""
+    session = predictor.start(frames)
+    for obj, (f, m) in masks.items():
+        predictor.add_mask(session, f, obj, m)
+    return {i: dict(zip(r.object_ids, r.probs)) for i, r in predictor.propagate(session)}
+
+
+def test_every_frame_encoded_once_and_each_memory_entry_once(small_model, video, monkeypatch):
+    calls = {"frames": [], "memory": [], "backbone": 0}
+    orig_frames, orig_memory = small_model.encode_frames, small_model.encode_memory
+
+    def encode_frames(images):
+        calls["frames"].append(tuple(images.shape))
+        return orig_frames(images)
+
+    def encode_memory(frame, masks):
+        calls["memory"].append(masks.shape[0])
+        return orig_memory(frame, masks)
+
+    monkeypatch.setattr(small_model, "encode_frames", encode_frames)
+    monkeypatch.setattr(small_model, "encode_memory", encode_memory)
+    hook = small_model.backbone.register_forward_hook(lambda *a: calls.__setitem__("backbone", calls["backbone"] + 1))
+    try:
+        # objects 1, 2 given in frame 0 (one group, B=2); object 3 in frame 3 (its own group)
+        run(make_predictor(small_model), video, {1: (0, MASK1), 2: (0, MASK2), 3: (3, MASK3)})
+    finally:
+        hook.remove()
+    assert calls["frames"] == [(1, 3, H, W)] * 9  # frames 0..8, once each
+    # group {1,2}: reference + after clips [1,2] [3,4] [5,6] (clip [7,8] ends the video: no entry) = 4
+    # group {3}:   reference + after clips [4,5] [6,7] (clip [8] ends the video) = 3
+    assert sorted(calls["memory"]) == [1, 1, 1, 2, 2, 2, 2]
+    assert calls["backbone"] == 9 + 7  # one pass per frame + one mask pass per memory entry
+
+
+def test_multi_object_equals_separate_runs(small_model, video):
+    p = make_predictor(small_model)
+    both = run(p, video, {1: (0, MASK1), 2: (0, MASK2)})
+    one = run(p, video, {1: (0, MASK1)})
+    two = run(p, video, {2: (0, MASK2)})
+    for i in range(9):
+        assert set(both[i]) == {1, 2}
+        assert torch.allclose(both[i][1], one[i][1], atol=1e-5, rtol=0)
+        assert torch.allclose(both[i][2], two[i][2], atol=1e-5, rtol=0)
+    assert (both[5][1] - both[5][2]).abs().max() > 1e-3  # the two objects really differ
+
+
+def test_object_added_mid_video(small_model, video):
+    p = make_predictor(small_model)
+    mixed = run(p, video, {1: (0, MASK1), 3: (3, MASK3)})
+    alone = run(p, video[3:], {3: (0, MASK3)})  # the same object, its video starting at its reference
+    first = run(p, video, {1: (0, MASK1)})
+    for i in range(9):
+        assert set(mixed[i]) == ({1, 3} if i >= 3 else {1})
+        assert torch.allclose(mixed[i][1], first[i][1], atol=1e-5, rtol=0)
+        if i >= 3:
+            assert torch.allclose(mixed[i][3], alone[i - 3][3], atol=1e-5, rtol=0)
+    assert torch.equal(mixed[3][3], torch.from_numpy(MASK3.astype(np.float32)))
+
+
+def test_remove_object(small_model, video):
+    p = make_predictor(small_model)
+    one = run(p, video, {1: (0, MASK1)})
+    session = p.start(video)
+    p.add_mask(session, 0, 1, MASK1)
+    p.add_mask(session, 0, 2, MASK2)
+    p.add_mask(session, 2, 3, MASK3)
+    seen = {}
+    for i, r in p.propagate(session):
+        seen[i] = dict(zip(r.object_ids, r.probs))
+        if i == 3:
+            p.remove_object(session, 2)  # shares a memory with object 1: its slot is dropped
+            p.remove_object(session, 3)  # alone in its group: the group goes
+            with pytest.raises(SessionError, match="unknown object id 3"):
+                p.remove_object(session, 3)
+    assert [sorted(seen[i]) for i in range(9)] == [[1, 2]] * 2 + [[1, 2, 3]] * 2 + [[1]] * 5
+    for i in range(9):
+        assert torch.allclose(seen[i][1], one[i][1], atol=1e-5, rtol=0)
+    assert len(session.groups) == 1 and session.groups[0].object_ids == [1]
+    assert all(e.num_objects == 1 for e in session.groups[0].bank.entries)
+
+
+def test_streaming_equals_propagate(small_model, video):
+    p = make_predictor(small_model)
+    expected = run(p, video, {1: (0, MASK1), 2: (0, MASK2), 3: (3, MASK3)})
+    got, returned_after = {}, []
+    for i, frame in enumerate(video):
+        mask = None
+        if i == 0:
+            mask = MASK1 + 2 * MASK2
+        elif i == 3:
+            mask = 3 * MASK3
+        out = p.step(frame, mask=mask)
+        returned_after.append([r.frame_idx for r in out])
+        got.update({r.frame_idx: r for r in out})
+    tail = p.flush()
+    got.update({r.frame_idx: r for r in tail})
+    assert sorted(got) == list(range(9))
+    # clips of 2 starting after frame 0 ({1,2}) and after frame 3 ({3}): output waits for both groups
+    assert returned_after == [[0], [], [1, 2], [], [3], [4], [5], [6], [7]]
+    assert [r.frame_idx for r in tail] == [8]
+    for i in range(9):
+        assert dict(zip(got[i].object_ids, got[i].probs)).keys() == expected[i].keys()
+        for obj, prob in zip(got[i].object_ids, got[i].probs):
+            assert torch.allclose(prob, expected[i][obj], atol=1e-5, rtol=0)
+    assert p.flush() == []
+
+
+def test_merge_policies(small_model):
+    ids = [1, 2]
+    # pixel (0,0): p1=0.6, p2=0.9; (0,1): 0.3, 0.45; (0,2): 0.7, 0.7; (0,3): 0.55, 0.2
+    probs = torch.tensor([[[0.6, 0.3, 0.7, 0.55]], [[0.9, 0.45, 0.7, 0.2]]])
+    argmax = make_predictor(small_model, merge="argmax")
+    first = make_predictor(small_model, merge="first-wins")
+    strict = make_predictor(small_model, merge="argmax", bg_threshold=0.65)
+    assert argmax.merge(probs, ids).tolist() == [[2, 0, 1, 1]]
+    assert first.merge(probs, ids).tolist() == [[1, 0, 1, 1]]
+    assert strict.merge(probs, ids).tolist() == [[2, 0, 1, 0]]
+    assert argmax.merge(torch.zeros((0, 1, 4)), []).tolist() == [[0, 0, 0, 0]]
+
+
+def test_merged_mask_in_results(small_model, video):
+    # overlapping given masks at frame 0: every policy gives the overlap to the lower id (a tie)
+    p = make_predictor(small_model, merge="first-wins")
+    session = p.start(video)
+    other = box(20, 50, 15, 60)  # overlaps MASK1 in rows 20..29, columns 15..24
+    p.add_mask(session, 0, 7, other)
+    p.add_mask(session, 0, 4, MASK1)
+    i, r = next(iter(p.propagate(session)))
+    assert r.object_ids == (4, 7)
+    expected = np.where(MASK1 > 0, 4, np.where(other > 0, 7, 0))
+    assert np.array_equal(r.mask, expected)
+
+
+def test_resize_and_output_size(small_model, video, monkeypatch):
+    shapes = []
+    orig = small_model.encode_frames
+    monkeypatch.setattr(small_model, "encode_frames", lambda x: shapes.append(tuple(x.shape)) or orig(x))
+    p = Predictor(small_model, InferenceConfig(short_side=32, max_long_side=1110), clip_length=2)
+    results = run(p, video[:4], {1: (0, MASK1)})
+    assert set(shapes) == {(1, 3, 32, 48)}
+    assert all(r[1].shape == (H, W) for r in results.values())
+
+
+def test_rte_interpolation_when_bank_is_larger():
+    torch.manual_seed(0)
+    model = build_tamvt(load_preset("tamvt-small").model)
+    with pytest.raises(TamvtError, match="interpolate_rte"):
+        Predictor(model, InferenceConfig(bank_size=12, interpolate_rte=False))
+    p = Predictor(model, InferenceConfig(bank_size=12))
+    assert p.capacity == 12 and model.bank_size == 12
+    assert model.matching.rte.theta.numel() == 12 * 13 // 2
+
+
+class CountingFrames(ArrayFrames):
+    """Records how far the predictor has read when each result is yielded."""
+
+    def __init__(self, frames):
+        super().__init__(frames)
+        self.read = -1
+
+    def iter_frames(self, start=0):
+        for i, f in super().iter_frames(start):
+            self.read = i
+            yield i, f
+
+
+def test_lazy_and_bounded(small_model, video):
+    frames = CountingFrames(np.concatenate([video, video[::-1], video]))  # 27 frames
+    p = make_predictor(small_model, bank_size=3)
+    session = p.start(frames)
+    p.add_mask(session, 0, 1, MASK1)
+    for i, r in p.propagate(session):
+        assert frames.read - i <= 1  # at most L-1 frames read ahead of the output
+        g = session.groups[0]
+        assert len(g.bank) <= 3 and len(g.pending) <= 1 and len(session.pending_frames) <= 2
+    assert session.groups[0].bank.entry_ids == [0, 11, 12]  # FIFO kept the reference
+
+
+def test_bad_input(small_model, video):
+    p = make_predictor(small_model)
+    session = p.start(video)
+    with pytest.raises(SessionError, match="mask size 10x5 != frame size 96x64"):
+        p.add_mask(session, 0, 1, np.ones((5, 10), np.uint8))
+    with pytest.raises(SessionError, match="empty"):
+        p.add_mask(session, 0, 1, np.zeros((H, W), np.uint8))
+    with pytest.raises(SessionError, match="out of range"):
+        p.add_mask(session, 9, 1, MASK1)
+    with pytest.raises(SessionError, match="1..255"):
+        p.add_mask(session, 0, 256, MASK1)
+    with pytest.raises(SessionError, match="no objects"):
+        next(iter(p.propagate(session)))
+    p.add_mask(session, 0, 1, MASK1)
+    with pytest.raises(SessionError, match="already registered"):
+        p.add_mask(session, 2, 1, MASK2)
+    it = p.propagate(session)
+    next(it), next(it)
+    with pytest.raises(SessionError, match="already processed"):
+        p.add_mask(session, 1, 2, MASK2)
+    with pytest.raises(SessionError, match="not in the mask"):
+        p.add_index_mask(session, 5, MASK2 * 2, objects=[3])
