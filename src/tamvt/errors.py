@@ -19,3 +19,6 @@ class InputError(TamvtError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+    def __reduce__(self):  # so the error survives the trip back from a worker process
+        return (type(self), (self.path, self.problem))
