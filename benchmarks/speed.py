@@ -1,0 +1,214 @@
+"""Online inference speed and memory of the tamvt engine (not a test).
+
+``tamvt-r50`` with random weights, fp32 on CPU, ``torch.set_num_threads(2)``, a synthetic 480x854
+video (moving textured shapes from ``tamvt.data.synthetic``, rendered lazily). Every case runs in a
+fresh subprocess, so each peak resident memory (``VmHWM`` of ``/proc/self/status``) is its own:
+
+  (a) seconds per frame, one object, 41 frames, divided by the seconds per frame of a bare torchvision
+      ResNet-50 forward at the same resolution (the authors' engine: 6.4; target <= 3.3). The
+      ResNet-50 is timed in the same process right after the video, so both see the same machine load;
+      a standalone ResNet-50 run is reported too;
+  (b) five objects / one object, seconds per frame (authors': 5.0; target <= 4.0);
+  (c) peak RSS of the one-object run (target <= 1.5 GB; authors' 3.3 GB at 41 frames) and the ratio of
+      the peak RSS of a 600-frame video to a 60-frame one (target <= 1.1).
+
+Frame rendering is timed separately and excluded from the engine's seconds per frame.
+
+    .venv/bin/python benchmarks/speed.py                  # everything at 480x854 (long: ~1 h on 2 cores)
+    .venv/bin/python benchmarks/speed.py --quick          # memory-growth videos at 240x427
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+AUTHORS = {"ratio": 6.4, "objects": 5.0, "rss_gb": 3.3}
+TARGETS = {"ratio": 3.3, "objects": 4.0, "rss_gb": 1.5, "growth": 1.1}
+
+
+def vm_hwm_bytes() -> int:
+    """Peak resident set size of this process (``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def time_resnet50(size: tuple[int, int], runs: int, channels_last: bool = False) -> float:
+    """Seconds per forward of a bare torchvision ResNet-50 on one ``size`` frame (after one warm-up)."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet50(weights=None).eval()
+    x = torch.randn(1, 3, *size)
+    if channels_last:
+        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        net(x)
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            net(x)
+    return (time.perf_counter() - t0) / runs
+
+
+def case_resnet(args: argparse.Namespace) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    return {"s_per_frame": time_resnet50(args.size, args.runs), "rss": vm_hwm_bytes(),
+            "s_per_frame_channels_last": time_resnet50(args.size, args.runs, channels_last=True)}
+
+
+def case_tamvt(args: argparse.Namespace) -> dict:
+    """Propagate ``args.objects`` objects over ``args.frames`` synthetic frames; nothing is kept."""
+    import numpy as np
+    import torch
+
+    from tamvt.config import InferenceConfig, load_preset
+    from tamvt.data.synthetic import SynthConfig, iter_video
+    from tamvt.models.tamvt import build_tamvt
+    from tamvt.predictor import Predictor
+    from tamvt.session import ArrayFrames
+
+    torch.set_num_threads(args.threads)
+    video = iter_video(SynthConfig(size=args.size, length=args.frames, num_objects=5, events=("cut",),
+                                   num_distractors=2, seed=3))
+    render_s = [0.0]
+
+    class Rendered(ArrayFrames):
+        """The synthetic video as a lazy frame source; rendering time is accumulated apart."""
+
+        def __init__(self) -> None:
+            self.name, self.size, self.frames = "synthetic", tuple(args.size), None
+            self.frame_names = tuple(f"{i:05d}" for i in range(args.frames))
+
+        def __len__(self) -> int:
+            return args.frames
+
+        def iter_frames(self, start: int = 0):
+            for i in range(start, args.frames):
+                t0 = time.perf_counter()
+                frame, _ = video.render(i)
+                render_s[0] += time.perf_counter() - t0
+                yield i, frame
+
+    _, mask0 = video.render(0)
+    ids = [int(k) for k in np.unique(mask0) if k != 0][: args.objects]
+    if len(ids) < args.objects:
+        raise SystemExit(f"only {len(ids)} objects visible in frame 0")
+    cfg = load_preset("tamvt-r50")
+    torch.manual_seed(0)
+    model = build_tamvt(cfg.model)
+    predictor = Predictor(model, InferenceConfig(short_side=480, max_long_side=1110),
+                          clip_length=cfg.model.clip_length, channels_last=not args.no_channels_last)
+    session = predictor.start(Rendered())
+    for obj in ids:
+        predictor.add_mask(session, 0, obj, mask0 == obj)
+    t0 = time.perf_counter()
+    count = 0
+    for _, result in predictor.propagate(session):
+        count += 1  # results are dropped at once: a real run writes them out
+    total = time.perf_counter() - t0
+    out = {"frames": count, "objects": len(ids), "s_per_frame": (total - render_s[0]) / count,
+           "render_s_per_frame": render_s[0] / count, "rss": vm_hwm_bytes(),
+           "input_size": list(predictor.input_size(tuple(args.size)))}
+    if args.resnet_after:
+        del predictor, session, model
+        out["resnet50_s_per_frame"] = time_resnet50(tuple(args.size), args.runs)
+    return out
+
+
+def run_case(argv: list[str]) -> dict:
+    """Run one case in a fresh interpreter; its last stdout line is the JSON result."""
+    cmd = [sys.executable, __file__, "--case", *argv]
+    print("$", " ".join(cmd[1:]), flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"case failed:\n{proc.stderr[-4000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"  {json.dumps(result)}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return result
+
+
+def size_text(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=("resnet", "tamvt"), help=argparse.SUPPRESS)
+    parser.add_argument("--size", default="480x854", help="frame size HxW (default 480x854)")
+    parser.add_argument("--frames", type=int, default=41, help="frames of the speed video (default 41)")
+    parser.add_argument("--objects", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--resnet-after", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=5, help="timed ResNet-50 forwards (default 5)")
+    parser.add_argument("--short", type=int, default=60, help="frames of the short memory video (default 60)")
+    parser.add_argument("--long", type=int, default=600, help="frames of the long memory video (default 600)")
+    parser.add_argument("--memory-size", default=None, help="frame size of the memory videos (default: --size)")
+    parser.add_argument("--quick", action="store_true", help="memory videos at 240x427 (the RSS growth only)")
+    parser.add_argument("--no-channels-last", action="store_true", help="run the engine with NCHW tensors")
+    args = parser.parse_args()
+    args.size = tuple(int(v) for v in args.size.lower().split("x"))
+    if args.case:
+        result = case_resnet(args) if args.case == "resnet" else case_tamvt(args)
+        print(json.dumps(result))
+        return 0
+
+    common = ["--threads", str(args.threads), "--runs", str(args.runs)] + (["--no-channels-last"] if args.no_channels_last else [])
+    size = ["--size", size_text(args.size)]
+    mem_size = args.memory_size or ("240x427" if args.quick else size_text(args.size))
+    t_start = time.perf_counter()
+    base = run_case(["resnet", *size, *common])
+    one = run_case(["tamvt", *size, "--frames", str(args.frames), "--objects", "1", "--resnet-after", *common])
+    five = run_case(["tamvt", *size, "--frames", str(args.frames), "--objects", "5", *common])
+    short = run_case(["tamvt", "--size", mem_size, "--frames", str(args.short), "--objects", "1", *common])
+    long = run_case(["tamvt", "--size", mem_size, "--frames", str(args.long), "--objects", "1", *common])
+
+    ratio = one["s_per_frame"] / one["resnet50_s_per_frame"]
+    ratio_alone = one["s_per_frame"] / base["s_per_frame"]
+    objects = five["s_per_frame"] / one["s_per_frame"]
+    rss_gb = one["rss"] / 1e9
+    growth = long["rss"] / short["rss"]
+    ok = lambda v, t: "yes" if v <= t else "NO"  # noqa: E731
+    layout = "NCHW" if args.no_channels_last else "channels_last"
+    print()
+    print(f"tamvt-r50 (random weights), fp32 CPU, torch.set_num_threads({args.threads}), engine tensors {layout}, "
+          f"synthetic {size_text(args.size)} video, input {size_text(tuple(one['input_size']))}, clip 2, memory 9")
+    print(f"{'measure':58s} {'tamvt':>10s} {'target':>8s} {'met':>4s} {'authors':>8s}")
+    rows = [
+        ("(a) s/frame, 1 object, %d frames" % one["frames"], f"{one['s_per_frame']:.3f}", "", "", ""),
+        ("    bare ResNet-50 s/frame (same process, after)", f"{one['resnet50_s_per_frame']:.3f}", "", "", ""),
+        ("    (a) ratio = 1 object / ResNet-50", f"{ratio:.2f}", f"<={TARGETS['ratio']}",
+         ok(ratio, TARGETS["ratio"]), f"{AUTHORS['ratio']}"),
+        ("    bare ResNet-50 s/frame (own process, NCHW)", f"{base['s_per_frame']:.3f}", "", "", ""),
+        ("    ratio to that", f"{ratio_alone:.2f}", "", "", ""),
+        ("    bare ResNet-50 s/frame (own process, channels_last)", f"{base['s_per_frame_channels_last']:.3f}", "", "", ""),
+        ("    ratio to that", f"{one['s_per_frame'] / base['s_per_frame_channels_last']:.2f}", "", "", ""),
+        ("(b) s/frame, 5 objects, %d frames" % five["frames"], f"{five['s_per_frame']:.3f}", "", "", ""),
+        ("    (b) ratio = 5 objects / 1 object", f"{objects:.2f}", f"<={TARGETS['objects']}",
+         ok(objects, TARGETS["objects"]), f"{AUTHORS['objects']}"),
+        ("(c) peak RSS GB, 1 object, %d frames" % one["frames"], f"{rss_gb:.2f}", f"<={TARGETS['rss_gb']}",
+         ok(rss_gb, TARGETS["rss_gb"]), f"{AUTHORS['rss_gb']}"),
+        ("    peak RSS GB, 5 objects", f"{five['rss'] / 1e9:.2f}", "", "", ""),
+        (f"    peak RSS GB, {short['frames']} frames at {mem_size}", f"{short['rss'] / 1e9:.2f}", "", "", ""),
+        (f"    peak RSS GB, {long['frames']} frames at {mem_size}", f"{long['rss'] / 1e9:.2f}", "", "", ""),
+        (f"    (c) RSS ratio {long['frames']} / {short['frames']} frames", f"{growth:.3f}", f"<={TARGETS['growth']}",
+         ok(growth, TARGETS["growth"]), ""),
+    ]
+    for row in rows:
+        print(f"{row[0]:58s} {row[1]:>10s} {row[2]:>8s} {row[3]:>4s} {row[4]:>8s}")
+    print(f"(frame rendering excluded: {one['render_s_per_frame'] * 1000:.1f} ms/frame; "
+          f"total benchmark time {(time.perf_counter() - t_start) / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
