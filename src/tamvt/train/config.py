@@ -88,7 +88,7 @@ class ValConfig:
     synthetic_preset: str = "train"
     synthetic_size: tuple[int, int] | None = None
     synthetic_frames: int | None = None
-    short_side: int | None = None  # resize for validation; None = inference.short_side
+    short_side: int | None = None  # model input short side for validation; None = native frame size
 
     def __post_init__(self) -> None:
         _check(self.num_videos >= 0, "val.num_videos must be >= 0")

@@ -13,7 +13,7 @@ go to ``RUN_DIR/metrics.jsonl`` (one JSON object per line) and to TensorBoard wh
 from __future__ import annotations
 
 import contextlib
-import copy
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -55,15 +55,29 @@ def _identity(x: Any) -> Any:
 
 
 def _load_init_weights(net: nn.Module, path: str) -> None:
-    """Start from a tamvt checkpoint (``.safetensors``) or a run folder / ``.pt`` (its EMA weights)."""
+    """Start from a tamvt checkpoint (``.safetensors``) or a run folder / ``.pt`` (its EMA weights).
+
+    A different memory capacity is allowed (e.g. pre-trained with N=9, fine-tuned with N=7): the RTE
+    table is cut to the first blocks, or resampled to more (SPEC §1.5). Everything else must match.
+    """
     from tamvt.checkpoint import load_state_dict_strict, read_checkpoint
+    from tamvt.models.matching import expand_rte_table, rte_table_size
 
     p = Path(path)
     if p.is_dir() or p.suffix == ".pt":
         ckpt = load_checkpoint(p / "last.pt" if p.is_dir() else p)
-        sd = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+        sd = dict(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"])
     else:
         sd, _, _ = read_checkpoint(p)
+    key = "matching.rte.theta"
+    own = net.state_dict().get(key)
+    if own is not None and key in sd and sd[key].numel() != own.numel():
+        theta = sd[key].reshape(-1).float()
+        old = next((n for n in range(1, 64) if rte_table_size(n) == theta.numel()), None)
+        new = next((n for n in range(1, 64) if rte_table_size(n) == own.numel()), None)
+        if old is not None and new is not None:
+            theta = expand_rte_table(theta, old, new) if new > old else theta[: own.numel()]
+            sd[key] = theta.reshape(own.shape)
     try:
         load_state_dict_strict(net, sd, source=str(p))
     except TamvtError as err:
@@ -78,9 +92,13 @@ class Trainer:
         out_dir: run folder (``None``: ``cfg.run.out_dir``).
         resume: ``auto`` continues from ``out_dir/last.pt`` when it exists; ``never`` refuses to
             overwrite an existing run folder's checkpoint.
+        dataset: a map-style dataset of :class:`~tamvt.data.batch.TrainingSample` to use instead of
+            the one ``cfg.data`` describes (a sample must depend only on (epoch, index) for exact resume).
+        val_videos: :class:`~tamvt.train.validate.ValVideo` list instead of the ones ``cfg.val`` describes.
     """
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path | None = None, resume: Resume = "auto") -> None:
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path | None = None, resume: Resume = "auto",
+                 dataset: Any = None, val_videos: list | None = None) -> None:
         from tamvt.losses import build_criterion
         from tamvt.models.tamvt import build_tamvt
 
@@ -104,7 +122,7 @@ class Trainer:
         self.optimizer = build_adamw(param_groups(self.net, o.lr, o.lr_backbone, o.weight_decay), o.betas)
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         self.criterion = build_criterion(cfg.loss)
-        self.dataset = build_train_dataset(cfg.data, cfg.run.seed)
+        self.dataset = dataset if dataset is not None else build_train_dataset(cfg.data, cfg.run.seed)
         self.steps_per_epoch = steps_per_epoch(len(self.dataset), self.dist.world_size)
         self.total_steps = o.steps if o.steps is not None else o.epochs * self.steps_per_epoch
         self.schedule = build_schedule(o.schedule, self.total_steps, self.steps_per_epoch, o.steps is None,
@@ -113,7 +131,7 @@ class Trainer:
         self.autocast = cfg.run.bf16 and self.dist.device.type == "cuda"
         self.step = self.epoch = self.epoch_step = 0
         self._saved_at: tuple[int, int] | None = None
-        self.val_videos: list | None = None
+        self.val_videos: list | None = val_videos
         self.last_val: dict[str, Any] = {}
         self._resume(resume)
 
@@ -270,18 +288,13 @@ class Trainer:
 
     # -------------------------------------------------------------------------- validation
 
-    def _val_model(self, capacity: int) -> nn.Module:
-        """A separate eval copy holding the EMA (or raw) weights; RTE resampled for a larger bank."""
-        if not hasattr(self, "_eval_net"):
-            from tamvt.models.tamvt import build_tamvt
+    def _val_model(self) -> nn.Module:
+        """A fresh eval copy holding the EMA (or raw) weights (the predictor may resample its RTE table)."""
+        from tamvt.models.tamvt import build_tamvt
 
-            self._eval_net = build_tamvt(self.cfg.model).to(self.dist.device).eval()
-        self._eval_net.load_state_dict(self.eval_weights())
-        if capacity <= self._eval_net.bank_size:
-            return self._eval_net
-        expanded = copy.deepcopy(self._eval_net)
-        expanded.expand_bank(capacity)
-        return expanded
+        net = build_tamvt(self.cfg.model)
+        net.load_state_dict(self.eval_weights())
+        return net.to(self.dist.device).eval()
 
     def _load_val_videos(self) -> list:
         from tamvt.train import validate as V
@@ -292,22 +305,23 @@ class Trainer:
         root = v.root or self.cfg.data.root  # null: the training dataset's root
         if root is None:
             raise TamvtError(f"val.root is required for val.source={v.source}")
-        short = v.short_side if v.short_side is not None else self.cfg.inference.short_side
-        return V.dataset_videos(v.source, root, v.split, v.num_videos, short, self.cfg.inference.max_long_side)
+        return V.dataset_videos(v.source, root, v.split, v.num_videos)
 
     def run_validation(self, logger: MetricsLogger | None = None) -> dict[str, Any]:
-        """Score the EMA (or raw) weights on the validation videos; rank 0 only (others wait)."""
-        if self.cfg.val.source == "none" or (self.cfg.val.source == "synthetic" and self.cfg.val.num_videos == 0):
+        """Score the EMA (or raw) weights on the validation videos with the online predictor; rank 0
+        runs it, the other ranks wait and receive the scores."""
+        v = self.cfg.val
+        if self.val_videos is None and (v.source == "none" or (v.source == "synthetic" and v.num_videos == 0)):
             return {}
         if self.dist.is_main:
             from tamvt.train.validate import validate
 
             if self.val_videos is None:
                 self.val_videos = self._load_val_videos()
-            cap = self.cfg.inference.bank_size or self.cfg.model.bank_size
-            model = self._val_model(cap)
+            inference = dataclasses.replace(self.cfg.inference, short_side=v.short_side,
+                                            autocast_bf16=self.cfg.inference.autocast_bf16 and self.cfg.run.bf16)
             start = time.perf_counter()
-            scores = validate(model, self.val_videos, self.cfg.clip_length, cap, self.dist.device, self.autocast)
+            scores = validate(self._val_model(), self.val_videos, inference, self.cfg.clip_length)
             self.last_val = {**scores, "step": self.step, "seconds": time.perf_counter() - start}
             if logger is not None:
                 logger.write({"event": "val", **self.last_val})

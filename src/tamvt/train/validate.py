@@ -1,126 +1,129 @@
-"""Periodic validation during training: segment held-out videos clip by clip, report J, F, J&F, J_tr.
+"""Periodic validation during training: run the online predictor on held-out videos, report J, F,
+J&F and J_tr.
 
-The videos are segmented with :func:`tamvt.train.unroll.unroll_window` under ``no_grad`` with one
-ground-truth memory frame — i.e. the same clip step (:func:`tamvt.memory.step_clip`) and memory
-rules as the online predictor — at the training resolution, all objects of the first frame at once
-(merged by argmax over [background 0.5, objects]). Scores use the toolkit's metric functions:
-J and F per object and frame over frames 1..T-2 (DAVIS: first and last excluded), J_tr over the
-last ``N - floor(0.75 N)`` of them (VOST); means over objects.
+Videos are segmented by :class:`tamvt.predictor.Predictor` — the inference users run, built on the
+same clip step as the training unroll — from the ground truth of their first annotated frame (all
+objects of that frame). Scores use the evaluation toolkit's metric functions on the annotated frames
+after the reference, the last one excluded (DAVIS convention): J and F per object and frame,
+J_tr over the last ``N - floor(0.75 N)`` of them (VOST); means over objects.
 
 This is a monitoring number. For benchmark numbers run ``tamvt predict`` + ``tamvt eval``, which
-follow each benchmark's exact protocol (VOST scores annotated frames only, etc.).
+follow each benchmark's exact protocol.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from tamvt.config import InferenceConfig
 from tamvt.evaluation.metrics import bound_pix, boundary_f, j_tr_values, region_similarity
-from tamvt.preprocess import logits_to_probs, merge_masks, prepare_frame, resized_shape
-from tamvt.train.unroll import unroll_window
 
 
 @dataclass(frozen=True)
 class ValVideo:
-    """One validation video: ``frames (T, 3, H, W)`` normalised, ``labels (T, H, W)`` uint8 ids (255 void)."""
+    """One validation video.
+
+    Attributes:
+        name: for logs.
+        source: what :meth:`Predictor.start` takes: frames ``(T, H, W, 3)`` uint8 or a VideoSequence.
+        labels: annotated frame index -> ``(H, W)`` uint8 ids at the original size (255 = void).
+    """
 
     name: str
-    frames: torch.Tensor
-    labels: np.ndarray
+    source: Any
+    labels: Mapping[int, np.ndarray]
 
     @property
-    def object_ids(self) -> list[int]:
-        return [int(i) for i in np.unique(self.labels[0]) if i not in (0, 255)]
+    def reference(self) -> int:
+        return min(self.labels)
 
 
 def synthetic_videos(suite: str, seed: int, num: int, size: tuple[int, int] | None = None,
                      length: int | None = None) -> list[ValVideo]:
     """``num`` fixed-seed videos of generator suite ``suite`` (the same on every call)."""
     from tamvt.data.synthetic import make_video, preset_suite
-    from tamvt.data.transforms import normalize
 
     out = []
     for cfg in preset_suite(suite, seed=seed, num=num):
         changes = {k: v for k, v in (("size", size), ("length", length)) if v is not None}
         video = make_video(dataclasses.replace(cfg, **changes))
-        out.append(ValVideo(video.name, normalize(video.frames), np.asarray(video.masks)))
+        out.append(ValVideo(video.name, video.frames, dict(enumerate(np.asarray(video.masks)))))
     return out
 
 
-def dataset_videos(source: str, root: str, split: str, num: int, short_side: int | None,
-                   max_long_side: int) -> list[ValVideo]:
-    """The annotated frames of the first ``num`` sequences (0 = all) of a dataset split, resized."""
-    from PIL import Image
-
+def dataset_videos(source: str, root: str, split: str, num: int) -> list[ValVideo]:
+    """The first ``num`` sequences (0 = all) of a dataset split; frames stay on disk until used."""
     from tamvt.data.registry import read_dataset
 
-    seqs = read_dataset(source, root, split)
+    class _Labels(Mapping):  # masks read lazily, one at a time
+        def __init__(self, seq: Any) -> None:
+            self.seq = seq
+
+        def __getitem__(self, i: int) -> np.ndarray:
+            return self.seq.read_mask(i)
+
+        def __iter__(self):
+            return iter(self.seq.annotated)
+
+        def __len__(self) -> int:
+            return len(self.seq.annotated)
+
+    return [ValVideo(seq.name, seq, _Labels(seq)) for seq in read_dataset(source, root, split)[: num or None]]
+
+
+def score_video(labels: Mapping[int, np.ndarray], pred: Mapping[int, np.ndarray]) -> list[dict[str, float]]:
+    """Per object of the reference frame: J, F, J&F and J_tr over the annotated frames after the
+    reference, the last excluded (all of them when there are only two). Void (255) = background."""
+    frames = sorted(labels)
+    ref, rest = frames[0], frames[1:]
+    evaluated = rest[:-1] if len(rest) > 1 else rest
+    first = labels[ref]
+    gts = {f: labels[f] for f in evaluated}  # read each (lazy) mask once
+    bound = bound_pix(first.shape)
     out = []
-    for seq in seqs[: num or None]:
-        shape = resized_shape(seq.size, short_side, max_long_side)
-        idx = list(seq.annotated)
-        frames = torch.stack([prepare_frame(seq.read_frame(i), shape) for i in idx])
-        labels = np.stack([np.asarray(Image.fromarray(seq.read_mask(i)).resize((shape[1], shape[0]), Image.NEAREST))
-                           for i in idx])
-        out.append(ValVideo(seq.name, frames, labels))
+    for obj in [int(i) for i in np.unique(first) if i not in (0, 255)]:
+        j = np.array([region_similarity(gts[f] == obj, pred[f] == obj) for f in evaluated])
+        fv = np.array([boundary_f(gts[f] == obj, pred[f] == obj, bound) for f in evaluated])
+        jm = float(j.mean()) if j.size else math.nan
+        fm = float(fv.mean()) if fv.size else math.nan
+        out.append({"J": jm, "F": fm, "J&F": (jm + fm) / 2,
+                    "J_tr": float(j_tr_values(j).mean()) if j.size else math.nan})
     return out
 
 
 @torch.no_grad()
-def segment_video(model: torch.nn.Module, video: ValVideo, clip_length: int, capacity: int | None,
-                  device: torch.device, autocast: bool = False) -> np.ndarray:
-    """Index masks ``(T, H, W)`` uint8 for the video (frame 0 = its ground truth)."""
-    ids = video.object_ids
-    t, _, h, w = video.frames.shape
-    pred = np.zeros((t, h, w), np.uint8)
-    pred[0] = np.where(np.isin(video.labels[0], ids), video.labels[0], 0)
-    if not ids or t < 2:
+def segment(model: torch.nn.Module, video: ValVideo, config: InferenceConfig, clip_length: int) -> dict[int, np.ndarray]:
+    """Merged index masks of the annotated frames of ``video`` (the reference frame: its ground truth)."""
+    from tamvt.predictor import Predictor
+
+    predictor = Predictor(model, config, clip_length=clip_length)
+    session = predictor.start(video.source)
+    ref = video.reference
+    ids = [int(i) for i in np.unique(video.labels[ref]) if i not in (0, 255)]
+    pred = {ref: np.where(np.isin(video.labels[ref], ids), video.labels[ref], 0).astype(np.uint8)}
+    if not ids:
         return pred
-    first = torch.from_numpy(np.stack([video.labels[0] == i for i in ids])).float()[:, None]  # (K, 1, H, W)
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if autocast and device.type == "cuda" else contextlib.nullcontext()
-    with ctx:
-        out = unroll_window(model, video.frames.to(device), first.to(device), 1, clip_length, capacity,
-                            keep_all_layers=False)
-    logits = out.layer_logits[-1].float().cpu()  # (K, T-1, h/4, w/4)
-    for f in range(1, t):
-        pred[f] = merge_masks(logits_to_probs(logits[:, f - 1], (h, w)), ids, "argmax")
+    predictor.add_index_mask(session, ref, video.labels[ref], objects=ids)
+    wanted = set(video.labels)
+    for idx, result in predictor.propagate(session):
+        if idx in wanted and idx != ref:
+            pred[idx] = result.mask
     return pred
 
 
-def score_video(labels: np.ndarray, pred: np.ndarray) -> list[dict[str, float]]:
-    """Per object of frame 0: J, F, J&F over frames 1..T-2 and J_tr (void = background)."""
-    frames = range(1, labels.shape[0] - 1) if labels.shape[0] > 2 else range(1, labels.shape[0])
-    bound = bound_pix(labels.shape[1:])
-    out = []
-    for obj in [int(i) for i in np.unique(labels[0]) if i not in (0, 255)]:
-        j = np.array([region_similarity(labels[f] == obj, pred[f] == obj) for f in frames])
-        f_ = np.array([boundary_f(labels[f] == obj, pred[f] == obj, bound) for f in frames])
-        jm = float(j.mean()) if j.size else math.nan
-        fm = float(f_.mean()) if f_.size else math.nan
-        jtr = float(j_tr_values(j).mean()) if j.size else math.nan
-        out.append({"J": jm, "F": fm, "J&F": (jm + fm) / 2, "J_tr": jtr})
-    return out
-
-
-def validate(model: torch.nn.Module, videos: Sequence[ValVideo], clip_length: int, capacity: int | None,
-             device: torch.device, autocast: bool = False) -> dict[str, Any]:
-    """Mean J / F / J&F / J_tr over all objects of ``videos`` (model put in eval mode and restored)."""
-    was_training = model.training
-    model.eval()
-    try:
-        per_object = []
-        for video in videos:
-            pred = segment_video(model, video, clip_length, capacity, device, autocast)
-            per_object += score_video(video.labels, pred)
-    finally:
-        model.train(was_training)
+def validate(model: torch.nn.Module, videos: Sequence[ValVideo], config: InferenceConfig,
+             clip_length: int) -> dict[str, Any]:
+    """Mean J / F / J&F / J_tr over all objects of ``videos``. ``model`` is put in eval mode (and its
+    RTE table resampled if ``config.bank_size`` exceeds it): pass a copy, not the trained module."""
+    per_object = []
+    for video in videos:
+        per_object += score_video(video.labels, segment(model, video, config, clip_length))
     if not per_object:
         return {"J": math.nan, "F": math.nan, "J&F": math.nan, "J_tr": math.nan, "objects": 0}
     means = {k: float(np.nanmean([o[k] for o in per_object])) for k in ("J", "F", "J&F", "J_tr")}
