@@ -40,6 +40,8 @@ def prepare_frame(frame: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
     """``frame (H, W, 3) uint8 RGB`` -> ``(3, h, w)`` float32, resized (PIL bilinear) and normalised."""
     if frame.shape[:2] != shape:
         frame = np.asarray(Image.fromarray(frame).resize((shape[1], shape[0]), Image.BILINEAR))
+    if not frame.flags.writeable:  # decoded frames can be read-only views; torch warns on those
+        frame = frame.copy()
     x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(3, 1, 1)
