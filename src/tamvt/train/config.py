@@ -14,7 +14,6 @@ fields. It is resolved when the file is loaded, so it can also be given as an ov
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -245,7 +244,3 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 def config_to_yaml(cfg: TrainConfig) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
 
-
-def replace(cfg: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` re-exported for callers building configs by hand."""
-    return dataclasses.replace(cfg, **changes)

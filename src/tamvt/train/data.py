@@ -107,9 +107,8 @@ def build_augment(crop_size: tuple[int, int], scale_range: tuple[float, float], 
                          jitter=tuple(jitter))
 
 
-def build_train_dataset(cfg: Any, seed: int) -> Dataset:
-    """The training dataset for ``cfg.data`` (a :class:`tamvt.train.config.DataConfig`)."""
-    d = cfg
+def build_train_dataset(d: Any, seed: int) -> Dataset:
+    """The training dataset described by ``d`` (a :class:`tamvt.train.config.DataConfig`)."""
     augment = build_augment(d.crop_size, d.scale_range, d.hflip_prob, d.jitter)
     if d.source == "synthetic":
         return SyntheticWindows(d.synthetic_preset, d.epoch_size, d.window_length, d.num_memory, augment,

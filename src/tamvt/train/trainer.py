@@ -113,14 +113,15 @@ class Trainer:
             _load_init_weights(net, cfg.init_from)
         self.net = net.to(self.dist.device).train()
         seed_everything(D.rank_seed(cfg.run.seed, self.dist.rank))  # per-rank dropout draws
+        o = cfg.optim
+        # groups first: lr_backbone = 0 freezes the backbone, which DDP must know when it is built
+        self.optimizer = build_adamw(param_groups(self.net, o.lr, o.lr_backbone, o.weight_decay), o.betas)
+        self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         self.window_model: nn.Module = WindowModel(self.net, cfg.clip_length, cfg.model.bank_size)
         if self.dist.distributed:
             ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
             self.window_model = nn.parallel.DistributedDataParallel(self.window_model, device_ids=ids,
                                                                     broadcast_buffers=False)
-        o = cfg.optim
-        self.optimizer = build_adamw(param_groups(self.net, o.lr, o.lr_backbone, o.weight_decay), o.betas)
-        self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         self.criterion = build_criterion(cfg.loss)
         self.dataset = dataset if dataset is not None else build_train_dataset(cfg.data, cfg.run.seed)
         self.steps_per_epoch = steps_per_epoch(len(self.dataset), self.dist.world_size)
