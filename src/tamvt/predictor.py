@@ -248,9 +248,11 @@ class Predictor:
                     for obj, m in zip(g.object_ids, g.ref_masks):
                         rec.probs[obj] = torch.from_numpy(m.astype(np.float32))
                     g.ref_masks = []
-                last = s.num_frames is not None and idx == s.num_frames - 1
                 for g in running:
                     g.pending.append((idx, feats))
+                del feats  # the pending lists hold it; dropped once every group's clip is decoded
+                last = s.num_frames is not None and idx == s.num_frames - 1
+                for g in running:
                     if len(g.pending) == self.clip_length or last:
                         # the video's last clip: its memory entry would never be read
                         self._run_clip(s, g, update_memory=not last)
@@ -268,15 +270,18 @@ class Predictor:
 
     def _run_clip(self, s: Session, g: ObjectGroup, update_memory: bool) -> None:
         """Segment the group's pending clip and hand each frame's probabilities to its pending record."""
-        out = step_clip(self.model, g.bank, cat_frames([f for _, f in g.pending]), update_memory=update_memory)
+        indices = [idx for idx, _ in g.pending]
+        clip = cat_frames([f for _, f in g.pending])
+        g.pending.clear()  # frames no other group waits for are freed now: only the clip copy stays
+        out = step_clip(self.model, g.bank, clip, update_memory=update_memory)
+        del clip
         logits = out.pred_logits  # (B, T, h/4, w/4)
-        for t, (idx, _) in enumerate(g.pending):
+        for t, idx in enumerate(indices):
             probs = logits_to_probs(logits[:, t], s.size).cpu()  # (B, H, W) at the original size
             rec = s.pending_frames[idx]
             for b, obj in enumerate(g.object_ids):
                 rec.probs[obj] = probs[b]
             rec.waiting.discard(g.key)
-        g.pending.clear()
 
     def _emit(self, s: Session) -> list[FrameResult]:
         """Results of the frames that are complete (outside inference mode: returned tensors are normal)."""
