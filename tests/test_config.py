@@ -107,3 +107,13 @@ def test_helpers_are_generic_for_other_schemas():
     with pytest.raises(TamvtError):
         apply_overrides(_Outer(), ["train.milestones=[1, x]"])
     assert from_dict(_Outer, to_dict(cfg)) == cfg
+
+
+def test_coupled_fields_can_be_overridden_together():
+    from tamvt.config import apply_overrides, load_preset
+    from tamvt.errors import TamvtError
+
+    cfg = apply_overrides(load_preset("tamvt-small"), ["model.hidden_dim=64", "model.pixel_decoder_dim=64"])
+    assert (cfg.model.hidden_dim, cfg.model.pixel_decoder_dim) == (64, 64)
+    with pytest.raises(TamvtError, match="pixel_decoder_dim"):
+        apply_overrides(load_preset("tamvt-small"), ["model.hidden_dim=64"])

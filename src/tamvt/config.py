@@ -11,6 +11,7 @@ schema. Modules never receive these objects: tiny ``build_*`` functions unpack t
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -176,14 +177,26 @@ def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
 
     Values are parsed as YAML scalars (``7``, ``0.5``, ``true``, ``null``, ``[1, 2]``) and checked
     against the field's type annotation; ``Literal`` fields only accept their listed values.
+    Cross-field checks (``__post_init__``) run once, after all overrides, so coupled fields such as
+    ``model.hidden_dim=64 model.pixel_decoder_dim=64`` can be changed together.
     """
+    if not overrides:
+        return cfg
     for item in overrides:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise TamvtError(f"bad override {item!r}: expected key.sub=value")
         cfg = _replace_path(cfg, key.split("."), text.strip(), key)
-    return cfg
+    return from_dict(type(cfg), to_dict(cfg))  # rebuild: runs every section's checks on the final values
+
+
+def _replace_unchecked(obj: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` without ``__post_init__``: intermediate states may be inconsistent."""
+    new = copy.copy(obj)
+    for name, value in changes.items():
+        object.__setattr__(new, name, value)
+    return new
 
 
 def _replace_path(obj: Any, parts: list[str], text: str, full_key: str) -> Any:
@@ -194,7 +207,7 @@ def _replace_path(obj: Any, parts: list[str], text: str, full_key: str) -> Any:
     if head not in names:
         raise TamvtError(f"unknown config key {full_key!r} ({head!r} is not one of: {', '.join(names)})")
     if len(parts) > 1:
-        return dataclasses.replace(obj, **{head: _replace_path(getattr(obj, head), parts[1:], text, full_key)})
+        return _replace_unchecked(obj, **{head: _replace_path(getattr(obj, head), parts[1:], text, full_key)})
     hint = typing.get_type_hints(type(obj))[head]
     if dataclasses.is_dataclass(hint):
         raise TamvtError(f"config key {full_key!r} is a section; set one of its fields instead")
@@ -204,7 +217,7 @@ def _replace_path(obj: Any, parts: list[str], text: str, full_key: str) -> Any:
         value = text
     if _accepts_str(hint) and not isinstance(value, str) and value is not None:
         value = text  # e.g. a str field given "1": keep the text as written
-    return dataclasses.replace(obj, **{head: _coerce(value, hint, full_key)})
+    return _replace_unchecked(obj, **{head: _coerce(value, hint, full_key)})
 
 
 def _accepts_str(hint: Any) -> bool:
