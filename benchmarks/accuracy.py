@@ -1,0 +1,139 @@
+"""Accuracy on a synthetic validation set: the shipped model, a copy-the-first-mask baseline, and any
+other checkpoints (the paper's ablations trained with the same budget).
+
+    python benchmarks/accuracy.py [--work DIR] [--seed 20261125] [--num N]
+        [--model NAME=CKPT ...] [--no-shipped] [--json FILE]
+
+The validation set is the generator's ``val`` suite (>= 30 videos: cuts, peeling / shrinking,
+morphing, occlusion, small objects, look-alike instances, long videos, several objects) rendered
+with ``--seed``. Training draws from the ``train`` suite through ``stream(run seed)``; the default
+seed here is not a training run seed used by this project, and the suite's per-video seeds are
+derived from it, so the videos are never seen in training. Scores use the DAVIS protocol (first and
+last frame excluded) with J_tr = J over the last quarter of the evaluated frames (VOST's
+definition); the subset rows come from the generator's attributes.json (event tags, length, object
+size) and are computed exactly as ``tamvt eval`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+KEYS = ("J&F-Mean", "J-Mean", "F-Mean", "J_tr-Mean")
+
+
+def copy_first_mask(sequences, out: Path) -> None:
+    """The trivial baseline: every frame's prediction is the first frame's ground truth."""
+    from tamvt.data.palette import read_index_png, write_index_png
+
+    for seq in sequences:
+        first = seq.annotated[0]
+        mask, palette = read_index_png(seq.mask_paths[first])
+        folder = out / seq.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in seq.frame_names:
+            write_index_png(folder / f"{name}.png", mask, palette)
+
+
+def predict(checkpoint: Path, sequences, out: Path) -> float:
+    """Segment every sequence with ``checkpoint``; returns seconds per frame."""
+    from tqdm import tqdm
+
+    from tamvt.predict_cli import predict_sequence
+    from tamvt.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(checkpoint)
+    frames, start = 0, time.perf_counter()
+    for seq in tqdm(sequences, unit="seq", desc=checkpoint.stem, leave=False):
+        if (out / seq.name).is_dir():
+            shutil.rmtree(out / seq.name)
+        n, _ = predict_sequence(predictor, seq, out / seq.name)
+        frames += n
+    return (time.perf_counter() - start) / max(frames, 1)
+
+
+def score(sequences, pred: Path, attributes) -> dict:
+    from tamvt.evaluation.evaluate import evaluate
+    from tamvt.evaluation.report import to_json
+
+    return to_json(evaluate(sequences, pred, "davis", workers=min(2, os.cpu_count() or 1)), attributes)
+
+
+def table(results: dict[str, dict]) -> str:
+    """Rows: overall then each subset; columns: J&F / J / F / J_tr per model, in %."""
+    names = list(results)
+    subsets = list(next(iter(results.values()))["subsets"])
+    head = f"{'subset':<18}{'objs':>5}  " + "  ".join(f"{n[:22]:>22}" for n in names)
+    sub = f"{'':<18}{'':>5}  " + "  ".join(f"{'J&F   J     F     Jtr':>22}" for _ in names)
+    lines = [head, sub, "-" * len(head)]
+
+    def row(label, get):
+        cells, num = [], None
+        for n in names:
+            block = get(results[n])
+            num = block.get("num_objects", num)
+            cells.append(" ".join(f"{100 * block[k]:5.1f}" if block.get(k) is not None else "  n/a" for k in KEYS))
+        return f"{label:<18}{num if num is not None else '':>5}  " + "  ".join(f"{c:>22}" for c in cells)
+
+    n_obj = len(next(iter(results.values()))["per_object"])
+    lines.append(row("overall", lambda r: {**r["global"], "num_objects": n_obj}))
+    for s in subsets:
+        lines.append(row(s, lambda r, s=s: r["subsets"][s]))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("runs/accuracy"), help="folder for data and predictions")
+    parser.add_argument("--seed", type=int, default=20261125, help="seed of the validation suite")
+    parser.add_argument("--num", type=int, default=None, help="first N videos of the suite only (quick runs)")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=CKPT", help="extra checkpoints")
+    parser.add_argument("--no-shipped", action="store_true", help="skip the shipped model")
+    parser.add_argument("--json", type=Path, default=None, help="write all results here")
+    args = parser.parse_args(argv)
+
+    from tamvt.data.registry import read_dataset
+    from tamvt.data.synthetic import preset_suite
+    from tamvt.data.synthetic_cli import write_dataset
+    from tamvt.evaluation.report import load_attributes
+
+    data = args.work / "data"
+    configs = preset_suite("val", seed=args.seed, num=args.num)
+    if not (data / "attributes.json").is_file():
+        write_dataset(data, configs, overwrite=True)
+    sequences = read_dataset("davis", data, "val")
+    attributes = load_attributes(data)
+    print(f"validation set: {len(sequences)} videos, {sum(len(s) for s in sequences)} frames, "
+          f"{sum(len(s.objects) for s in sequences)} objects (seed {args.seed})")
+
+    models: dict[str, Path] = {}
+    if not args.no_shipped:
+        from tamvt.demo import shipped_model_path
+
+        models["shipped"] = shipped_model_path()
+    for item in args.model:
+        name, sep, path = item.partition("=")
+        if not sep:
+            parser.error(f"--model wants NAME=CKPT, got {item!r}")
+        models[name] = Path(path)
+
+    results: dict[str, dict] = {}
+    copy_first_mask(sequences, args.work / "pred" / "copy-first-mask")
+    results["copy-first-mask"] = score(sequences, args.work / "pred" / "copy-first-mask", attributes)
+    for name, ckpt in models.items():
+        spf = predict(ckpt, sequences, args.work / "pred" / name)
+        results[name] = score(sequences, args.work / "pred" / name, attributes)
+        print(f"{name}: {spf:.3f} s/frame")
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
