@@ -245,3 +245,27 @@ def test_static_source_builds_pseudo_videos(tmp_path):
     sample = ds[1]
     assert len(ds) == 2 and sample.frames.shape == (6, 3, 48, 64) and sample.num_memory == 2
     assert sample.masks[0].any()
+
+
+def test_validation_leaves_the_training_rng_untouched(tmp_path):
+    """Validation builds a fresh eval model (random init draws): the training RNG streams must come out
+    unchanged, or a run resumed from a checkpoint saved just before a validation would diverge."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from train_tiny import write_tiny
+
+    from tamvt.train.config import load_train_config
+    from tamvt.train.trainer import Trainer
+
+    cfg = load_train_config(write_tiny(tmp_path / "t.yaml", val={"source": "synthetic", "synthetic_preset": "tiny",
+                                                                 "num_videos": 1, "synthetic_size": [64, 64],
+                                                                 "synthetic_frames": 12}))
+    trainer = Trainer(cfg, tmp_path / "run")
+    torch.manual_seed(7), np.random.seed(7), random.seed(7)
+    before = (torch.get_rng_state().clone(), np.random.get_state()[1].copy(), random.getstate())
+    scores = trainer.run_validation()
+    assert 0.0 <= scores["J"] <= 1.0
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert np.array_equal(np.random.get_state()[1], before[1]) and random.getstate() == before[2]

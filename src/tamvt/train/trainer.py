@@ -322,7 +322,14 @@ class Trainer:
             inference = dataclasses.replace(self.cfg.inference, short_side=v.short_side,
                                             autocast_bf16=self.cfg.inference.autocast_bf16 and self.cfg.run.bf16)
             start = time.perf_counter()
-            scores = validate(self._val_model(), self.val_videos, inference, self.cfg.clip_length)
+            # validation must not move the training RNG streams (building the eval copy draws random
+            # init weights): otherwise a run resumed from a checkpoint saved before a validation
+            # would diverge from the uninterrupted run
+            rng = capture_rng()
+            try:
+                scores = validate(self._val_model(), self.val_videos, inference, self.cfg.clip_length)
+            finally:
+                restore_rng(rng)
             self.last_val = {**scores, "step": self.step, "seconds": time.perf_counter() - start}
             if logger is not None:
                 logger.write({"event": "val", **self.last_val})
