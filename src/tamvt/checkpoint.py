@@ -9,14 +9,13 @@ nothing is pickled, so loading never executes code.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 
+from tamvt.atomic import atomic_path
 from tamvt.config import ModelConfig, TamvtConfig, from_dict, load_preset, to_dict
 from tamvt.errors import InputError, TamvtError
 
@@ -35,15 +34,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, cfg: TamvtConfig | Model
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     header = {"format": FORMAT, "version": VERSION, "config": json.dumps(to_dict(cfg)),
               "meta": json.dumps(dict(meta or {}), default=str)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
     return path
 
 

@@ -5,13 +5,12 @@ Outputs keep the palette of the input mask; when the input had none, the DAVIS p
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tamvt.atomic import atomic_path
 from tamvt.errors import InputError
 
 
@@ -69,12 +68,6 @@ def read_index_png(path: str | Path, *, allow_16bit: bool = False) -> tuple[np.n
     return arr, palette
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_index_png(path: str | Path, mask: np.ndarray, palette: bytes | None = None) -> None:
     """Write ``mask (H, W)`` of ids 0..255 as a palette PNG, atomically (temp file + rename)."""
     path = Path(path)
@@ -83,13 +76,5 @@ def write_index_png(path: str | Path, mask: np.ndarray, palette: bytes | None = 
     arr = np.ascontiguousarray(mask, dtype=np.uint8)
     img = Image.frombytes("P", (arr.shape[1], arr.shape[0]), arr.tobytes())
     img.putpalette(palette if palette is not None else DAVIS_PALETTE)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -18,12 +18,12 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 
+from tamvt.atomic import write_text_atomic
 from tamvt.data.palette import write_index_png
 from tamvt.data.synthetic import PRESETS, SynthConfig, iter_video, preset_suite
 from tamvt.errors import InputError, TamvtError
@@ -85,14 +85,6 @@ def prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_dataset(out: str | Path, configs: Sequence[SynthConfig], *, quality: int = 95, overwrite: bool = False,
                   progress: bool = True) -> dict:
     """Render ``configs`` into ``out`` in the DAVIS layout (see the module docstring).
@@ -135,9 +127,9 @@ def write_dataset(out: str | Path, configs: Sequence[SynthConfig], *, quality: i
         bar.close()
     listing = "".join(f"{n}\n" for n in names)
     for split in ("val", "train"):
-        _write_text_atomic(out / "ImageSets" / "2017" / f"{split}.txt", listing)
+        write_text_atomic(out / "ImageSets" / "2017" / f"{split}.txt", listing)
     attributes = {"generator": "tamvt.synthetic", "format_version": 1, "videos": videos}
-    _write_text_atomic(out / "attributes.json", json.dumps(attributes, indent=1) + "\n")
+    write_text_atomic(out / "attributes.json", json.dumps(attributes, indent=1) + "\n")
     return attributes
 
 

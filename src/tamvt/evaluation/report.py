@@ -22,11 +22,10 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from tamvt.atomic import write_text_atomic
 from tamvt.errors import InputError
 from tamvt.evaluation.evaluate import SCORE_KEYS, EvalResult, mean_scores
 
@@ -126,14 +125,7 @@ def _atomic_write(path: str | Path, text: str) -> None:
     path = Path(path)
     if path.parent and not path.parent.is_dir():
         raise InputError(path.parent, "output folder does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text, make_parents=False)
 
 
 def write_json(path: str | Path, result: EvalResult, attributes: Mapping[str, Any] | None = None) -> None:

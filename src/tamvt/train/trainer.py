@@ -27,7 +27,7 @@ from tamvt.errors import TamvtError
 from tamvt.train import distributed as D
 from tamvt.train.config import TrainConfig, config_to_dict, config_to_yaml
 from tamvt.train.data import ShardedOrder, build_train_dataset, steps_per_epoch
-from tamvt.train.ema import ModelEma, unwrap
+from tamvt.train.ema import ModelEma
 from tamvt.train.metrics_log import MetricsLogger
 from tamvt.train.optim import build_adamw, build_schedule, clip_grad_norm, param_groups
 from tamvt.train.state import atomic_torch_save, capture_rng, load_checkpoint, make_checkpoint, restore_rng, seed_everything
