@@ -127,6 +127,17 @@ def resolve_config_path(path_or_preset: str | Path) -> Path:
     return Path(str(preset))
 
 
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file (InputError naming the file otherwise)."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(path, f"cannot read YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "a config file must be a mapping at the top level")
+    return data
+
+
 def load_yaml_config(cls: type[T], path_or_preset: str | Path, overrides: Sequence[str] = ()) -> T:
     """Load a YAML file (or shipped preset name) into dataclass ``cls``, then apply overrides.
 
@@ -134,12 +145,7 @@ def load_yaml_config(cls: type[T], path_or_preset: str | Path, overrides: Sequen
     :class:`InputError` naming the file.
     """
     path = resolve_config_path(path_or_preset)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise InputError(path, f"cannot read YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise InputError(path, "a config file must be a mapping at the top level")
+    data = read_yaml_mapping(path)
     try:
         cfg = from_dict(cls, data)
     except TamvtError as err:

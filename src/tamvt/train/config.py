@@ -21,7 +21,7 @@ from typing import Any, Literal, Sequence
 
 import yaml
 
-from tamvt.config import InferenceConfig, ModelConfig, apply_overrides, from_dict, load_preset, to_dict
+from tamvt.config import InferenceConfig, ModelConfig, apply_overrides, from_dict, load_preset, read_yaml_mapping, to_dict
 from tamvt.errors import InputError, TamvtError
 from tamvt.losses import LossConfig
 
@@ -216,12 +216,7 @@ def load_train_config(path_or_preset: str | Path, overrides: Sequence[str] = ())
     file's own model fields still win; everything else is applied afterwards in order.
     """
     path = resolve_train_config(path_or_preset)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise InputError(path, f"cannot read YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise InputError(path, "a config file must be a mapping at the top level")
+    data = read_yaml_mapping(path)
     rest = []
     for item in overrides:
         key, sep, value = item.partition("=")
