@@ -14,8 +14,9 @@ fresh subprocess, so each peak resident memory (``VmHWM`` of ``/proc/self/status
 
 Frame rendering is timed separately and excluded from the engine's seconds per frame.
 
-    .venv/bin/python benchmarks/speed.py                  # everything at 480x854 (long: ~1 h on 2 cores)
-    .venv/bin/python benchmarks/speed.py --quick          # memory-growth videos at 240x427
+    .venv/bin/python benchmarks/speed.py                  # everything at 480x854 (the 600-frame video alone
+                                                          # takes 600x the one-object s/frame)
+    .venv/bin/python benchmarks/speed.py --quick          # memory-growth videos at 240x427 (9 min on 2 cores)
     .venv/bin/python benchmarks/speed.py --quick --passive  # on a machine shared with other jobs
 """
 
