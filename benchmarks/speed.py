@@ -147,7 +147,7 @@ def run_case(argv: list[str], passive: bool = False) -> dict:
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE") if passive else None
     print("$", "OMP_WAIT_POLICY=PASSIVE" if passive else "", " ".join(cmd[1:]), flush=True)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"case failed:\n{proc.stderr[-4000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -205,14 +205,18 @@ def main() -> int:
     objects = both("s_per_frame", five, "s_per_frame", one)
     rss_gb = one["rss"] / 1e9
     growth = long["rss"] / short["rss"]
-    ok = lambda v, t: "yes" if v <= t else "NO"  # noqa: E731
+    def ok(value: float, target: float) -> str:
+        return "yes" if value <= target else "NO"
+
     layout = "NCHW" if args.no_channels_last else "channels_last"
     print()
     print(f"tamvt-r50 (random weights), fp32 CPU, torch.set_num_threads({args.threads}), engine tensors {layout}, "
           f"synthetic {size_text(args.size)} video, input {size_text(tuple(one['input_size']))}, clip 2, memory 9"
           + (", OMP_WAIT_POLICY=PASSIVE" if args.passive else ""))
     print(f"{'measure':56s} {'wall':>8s} {'CPU':>8s} {'target':>7s} {'met':>4s} {'authors':>7s}")
-    f3 = lambda v: f"{v:.3f}"  # noqa: E731
+    def f3(value: float) -> str:
+        return f"{value:.3f}"
+
     rows = [
         (f"(a) s/frame, 1 object, {one['frames']} frames", f3(one["s_per_frame"]), f3(one["cpu_s_per_frame"]), "", "", ""),
         ("    bare ResNet-50 s/frame (same process, after)", f3(one["resnet50_s_per_frame"]),

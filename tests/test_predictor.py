@@ -218,7 +218,7 @@ def test_merged_mask_in_results(small_model, video):
     other = box(20, 50, 15, 60)  # overlaps MASK1 in rows 20..29, columns 15..24
     p.add_mask(session, 0, 7, other)
     p.add_mask(session, 0, 4, MASK1)
-    i, r = next(iter(p.propagate(session)))
+    _, r = next(iter(p.propagate(session)))
     assert r.object_ids == (4, 7)
     expected = np.where(MASK1 > 0, 4, np.where(other > 0, 7, 0))
     assert np.array_equal(r.mask, expected)

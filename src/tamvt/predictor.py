@@ -36,8 +36,21 @@ from tamvt.data.sequence import VideoSequence
 from tamvt.errors import TamvtError
 from tamvt.memory import MemoryBank, step_clip
 from tamvt.models.tamvt import FrameFeatures, TamVT
-from tamvt.preprocess import logits_to_probs, merge_masks, prepare_frame, prepare_mask, resized_shape
-from tamvt.session import ObjectGroup, PendingFrame, Session, SessionError, check_frame, open_video
+from tamvt.preprocess import (
+    logits_to_probs,
+    merge_masks,
+    prepare_frame,
+    prepare_mask,
+    resized_shape,
+)
+from tamvt.session import (
+    ObjectGroup,
+    PendingFrame,
+    Session,
+    SessionError,
+    check_frame,
+    open_video,
+)
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def check_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 def open_video(video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndarray]) -> VideoSource:
     """A lazily readable frame source for a :class:`VideoSequence`, a frame folder, a video file or
     in-memory frames. Paths are only probed here (names, size, frame count); frames are decoded later."""
-    if isinstance(video, VideoSequence) or isinstance(video, ArrayFrames):
+    if isinstance(video, (VideoSequence, ArrayFrames)):
         return video
     if isinstance(video, (str, Path)):
         from tamvt.data.frames import list_frame_files, probe_video, read_image_size
