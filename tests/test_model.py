@@ -175,3 +175,26 @@ def test_encode_memory_rejects_bad_masks():
             model.encode_memory(feats, torch.zeros(1, 1, 64, 64))  # two frames
         with pytest.raises(ValueError):
             model.encode_memory(feats.select(0), torch.zeros(1, 1, 32, 64))  # wrong size
+
+
+def test_backbone_loads_torchvision_imagenet_state_dict(tmp_path):
+    """ImageNet weights come from a local torchvision state dict (fc and BN counters skipped); a file of
+    another ResNet is refused with the file named."""
+    import torchvision
+
+    from tamvt.errors import InputError
+    from tamvt.models.backbone import Backbone
+
+    tv = torchvision.models.resnet18(weights=None)  # BatchNorm2d: has num_batches_tracked, like the real files
+    with torch.no_grad():
+        for p in tv.parameters():
+            p.uniform_(-1, 1)
+    torch.save(tv.state_dict(), tmp_path / "resnet18.pth")
+    bb = Backbone("resnet18")
+    bb.load_imagenet_weights(tmp_path / "resnet18.pth")
+    assert torch.equal(bb.layer3[1].conv2.weight, tv.layer3[1].conv2.weight)
+    assert torch.equal(bb.bn1.running_var, tv.bn1.running_var)
+    with pytest.raises(InputError, match="resnet18.pth.*not weights of this ResNet"):
+        Backbone("resnet50").load_imagenet_weights(tmp_path / "resnet18.pth")
+    with pytest.raises(InputError, match="not found"):
+        bb.load_imagenet_weights(tmp_path / "missing.pth")

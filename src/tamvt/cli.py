@@ -66,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(commands[name][0])
     parser = argparse.ArgumentParser(prog=f"tamvt {name}", description=commands[name][1])
     module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
+    try:  # options and KEY=VALUE overrides may come in any order (`--out X key=v` and `key=v --out X`)
+        args = parser.parse_intermixed_args(argv[1:])
+    except TypeError:  # a parser with features parse_intermixed_args does not support
+        args = parser.parse_args(argv[1:])
     try:
         return int(module.run(args) or 0)
     except TamvtError as err:

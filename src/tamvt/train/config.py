@@ -163,6 +163,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
     init_from: str | None = None  # a tamvt checkpoint (or run dir) whose weights start the run
+    backbone_init: str | None = None  # a torchvision ImageNet ResNet state dict (.pth) for the backbone
 
     @property
     def clip_length(self) -> int:

@@ -109,6 +109,8 @@ class Trainer:
             torch.set_num_threads(cfg.run.threads)
         seed_everything(cfg.run.seed)  # same initial weights on every rank
         net = build_tamvt(cfg.model)
+        if cfg.backbone_init:  # ImageNet start (the paper's); init_from below overrides it
+            net.backbone.load_imagenet_weights(cfg.backbone_init)
         if cfg.init_from:
             _load_init_weights(net, cfg.init_from)
         self.net = net.to(self.dist.device).train()
