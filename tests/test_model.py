@@ -198,3 +198,34 @@ def test_backbone_loads_torchvision_imagenet_state_dict(tmp_path):
         Backbone("resnet50").load_imagenet_weights(tmp_path / "resnet18.pth")
     with pytest.raises(InputError, match="not found"):
         bb.load_imagenet_weights(tmp_path / "missing.pth")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_own_resnet_equals_torchvision(name):
+    """The backbone is our copy of torchvision's ResNet (to keep torchvision out of inference memory):
+    same parameter names in the same order, same outputs."""
+    import torchvision
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from tamvt.models.backbone import Backbone
+
+    tv = getattr(torchvision.models, name)(weights=None, norm_layer=FrozenBatchNorm2d)
+    sd = {k: v for k, v in tv.state_dict().items() if not k.startswith("fc.")}
+    ours = Backbone(name)
+    assert list(sd) == list(ours.state_dict())
+    g = torch.Generator().manual_seed(0)
+    for k, v in sd.items():  # non-trivial BN statistics, so the frozen-BN arithmetic is exercised
+        if k.endswith(("running_var", "bn1.weight", "bn2.weight", "bn3.weight")):
+            v.copy_(0.8 + 0.4 * torch.rand(v.shape, generator=g))
+        elif k.endswith(("running_mean", ".bias")):
+            v.copy_(-0.1 + 0.2 * torch.rand(v.shape, generator=g))
+    ours.load_state_dict(sd)
+    x = torch.randn(1, 3, 64, 96, generator=g)
+    t = tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))
+    expected = {}
+    for level, layer in zip(("res2", "res3", "res4", "res5"), (tv.layer1, tv.layer2, tv.layer3, tv.layer4)):
+        t = layer(t)
+        expected[level] = t
+    got = ours(x)
+    for level, value in expected.items():
+        assert torch.equal(got[level], value), level
