@@ -44,3 +44,9 @@ def test_merge_argmax_and_first_wins():
     # first-wins is by id, not by position
     assert merge_masks(p, [7, 3], "first-wins").tolist() == [[3, 3, 0]]
     assert merge_masks(torch.zeros(0, 2, 2), [], "argmax").tolist() == [[0, 0], [0, 0]]
+
+
+def test_merge_argmax_background_threshold():
+    p = torch.tensor([[[0.9, 0.6, 0.2]]])
+    assert merge_masks(p, [4], "argmax", bg_threshold=0.7).tolist() == [[4, 0, 0]]
+    assert merge_masks(p, [4], "argmax", bg_threshold=0.1).tolist() == [[4, 4, 4]]

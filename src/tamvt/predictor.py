@@ -309,13 +309,7 @@ class Predictor:
 
     def merge(self, probs: Tensor, ids: Sequence[int]) -> np.ndarray:
         """Merged index mask ``(H, W)`` uint8 of ``probs (K, H, W)`` by the config's policy."""
-        thr = self.config.bg_threshold
-        if self.config.merge == "argmax" and thr != 0.5 and len(ids):
-            # merge_masks puts the background at 0.5: a strictly increasing map with f(thr) = 0.5
-            # keeps every comparison (and tie) and moves the threshold there.
-            probs = torch.where(probs <= thr, 0.5 * probs / max(thr, 1e-12),
-                                0.5 + 0.5 * (probs - thr) / max(1.0 - thr, 1e-12))
-        return merge_masks(probs, list(ids), self.config.merge)
+        return merge_masks(probs, list(ids), self.config.merge, self.config.bg_threshold)
 
 
 def index_ids(index_mask: np.ndarray, objects: Sequence[int] | None, void_id: int | None) -> list[int]:

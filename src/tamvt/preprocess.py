@@ -62,10 +62,11 @@ def logits_to_probs(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     return up.sigmoid()
 
 
-def merge_masks(probs: torch.Tensor | np.ndarray, ids: list[int], policy: MergePolicy = "argmax") -> np.ndarray:
+def merge_masks(probs: torch.Tensor | np.ndarray, ids: list[int], policy: MergePolicy = "argmax",
+                bg_threshold: float = 0.5) -> np.ndarray:
     """Per-object probabilities ``(K, H, W)`` -> index mask ``(H, W)`` uint8 of object ids.
 
-    ``argmax``: the winner over [background = 0.5, p_1, ..., p_K] (ties go to the earlier entry).
+    ``argmax``: the winner over [background = ``bg_threshold``, p_1, ..., p_K] (ties go to the earlier entry).
     ``first-wins``: the authors' rule — objects in id order paint ``p > 0.5`` where nothing is painted yet.
     """
     p = torch.as_tensor(probs).float()
@@ -74,7 +75,7 @@ def merge_masks(probs: torch.Tensor | np.ndarray, ids: list[int], policy: MergeP
         return out.numpy()
     id_t = torch.tensor([0, *ids], dtype=torch.uint8)
     if policy == "argmax":
-        bg = torch.full((1, *p.shape[-2:]), 0.5)
+        bg = torch.full((1, *p.shape[-2:]), float(bg_threshold))
         return id_t[torch.cat([bg, p]).argmax(0)].numpy()
     if policy == "first-wins":
         for k in sorted(range(len(ids)), key=lambda i: ids[i]):
