@@ -229,3 +229,51 @@ def test_own_resnet_equals_torchvision(name):
     got = ours(x)
     for level, value in expected.items():
         assert torch.equal(got[level], value), level
+
+
+def test_backbone_from_scratch_options():
+    """The from-scratch variant (GroupNorm, narrower, nothing frozen) is torchvision's ResNet with
+    GroupNorm(8) layers at width 64, has width * 2**k channels otherwise, and trains every layer."""
+    import torchvision
+    from torch import nn
+
+    from tamvt.models.backbone import Backbone
+
+    tv = torchvision.models.resnet18(weights=None, norm_layer=lambda c: nn.GroupNorm(8, c))
+    ours = Backbone("resnet18", norm="group", freeze_stem=False)
+    sd = {k: v for k, v in tv.state_dict().items() if not k.startswith("fc.")}
+    assert list(sd) == list(ours.state_dict())
+    g = torch.Generator().manual_seed(1)
+    for v in sd.values():
+        v.copy_(0.5 + torch.rand(v.shape, generator=g) if v.dim() == 1 else v)
+    ours.load_state_dict(sd)
+    x = torch.randn(1, 3, 64, 96, generator=g)
+    with torch.no_grad():
+        t = tv.layer2(tv.layer1(tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))))
+        assert torch.allclose(ours(x)["res3"], t, atol=1e-5)
+    assert all(p.requires_grad for p in ours.parameters())
+
+    narrow = Backbone("resnet18", width=32, norm="group")
+    assert narrow.channels == {"res2": 32, "res3": 64, "res4": 128, "res5": 256}
+    out = narrow(torch.randn(1, 3, 64, 96))
+    assert {k: tuple(v.shape[1:]) for k, v in out.items()} == {
+        "res2": (32, 16, 24), "res3": (64, 8, 12), "res4": (128, 4, 6), "res5": (256, 2, 3)}
+    frozen = {n for n, p in narrow.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith(("conv1.", "bn1.", "layer1.")) for n in frozen)
+    assert "layer1.0.bn1.weight" in frozen and "layer2.0.conv1.weight" not in frozen
+    with pytest.raises(ValueError, match="norm"):
+        Backbone("resnet18", norm="batch")
+
+
+def test_model_config_backbone_fields_reach_the_model():
+    from tamvt.config import apply_overrides, load_preset
+    from tamvt.errors import TamvtError
+    from tamvt.models.tamvt import build_tamvt
+
+    cfg = load_preset("tamvt-mini")
+    assert (cfg.model.backbone_width, cfg.model.backbone_norm, cfg.model.backbone_freeze_stem) == (32, "group", False)
+    net = build_tamvt(cfg.model)
+    assert net.backbone.channels["res5"] == 256 and isinstance(net.backbone.bn1, torch.nn.GroupNorm)
+    assert net.backbone.conv1.weight.requires_grad
+    with pytest.raises(TamvtError, match="backbone_width"):
+        apply_overrides(cfg, ["model.backbone_width=12"])

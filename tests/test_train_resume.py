@@ -81,10 +81,13 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     from tamvt.checkpoint import read_checkpoint
 
     out_file = tmp_path / "model.safetensors"
-    r = subprocess.run([*TAMVT, "export", str(straight), str(out_file)], capture_output=True, text=True)
+    r = subprocess.run([*TAMVT, "export", str(straight), str(out_file), "--summary"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     tensors, tcfg, meta = read_checkpoint(out_file)
     assert meta["weights"] == "ema" and meta["step"] == 12 and tcfg.model.hidden_dim == 32
+    summary = json.loads(out_file.with_suffix(".json").read_text())
+    assert summary["steps"] == 12 and summary["train_seconds"] > 0 and summary["model"]["hidden_dim"] == 32
+    assert summary["command"] == f"tamvt train {straight / 'config.yaml'}"  # "tiny" is not a shipped preset
     for key, value in a["ema"].items():
         assert torch.equal(tensors[key], value.float()), key
 

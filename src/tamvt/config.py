@@ -38,6 +38,9 @@ class ModelConfig:
     """
 
     backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet50"
+    backbone_width: int = 64  # stem / layer1 channels (torchvision and the authors: 64)
+    backbone_norm: Literal["frozen_bn", "group"] = "frozen_bn"  # authors: frozen BN; group: from scratch
+    backbone_freeze_stem: bool = True  # authors: conv1 + layer1 frozen; False trains every layer
     hidden_dim: int = 256  # d: matching width, FPN width, decoder width
     matching_scales: int = 2  # 1: stride 32; 2: strides 32+16 (paper); 3: +stride 8
     matching_heads: int = 4
@@ -54,6 +57,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check(self.hidden_dim > 0 and self.hidden_dim % 2 == 0, "model.hidden_dim must be a positive even number")
+        _check(self.backbone_width >= 8 and self.backbone_width % 8 == 0,
+               "model.backbone_width must be a positive multiple of 8")
         _check(1 <= self.matching_scales <= 3, "model.matching_scales must be 1, 2 or 3")
         _check(self.matching_heads > 0 and self.hidden_dim % self.matching_heads == 0,
                "model.hidden_dim must be divisible by model.matching_heads")

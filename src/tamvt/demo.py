@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tamvt.errors import TamvtError
 
-SHIPPED_MODEL = "tamvt-small-synthetic.safetensors"
+SHIPPED_MODEL = "tamvt-mini-synthetic.safetensors"
 
 
 def shipped_model_path() -> Path:

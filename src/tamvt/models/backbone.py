@@ -1,4 +1,9 @@
-"""ResNet backbone with frozen BatchNorm, shared by query frames, memory frames and memory masks."""
+"""ResNet backbone shared by query frames, memory frames and memory masks.
+
+The authors' backbone is an ImageNet ResNet with frozen BatchNorm and a frozen stem + layer1. For
+training from scratch (the CPU model trained on synthetic videos) the same architecture can be
+narrower (``width``), use trainable GroupNorm and train every layer.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,8 @@ from tamvt.errors import InputError
 LEVELS = ("res2", "res3", "res4", "res5")  # strides 4, 8, 16, 32
 STRIDES = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
 
-_CHANNELS = {
-    "resnet18": (64, 128, 256, 512),
-    "resnet34": (64, 128, 256, 512),
-    "resnet50": (256, 512, 1024, 2048),
-}
+_EXPANSION = {"resnet18": 1, "resnet34": 1, "resnet50": 4}
+NORMS = ("frozen_bn", "group")
 
 
 class FrozenBatchNorm2d(nn.Module):
@@ -37,6 +39,11 @@ class FrozenBatchNorm2d(nn.Module):
         return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
 
 
+def _norm(kind: str, channels: int) -> nn.Module:
+    """``frozen_bn``: the authors' FrozenBatchNorm2d; ``group``: trainable GroupNorm, 8 groups."""
+    return FrozenBatchNorm2d(channels) if kind == "frozen_bn" else nn.GroupNorm(8, channels)
+
+
 def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False)
 
@@ -46,12 +53,12 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, cin: int, width: int, stride: int = 1) -> None:
+    def __init__(self, cin: int, width: int, stride: int = 1, norm: str = "frozen_bn") -> None:
         super().__init__()
-        self.conv1, self.bn1 = _conv(cin, width, 3, stride), FrozenBatchNorm2d(width)
-        self.conv2, self.bn2 = _conv(width, width, 3), FrozenBatchNorm2d(width)
+        self.conv1, self.bn1 = _conv(cin, width, 3, stride), _norm(norm, width)
+        self.conv2, self.bn2 = _conv(width, width, 3), _norm(norm, width)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _downsample(cin, width, stride)
+        self.downsample = _downsample(cin, width, stride, norm)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -64,13 +71,13 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, cin: int, width: int, stride: int = 1) -> None:
+    def __init__(self, cin: int, width: int, stride: int = 1, norm: str = "frozen_bn") -> None:
         super().__init__()
-        self.conv1, self.bn1 = _conv(cin, width, 1), FrozenBatchNorm2d(width)
-        self.conv2, self.bn2 = _conv(width, width, 3, stride), FrozenBatchNorm2d(width)
-        self.conv3, self.bn3 = _conv(width, width * 4, 1), FrozenBatchNorm2d(width * 4)
+        self.conv1, self.bn1 = _conv(cin, width, 1), _norm(norm, width)
+        self.conv2, self.bn2 = _conv(width, width, 3, stride), _norm(norm, width)
+        self.conv3, self.bn3 = _conv(width, width * 4, 1), _norm(norm, width * 4)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _downsample(cin, width * 4, stride)
+        self.downsample = _downsample(cin, width * 4, stride, norm)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -79,20 +86,21 @@ class Bottleneck(nn.Module):
         return self.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
-def _downsample(cin: int, cout: int, stride: int) -> nn.Sequential | None:
+def _downsample(cin: int, cout: int, stride: int, norm: str) -> nn.Sequential | None:
     if stride == 1 and cin == cout:
         return None
-    return nn.Sequential(_conv(cin, cout, 1, stride), FrozenBatchNorm2d(cout))
+    return nn.Sequential(_conv(cin, cout, 1, stride), _norm(norm, cout))
 
 
 _BLOCKS = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet34": (BasicBlock, (3, 4, 6, 3)),
            "resnet50": (Bottleneck, (3, 4, 6, 3))}
 
 
-def _layer(block: type[nn.Module], cin: int, width: int, blocks: int, stride: int) -> tuple[nn.Sequential, int]:
+def _layer(block: type[nn.Module], cin: int, width: int, blocks: int, stride: int,
+           norm: str) -> tuple[nn.Sequential, int]:
     layers, cout = [], width * block.expansion
     for i in range(blocks):
-        layers.append(block(cin if i == 0 else cout, width, stride if i == 0 else 1))
+        layers.append(block(cin if i == 0 else cout, width, stride if i == 0 else 1, norm))
     return nn.Sequential(*layers), cout
 
 
@@ -106,28 +114,39 @@ class Backbone(nn.Module):
     Args:
         name: ``resnet18`` / ``resnet34`` / ``resnet50``. Weights are randomly initialised (load a
             checkpoint for trained ones; nothing is downloaded).
+        width: channels of the stem and layer1 (torchvision: 64); layer k has ``width * 2**(k-1)``
+            (times 4 for ResNet-50). ImageNet weights exist only for 64.
+        norm: ``frozen_bn`` (authors) or ``group`` (trainable GroupNorm with 8 groups, for training
+            from scratch with batch size 1).
+        freeze_stem: keep conv1 + layer1 frozen (authors); ``False`` trains every layer.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, width: int = 64, norm: str = "frozen_bn", freeze_stem: bool = True) -> None:
         super().__init__()
-        if name not in _CHANNELS:
-            raise ValueError(f"unknown backbone {name!r} (known: {', '.join(_CHANNELS)})")
+        if name not in _BLOCKS:
+            raise ValueError(f"unknown backbone {name!r} (known: {', '.join(_BLOCKS)})")
+        if norm not in NORMS:
+            raise ValueError(f"unknown backbone norm {norm!r} (known: {', '.join(NORMS)})")
+        if width < 8 or width % 8:
+            raise ValueError(f"backbone width must be a positive multiple of 8, got {width}")
         # our own copy of torchvision's ResNet (same names, same arithmetic): importing torchvision
         # costs ~0.17 GB of resident memory that inference does not otherwise need
         block, depths = _BLOCKS[name]
-        self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), FrozenBatchNorm2d(64)
+        self.conv1, self.bn1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False), _norm(norm, width)
         self.relu, self.maxpool = nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1)
-        c = 64
-        self.layer1, c = _layer(block, c, 64, depths[0], 1)
-        self.layer2, c = _layer(block, c, 128, depths[1], 2)
-        self.layer3, c = _layer(block, c, 256, depths[2], 2)
-        self.layer4, c = _layer(block, c, 512, depths[3], 2)
+        c = width
+        self.layer1, c = _layer(block, c, width, depths[0], 1, norm)
+        self.layer2, c = _layer(block, c, width * 2, depths[1], 2, norm)
+        self.layer3, c = _layer(block, c, width * 4, depths[2], 2, norm)
+        self.layer4, c = _layer(block, c, width * 8, depths[3], 2, norm)
         for m in self.modules():  # torchvision's init
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        self.channels: dict[str, int] = dict(zip(LEVELS, _CHANNELS[name]))
-        for module in (self.conv1, self.layer1):
-            module.requires_grad_(False)
+        e = _EXPANSION[name]
+        self.channels: dict[str, int] = dict(zip(LEVELS, (width * e, width * 2 * e, width * 4 * e, width * 8 * e)))
+        if freeze_stem:
+            for module in (self.conv1, self.bn1, self.layer1):
+                module.requires_grad_(False)
 
     def load_imagenet_weights(self, path: str | Path) -> None:
         """Load a torchvision ImageNet state dict of the same ResNet from a local file (never downloads).

@@ -178,7 +178,7 @@ class TamVT(nn.Module):
 def build_tamvt(cfg: ModelConfig) -> TamVT:
     """A randomly initialised TAM-VT for ``cfg`` (init of SPEC §1.9; load weights separately)."""
     d = cfg.hidden_dim
-    backbone = Backbone(cfg.backbone)
+    backbone = Backbone(cfg.backbone, cfg.backbone_width, cfg.backbone_norm, cfg.backbone_freeze_stem)
     levels = MATCHING_LEVELS[: cfg.matching_scales]
     frame_proj = nn.ModuleDict({n: nn.Conv2d(backbone.channels[n], d, 1) for n in levels})
     mask_proj = nn.ModuleDict({n: nn.Conv2d(backbone.channels[n], d, 1) for n in levels})

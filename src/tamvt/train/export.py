@@ -1,12 +1,50 @@
 """``tamvt export RUN_DIR OUT``: a training run's EMA weights (raw weights when EMA is off) as a tamvt
-checkpoint (``.safetensors`` + JSON config, see :mod:`tamvt.checkpoint`) usable by ``tamvt segment``."""
+checkpoint (``.safetensors`` + JSON config, see :mod:`tamvt.checkpoint`) usable by ``tamvt segment``.
+
+With ``--summary`` it also writes ``OUT`` with the suffix ``.json``: the run's model, inference and
+training configs and a short training summary from ``metrics.jsonl`` (steps, training time,
+validation history, the command that reproduces the run)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 from tamvt.errors import InputError
+
+
+def training_summary(run: str | Path) -> dict[str, Any]:
+    """Steps, training seconds and validation scores of a run folder, from its ``metrics.jsonl``.
+
+    Training seconds add up each logged window (steps / steps_per_s), so validation, checkpoint
+    writing and the time lost to a crash are not counted. A resumed run logs some steps twice (those
+    after the checkpoint it resumed from); the later record of a step wins.
+    """
+    from tamvt.train.metrics_log import read_metrics
+
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
+        raise InputError(path, "no metrics.jsonl in the run folder")
+    records = read_metrics(path)
+    train = {r["step"]: r for r in records if r.get("event") == "train"}
+    val = {r["step"]: r for r in records if r.get("event") == "val"}
+    seconds, prev = 0.0, 0
+    for step in sorted(train):
+        rate = train[step].get("steps_per_s") or 0.0
+        if rate > 0:
+            seconds += (step - prev) / rate
+        prev = step
+    starts = [r for r in records if r.get("event") == "start"]
+    keys = ("J", "J&F", "J_tr")
+    return {
+        "steps": max(train, default=0),
+        "train_seconds": round(seconds, 1),
+        "resumes": max(len(starts) - 1, 0),
+        "final_loss": train[max(train)].get("total") if train else None,
+        "val": [{"step": s, **{k: val[s][k] for k in keys if k in val[s]}} for s in sorted(val)],
+    }
 
 
 def export_run(run: str | Path, out: str | Path, raw: bool = False) -> Path:
@@ -33,13 +71,43 @@ def export_run(run: str | Path, out: str | Path, raw: bool = False) -> Path:
     return save_checkpoint(out, model, TamvtConfig(model=cfg.model, inference=cfg.inference), meta)
 
 
+def write_summary(run: str | Path, out: str | Path) -> Path:
+    """``out`` with suffix ``.json``: configs + :func:`training_summary` of ``run`` (a run folder)."""
+    from tamvt.atomic import write_text_atomic
+    from tamvt.config import to_dict
+    from tamvt.train.config import config_to_dict, load_train_config, train_config_from_dict
+    from tamvt.train.state import load_checkpoint
+
+    run = Path(run)
+    if not run.is_dir():
+        raise InputError(run, "--summary needs the run folder (it reads metrics.jsonl)")
+    ckpt = load_checkpoint(run / "last.pt")
+    cfg = train_config_from_dict(ckpt["config"])
+    try:  # the shipped training preset of that name reproduces the run only if nothing was overridden
+        preset = load_train_config(cfg.name, [f"run.out_dir={cfg.run.out_dir}"])
+        same = config_to_dict(preset) == config_to_dict(cfg)
+    except Exception:  # noqa: BLE001 - not a shipped preset
+        same = False
+    command = f"tamvt train {cfg.name} --out {run}" if same else f"tamvt train {run / 'config.yaml'}"
+    summary = {"run": cfg.name, "command": command,
+               "model_preset": cfg.model_preset, **training_summary(run),
+               "model": to_dict(cfg.model), "inference": to_dict(cfg.inference), "train": ckpt["config"]}
+    path = Path(out).with_suffix(".json")
+    write_text_atomic(path, json.dumps(summary, indent=2, default=str) + "\n")
+    return path
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN_DIR", help="a training run folder (or its last.pt)")
     parser.add_argument("out", metavar="OUT", help="output checkpoint, e.g. model.safetensors")
     parser.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA")
+    parser.add_argument("--summary", action="store_true",
+                        help="also write OUT's .json: configs and training summary (steps, time, validation)")
 
 
 def run(args: argparse.Namespace) -> int:
     out = export_run(args.run, args.out, raw=args.raw)
     print(f"wrote {out}")
+    if args.summary:
+        print(f"wrote {write_summary(args.run, args.out)}")
     return 0
