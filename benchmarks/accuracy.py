@@ -40,14 +40,15 @@ def copy_first_mask(sequences, out: Path) -> None:
             write_index_png(folder / f"{name}.png", mask, palette)
 
 
-def predict(checkpoint: Path, sequences, out: Path) -> float:
-    """Segment every sequence with ``checkpoint``; returns seconds per frame."""
+def predict(checkpoint: Path, sequences, out: Path, **inference) -> float:
+    """Segment every sequence with ``checkpoint`` (``inference``: settings that replace the
+    checkpoint's, e.g. ``short_side=240``); returns seconds per frame."""
     from tqdm import tqdm
 
     from tamvt.predict_cli import predict_sequence
     from tamvt.predictor import Predictor
 
-    predictor = Predictor.from_checkpoint(checkpoint)
+    predictor = Predictor.from_checkpoint(checkpoint, **inference)
     frames, start = 0, time.perf_counter()
     for seq in tqdm(sequences, unit="seq", desc=checkpoint.stem, leave=False):
         if (out / seq.name).is_dir():
@@ -95,6 +96,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", action="append", default=[], metavar="NAME=CKPT", help="extra checkpoints")
     parser.add_argument("--no-shipped", action="store_true", help="skip the shipped model")
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
+    parser.add_argument("--short-side", type=int, default=None,
+                        help="model input short side for every model (default: each checkpoint's own)")
     args = parser.parse_args(argv)
 
     from tamvt.data.registry import read_dataset
@@ -126,7 +129,8 @@ def main(argv=None) -> int:
     copy_first_mask(sequences, args.work / "pred" / "copy-first-mask")
     results["copy-first-mask"] = score(sequences, args.work / "pred" / "copy-first-mask", attributes)
     for name, ckpt in models.items():
-        spf = predict(ckpt, sequences, args.work / "pred" / name)
+        inference = {} if args.short_side is None else {"short_side": args.short_side}
+        spf = predict(ckpt, sequences, args.work / "pred" / name, **inference)
         results[name] = score(sequences, args.work / "pred" / name, attributes)
         print(f"{name}: {spf:.3f} s/frame")
     print(table(results))
