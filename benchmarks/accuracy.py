@@ -2,7 +2,7 @@
 other checkpoints (the paper's ablations trained with the same budget).
 
     python benchmarks/accuracy.py [--work DIR] [--seed 20261125] [--num N]
-        [--model NAME=CKPT ...] [--no-shipped] [--json FILE]
+        [--model NAME=CKPT ...] [--no-shipped] [--json FILE] [--reuse] [--short-side N]
 
 The validation set is the generator's ``val`` suite (>= 30 videos: cuts, peeling / shrinking,
 morphing, occlusion, small objects, look-alike instances, long videos, several objects) rendered
@@ -58,6 +58,21 @@ def predict(checkpoint: Path, sequences, out: Path, **inference) -> float:
     return (time.perf_counter() - start) / max(frames, 1)
 
 
+def _stamp(checkpoint: Path, inference: dict) -> str:
+    st = checkpoint.stat()
+    return json.dumps({"checkpoint": str(checkpoint.resolve()), "size": st.st_size, "mtime": st.st_mtime_ns,
+                       "inference": inference}, sort_keys=True)
+
+
+def reusable(checkpoint: Path, sequences, out: Path, inference: dict) -> bool:
+    """True when ``out`` holds a complete prediction made earlier by this very file (path, size and
+    modification time) with the same inference settings."""
+    stamp = out / ".made-by.json"
+    if not stamp.is_file() or stamp.read_text() != _stamp(checkpoint, inference):
+        return False
+    return all(len(list((out / seq.name).glob("*.png"))) == len(seq) for seq in sequences)
+
+
 def score(sequences, pred: Path, attributes) -> dict:
     from tamvt.evaluation.evaluate import evaluate
     from tamvt.evaluation.report import to_json
@@ -96,6 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", action="append", default=[], metavar="NAME=CKPT", help="extra checkpoints")
     parser.add_argument("--no-shipped", action="store_true", help="skip the shipped model")
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
+    parser.add_argument("--reuse", action="store_true",
+                        help="skip a model whose complete predictions from the same checkpoint file are in --work")
     parser.add_argument("--short-side", type=int, default=None,
                         help="model input short side for every model (default: each checkpoint's own)")
     args = parser.parse_args(argv)
@@ -130,9 +147,15 @@ def main(argv=None) -> int:
     results["copy-first-mask"] = score(sequences, args.work / "pred" / "copy-first-mask", attributes)
     for name, ckpt in models.items():
         inference = {} if args.short_side is None else {"short_side": args.short_side}
-        spf = predict(ckpt, sequences, args.work / "pred" / name, **inference)
-        results[name] = score(sequences, args.work / "pred" / name, attributes)
-        print(f"{name}: {spf:.3f} s/frame")
+        pred = args.work / "pred" / name
+        if args.reuse and reusable(ckpt, sequences, pred, inference):
+            print(f"{name}: reusing the predictions in {pred}")
+        else:
+            (pred / ".made-by.json").unlink(missing_ok=True)
+            spf = predict(ckpt, sequences, pred, **inference)
+            (pred / ".made-by.json").write_text(_stamp(ckpt, inference))
+            print(f"{name}: {spf:.3f} s/frame")
+        results[name] = score(sequences, pred, attributes)
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
