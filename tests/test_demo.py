@@ -25,7 +25,12 @@ def test_shipped_model_is_small_trained_and_described():
     summary = json.loads(path.with_suffix(".json").read_text())
     assert summary["steps"] == meta["step"] and summary["train_seconds"] > 0
     assert summary["val"] and summary["val"][-1]["step"] == summary["steps"]
-    assert summary["command"].startswith("tamvt train synthetic-small")  # the shipped preset reproduces it
+    assert summary["command"].startswith("tamvt train synthetic-small")
+    # the shipped training preset still reproduces the model (nobody changed it after training)
+    from tamvt.train.config import config_to_dict, load_train_config
+
+    preset = load_train_config("synthetic-small", [f"run.out_dir={summary['train']['run']['out_dir']}"])
+    assert config_to_dict(preset) == summary["train"]
 
 
 def test_demo_end_to_end(tmp_path):
