@@ -53,6 +53,22 @@ def segment(data, *extra: str, mask: str = "mask.png", input: Path | None = None
                  "--checkpoint", str(data["ckpt"]), "--short-side", "0", "--device", "cpu", "--quiet", *extra])
 
 
+def test_default_checkpoint_is_the_shipped_model(data, tmp_path):
+    """Without --checkpoint the model shipped in the package is used: the same masks as naming it."""
+    from tamvt.demo import shipped_model_path
+
+    base = ["segment", str(data["folder"]), "--mask", str(data["root"] / "mask.png"), "--device", "cpu", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "default")]) == 0
+    assert main([*base, "--out", str(tmp_path / "named"), "--checkpoint", str(shipped_model_path())]) == 0
+    names = sorted(p.name for p in (tmp_path / "default").glob("*.png"))
+    assert len(names) == T
+    for name in names:
+        assert (tmp_path / "default" / name).read_bytes() == (tmp_path / "named" / name).read_bytes()
+    # and it is not the random model of the fixture
+    assert main([*base, "--out", str(tmp_path / "random"), "--checkpoint", str(data["ckpt"])]) == 0
+    assert any((tmp_path / "default" / n).read_bytes() != (tmp_path / "random" / n).read_bytes() for n in names)
+
+
 def test_folder_input_with_overlay_and_per_object(data, tmp_path):
     out, video = tmp_path / "out", tmp_path / "overlay.mp4"
     assert segment(data, "--out", str(out), "--overlay", str(video), "--per-object") == 0

@@ -28,7 +28,9 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm")
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--checkpoint --preset --short-side --device`` and trailing ``KEY=VALUE`` inference overrides."""
-    parser.add_argument("--checkpoint", type=Path, required=True, help="tamvt checkpoint (.safetensors)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="tamvt checkpoint (.safetensors); default: the model shipped in the package "
+                             "(tamvt-mini, trained on synthetic videos only)")
     parser.add_argument("--preset", default=None,
                         help="fail unless the checkpoint holds this preset's architecture (e.g. tamvt-r50)")
     parser.add_argument("--short-side", type=int, default=None, metavar="PX",
@@ -78,6 +80,10 @@ def build_predictor(args: argparse.Namespace, overrides: list[str], device: str)
 
     if args.short_side is not None and args.short_side < 0:
         raise TamvtError(f"--short-side must be >= 0 (0 = keep the size), got {args.short_side}")
+    if args.checkpoint is None:
+        from tamvt.demo import shipped_model_path
+
+        args.checkpoint = shipped_model_path()
     model, cfg = load_checkpoint(args.checkpoint, args.preset, device=device)
     cfg = apply_overrides(cfg, overrides)
     inference = cfg.inference
