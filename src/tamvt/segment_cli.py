@@ -80,11 +80,9 @@ def build_predictor(args: argparse.Namespace, overrides: list[str], device: str)
 
     if args.short_side is not None and args.short_side < 0:
         raise TamvtError(f"--short-side must be >= 0 (0 = keep the size), got {args.short_side}")
-    if args.checkpoint is None:
-        from tamvt.demo import shipped_model_path
+    from tamvt.demo import shipped_model_path
 
-        args.checkpoint = shipped_model_path()
-    model, cfg = load_checkpoint(args.checkpoint, args.preset, device=device)
+    model, cfg = load_checkpoint(args.checkpoint or shipped_model_path(), args.preset, device=device)
     cfg = apply_overrides(cfg, overrides)
     inference = cfg.inference
     if args.short_side is not None:

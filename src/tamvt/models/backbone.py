@@ -17,7 +17,6 @@ from tamvt.errors import InputError
 LEVELS = ("res2", "res3", "res4", "res5")  # strides 4, 8, 16, 32
 STRIDES = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
 
-_EXPANSION = {"resnet18": 1, "resnet34": 1, "resnet50": 4}
 NORMS = ("frozen_bn", "group")
 
 
@@ -107,9 +106,9 @@ def _layer(block: type[nn.Module], cin: int, width: int, blocks: int, stride: in
 class Backbone(nn.Module):
     """ResNet (torchvision's architecture and parameter names, no dilation) returning the outputs of layer1..layer4 as res2..res5.
 
-    BatchNorm is ``FrozenBatchNorm2d`` (``y = x * w / sqrt(rv + 1e-5) + (b - rm * w / sqrt(rv + 1e-5))``,
-    statistics and affine terms are buffers). The stem (conv1) and layer1 are frozen as in the
-    authors' code; layer2..layer4 are trainable.
+    By default as the authors': BatchNorm is ``FrozenBatchNorm2d`` (``y = x * w / sqrt(rv + 1e-5) +
+    (b - rm * w / sqrt(rv + 1e-5))``, statistics and affine terms are buffers), the stem (conv1) and
+    layer1 are frozen, layer2..layer4 are trainable.
 
     Args:
         name: ``resnet18`` / ``resnet34`` / ``resnet50``. Weights are randomly initialised (load a
@@ -134,16 +133,15 @@ class Backbone(nn.Module):
         block, depths = _BLOCKS[name]
         self.conv1, self.bn1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False), _norm(norm, width)
         self.relu, self.maxpool = nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1)
-        c = width
-        self.layer1, c = _layer(block, c, width, depths[0], 1, norm)
-        self.layer2, c = _layer(block, c, width * 2, depths[1], 2, norm)
-        self.layer3, c = _layer(block, c, width * 4, depths[2], 2, norm)
-        self.layer4, c = _layer(block, c, width * 8, depths[3], 2, norm)
+        c, out = width, []
+        for k, blocks in enumerate(depths):  # layer1..layer4: width * 2**k channels, stride 2 from layer2
+            layer, c = _layer(block, c, width * 2**k, blocks, 1 if k == 0 else 2, norm)
+            self.add_module(f"layer{k + 1}", layer)
+            out.append(c)
         for m in self.modules():  # torchvision's init
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        e = _EXPANSION[name]
-        self.channels: dict[str, int] = dict(zip(LEVELS, (width * e, width * 2 * e, width * 4 * e, width * 8 * e)))
+        self.channels: dict[str, int] = dict(zip(LEVELS, out))
         if freeze_stem:
             for module in (self.conv1, self.bn1, self.layer1):
                 module.requires_grad_(False)

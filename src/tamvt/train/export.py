@@ -47,11 +47,8 @@ def training_summary(run: str | Path) -> dict[str, Any]:
     }
 
 
-def export_run(run: str | Path, out: str | Path, raw: bool = False) -> Path:
-    """Write the weights of ``run`` (a run folder or its ``last.pt``) to ``out``; returns ``out``."""
-    from tamvt.checkpoint import load_state_dict_strict, save_checkpoint
-    from tamvt.config import TamvtConfig
-    from tamvt.models.tamvt import build_tamvt
+def _read_run(run: str | Path) -> tuple[Path, dict[str, Any], Any]:
+    """(checkpoint path, training checkpoint, its TrainConfig) of a run folder or its ``last.pt``."""
     from tamvt.train.config import train_config_from_dict
     from tamvt.train.state import load_checkpoint
 
@@ -62,39 +59,49 @@ def export_run(run: str | Path, out: str | Path, raw: bool = False) -> Path:
         cfg = train_config_from_dict(ckpt["config"])
     except Exception as err:
         raise InputError(path, f"bad config in training checkpoint: {err}") from None
+    return path, ckpt, cfg
+
+
+def export_run(run: str | Path, out: str | Path, raw: bool = False, summary: bool = False) -> list[Path]:
+    """Write the weights of ``run`` (a run folder or its ``last.pt``) to ``out``, and with ``summary``
+    also ``out``'s ``.json`` (see :func:`summary_document`); returns the paths written."""
+    from tamvt.atomic import write_text_atomic
+    from tamvt.checkpoint import load_state_dict_strict, save_checkpoint
+    from tamvt.config import TamvtConfig
+    from tamvt.models.tamvt import build_tamvt
+
+    run = Path(run)
+    if summary and not run.is_dir():
+        raise InputError(run, "--summary needs the run folder (it reads metrics.jsonl)")
+    path, ckpt, cfg = _read_run(run)
+    document = summary_document(run, ckpt, cfg) if summary else None  # before writing anything
     use_ema = ckpt.get("ema") is not None and not raw
     weights = ckpt["ema"] if use_ema else ckpt["model"]
     model = build_tamvt(cfg.model)
     load_state_dict_strict(model, weights, source=str(path))
     meta = {"source": "tamvt train", "run": cfg.name, "step": ckpt["step"], "epoch": ckpt["epoch"],
             "weights": "ema" if use_ema else "raw", "val": ckpt.get("extra", {}).get("last_val", {})}
-    return save_checkpoint(out, model, TamvtConfig(model=cfg.model, inference=cfg.inference), meta)
+    written = [save_checkpoint(out, model, TamvtConfig(model=cfg.model, inference=cfg.inference), meta)]
+    if document is not None:
+        written.append(Path(out).with_suffix(".json"))
+        write_text_atomic(written[-1], json.dumps(document, indent=2, default=str) + "\n")
+    return written
 
 
-def write_summary(run: str | Path, out: str | Path) -> Path:
-    """``out`` with suffix ``.json``: configs + :func:`training_summary` of ``run`` (a run folder)."""
-    from tamvt.atomic import write_text_atomic
+def summary_document(run: Path, ckpt: dict[str, Any], cfg: Any) -> dict[str, Any]:
+    """Configs + :func:`training_summary` of the run folder ``run`` whose checkpoint is ``ckpt``."""
     from tamvt.config import to_dict
-    from tamvt.train.config import config_to_dict, load_train_config, train_config_from_dict
-    from tamvt.train.state import load_checkpoint
+    from tamvt.errors import TamvtError
+    from tamvt.train.config import config_to_dict, load_train_config
 
-    run = Path(run)
-    if not run.is_dir():
-        raise InputError(run, "--summary needs the run folder (it reads metrics.jsonl)")
-    ckpt = load_checkpoint(run / "last.pt")
-    cfg = train_config_from_dict(ckpt["config"])
     try:  # the shipped training preset of that name reproduces the run only if nothing was overridden
         preset = load_train_config(cfg.name, [f"run.out_dir={cfg.run.out_dir}"])
         same = config_to_dict(preset) == config_to_dict(cfg)
-    except Exception:  # noqa: BLE001 - not a shipped preset
+    except TamvtError:  # not a shipped preset
         same = False
     command = f"tamvt train {cfg.name} --out {run}" if same else f"tamvt train {run / 'config.yaml'}"
-    summary = {"run": cfg.name, "command": command,
-               "model_preset": cfg.model_preset, **training_summary(run),
-               "model": to_dict(cfg.model), "inference": to_dict(cfg.inference), "train": ckpt["config"]}
-    path = Path(out).with_suffix(".json")
-    write_text_atomic(path, json.dumps(summary, indent=2, default=str) + "\n")
-    return path
+    return {"run": cfg.name, "command": command, "model_preset": cfg.model_preset, **training_summary(run),
+            "model": to_dict(cfg.model), "inference": to_dict(cfg.inference), "train": ckpt["config"]}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,8 +113,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = export_run(args.run, args.out, raw=args.raw)
-    print(f"wrote {out}")
-    if args.summary:
-        print(f"wrote {write_summary(args.run, args.out)}")
+    for path in export_run(args.run, args.out, raw=args.raw, summary=args.summary):
+        print(f"wrote {path}")
     return 0
