@@ -115,6 +115,8 @@ def main(argv=None) -> int:
                         help="skip a model whose complete predictions from the same checkpoint file are in --work")
     parser.add_argument("--short-side", type=int, default=None,
                         help="model input short side for every model (default: each checkpoint's own)")
+    parser.add_argument("--bank-size", type=int, default=None,
+                        help="memory capacity for every model (default: each checkpoint's own)")
     args = parser.parse_args(argv)
 
     from tamvt.data.registry import read_dataset
@@ -146,7 +148,8 @@ def main(argv=None) -> int:
     copy_first_mask(sequences, args.work / "pred" / "copy-first-mask")
     results["copy-first-mask"] = score(sequences, args.work / "pred" / "copy-first-mask", attributes)
     for name, ckpt in models.items():
-        inference = {} if args.short_side is None else {"short_side": args.short_side}
+        inference = {k: v for k, v in (("short_side", args.short_side), ("bank_size", args.bank_size))
+                     if v is not None}
         pred = args.work / "pred" / name
         if args.reuse and reusable(ckpt, sequences, pred, inference):
             print(f"{name}: reusing the predictions in {pred}")

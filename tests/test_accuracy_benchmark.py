@@ -1,0 +1,46 @@
+"""benchmarks/accuracy.py end to end on a two-video slice of its validation suite."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+from tamvt.checkpoint import save_checkpoint
+from tamvt.config import load_preset
+from tamvt.models.tamvt import build_tamvt
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("accuracy_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_accuracy_benchmark_scores_reuses_and_respects_inference_settings(tmp_path, capsys):
+    torch.manual_seed(0)
+    cfg = load_preset("tamvt-mini")
+    ckpt = save_checkpoint(tmp_path / "random.safetensors", build_tamvt(cfg.model), cfg)
+    bench = _script()
+    work, out = tmp_path / "work", tmp_path / "all.json"
+    base = ["--work", str(work), "--num", "2", "--no-shipped", "--model", f"rand={ckpt}", "--short-side", "64",
+            "--reuse", "--json", str(out)]
+    assert bench.main([*base, "--bank-size", "3"]) == 0
+    results = json.loads(out.read_text())
+    assert set(results) == {"copy-first-mask", "rand"}
+    # the baseline reproduces frame 0 exactly, so it is far from zero; every object is scored
+    assert results["copy-first-mask"]["global"]["J&F-Mean"] > 0.2
+    assert len(results["rand"]["per_object"]) == len(results["copy-first-mask"]["per_object"]) >= 2
+    stamp = json.loads((work / "pred" / "rand" / ".made-by.json").read_text())
+    assert stamp["inference"] == {"short_side": 64, "bank_size": 3}
+    capsys.readouterr()
+    assert bench.main([*base, "--bank-size", "3"]) == 0  # same file and settings: reused
+    assert "rand: reusing" in capsys.readouterr().out
+    assert bench.main([*base, "--bank-size", "2"]) == 0  # other settings: predicted again
+    assert "rand: reusing" not in capsys.readouterr().out
+    assert json.loads((work / "pred" / "rand" / ".made-by.json").read_text())["inference"]["bank_size"] == 2
