@@ -2,7 +2,7 @@
 other checkpoints (the paper's ablations trained with the same budget).
 
     python benchmarks/accuracy.py [--work DIR] [--seed 20261125] [--num N]
-        [--model NAME=CKPT ...] [--no-shipped] [--json FILE] [--reuse] [--short-side N]
+        [--model NAME=CKPT ...] [--no-shipped] [--json FILE] [--reuse] [--short-side N] [--bank-size N]
 
 The validation set is the generator's ``val`` suite (>= 30 videos: cuts, peeling / shrinking,
 morphing, occlusion, small objects, look-alike instances, long videos, several objects) rendered
