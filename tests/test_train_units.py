@@ -143,6 +143,9 @@ def test_overrides_and_errors(tmp_path):
         load_train_config("finetune-vost", ["optim.learning_rate=1"])
     with pytest.raises(TamvtError, match="invalid value"):
         load_train_config("finetune-vost", ["optim.schedule=cosine"])
+    assert load_train_config("synthetic-small", ["data.max_skip=3"]).data.max_skip == 3
+    with pytest.raises(TamvtError, match="data.max_skip must be >= 1"):
+        load_train_config("synthetic-small", ["data.max_skip=0"])
     with pytest.raises(InputError, match="unknown training preset"):
         load_train_config("no-such-preset")
     bad = tmp_path / "bad.yaml"

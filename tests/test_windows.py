@@ -15,7 +15,7 @@ from tamvt.data.batch import TrainingBatch, collate
 from tamvt.data.palette import write_index_png
 from tamvt.data.sequence import VideoSequence
 from tamvt.data.transforms import WindowAugment
-from tamvt.data.windows import SyntheticWindowStream, WindowDataset, pingpong
+from tamvt.data.windows import SyntheticWindowStream, WindowDataset, draw_stride, pingpong
 
 H, W = 36, 48
 N_FRAMES = 30
@@ -225,3 +225,48 @@ def test_synthetic_stream_with_the_real_generator():
         assert s.masks[0].any() and s.num_memory == 2
         idx = list(s.frame_indices)
         assert idx == (list(range(idx[0], idx[0] - 12, -1)) if s.reversed else list(range(idx[0], idx[0] + 12)))
+
+
+def test_draw_stride_fits_the_window_and_draws_nothing_at_max_skip_1():
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    assert draw_stride(rng, 1, 100, 12) == 1
+    assert rng.bit_generator.state == state  # consecutive frames: the random stream is untouched
+    strides = {draw_stride(rng, 3, 100, 12) for _ in range(200)}
+    assert strides == {1, 2, 3}
+    assert {draw_stride(rng, 3, 23, 12) for _ in range(50)} == {1, 2}  # 3 would need 34 frames
+    assert {draw_stride(rng, 5, 8, 12) for _ in range(20)} == {1}  # shorter than a window: pingpong
+
+
+def test_frame_skip_windows(video):
+    """A window takes every s-th annotated frame (s <= max_skip, one s per window), and still starts
+    where the object is; s varies between windows."""
+    ds = WindowDataset([video], length=5, num_memory=2, seed=3, max_skip=3, reverse_prob=0.5)
+    steps = set()
+    for epoch in range(30):
+        ds.set_epoch(epoch)
+        for index, (_, obj) in enumerate(ds.items):
+            s = ds[index]
+            idx = list(s.frame_indices)
+            gaps = {b - a for a, b in zip(idx, idx[1:])}
+            assert len(gaps) == 1  # one stride per window
+            gap = gaps.pop()
+            assert abs(gap) in (2, 4, 6)  # annotations on every 2nd frame: stride 1..3 of them
+            assert (video.read_mask(idx[0]) == obj).any() and min(idx) >= video.objects[obj]
+            assert _frame_ids(s) == idx
+            steps.add(abs(gap))
+    assert steps == {2, 4, 6}
+
+
+def test_synthetic_stream_frame_skip():
+    ds = SyntheticWindowStream({"frames": 20}, length=6, seed=7, stream=_fake_stream, max_skip=3)
+    it = iter(ds)
+    strides = set()
+    for _ in range(40):
+        s = next(it)
+        idx = list(s.frame_indices)
+        gaps = {b - a for a, b in zip(idx, idx[1:])}
+        assert len(gaps) == 1 and 1 <= gaps.pop() <= 3 and 0 <= min(idx) and max(idx) < 20
+        assert _frame_ids(s) == idx
+        strides.add(idx[1] - idx[0])
+    assert strides == {1, 2, 3}

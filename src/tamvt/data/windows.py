@@ -11,6 +11,11 @@ annotated frame on, in time order (reversed when the window is time-reversed). T
 (``max_start_tries``); a forward window falls back to ``o``'s first frame, a reversed window to
 scanning all starts and, if ``o`` is in none of them, to a forward window.
 
+Frame skip (``max_skip`` > 1, as in STCN / XMem): a window takes every ``s``-th entry of
+``available``, with one stride ``s`` per window drawn uniformly in ``[1, max_skip]`` and lowered
+until the window fits the video; it makes the motion between the frames of a window up to
+``max_skip`` times larger. ``max_skip = 1`` (default) draws nothing: consecutive frames.
+
 Short videos (``len(available) < length``): ``short_videos="pingpong"`` (default) walks the
 available frames forth and back (0, 1, …, n−1, n−2, …) until the window is full, so the window
 stays temporally continuous; ``"skip"`` leaves such objects out of the dataset.
@@ -40,6 +45,15 @@ def pingpong(n: int, length: int) -> list[int]:
         return [0] * length
     period = list(range(n)) + list(range(n - 2, 0, -1))
     return [period[i % len(period)] for i in range(length)]
+
+
+def draw_stride(rng: np.random.Generator, max_skip: int, n: int, length: int) -> int:
+    """A window's frame stride: uniform in ``[1, max_skip]``, lowered until ``length`` frames fit in
+    ``n``; 1 without drawing anything when ``max_skip <= 1``."""
+    if max_skip <= 1:
+        return 1
+    s = int(rng.integers(1, max_skip + 1))
+    return max(1, min(s, (n - 1) // max(length - 1, 1)))
 
 
 def make_sample(
@@ -102,6 +116,7 @@ class WindowDataset(Dataset):
         seed: base seed; see :meth:`set_epoch`.
         short_videos: ``"pingpong"`` or ``"skip"`` for objects with fewer than ``length`` frames.
         max_start_tries: random start positions tried before the fallback.
+        max_skip: largest frame stride of a window (1 = consecutive frames; see the module docstring).
     """
 
     def __init__(
@@ -114,6 +129,7 @@ class WindowDataset(Dataset):
         seed: int = 0,
         short_videos: ShortVideos = "pingpong",
         max_start_tries: int = 8,
+        max_skip: int = 1,
     ) -> None:
         if not 1 <= num_memory < length:
             raise ValueError(f"num_memory must be in [1, length - 1], got {num_memory} for length {length}")
@@ -127,6 +143,7 @@ class WindowDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.max_start_tries = max_start_tries
+        self.max_skip = max_skip
         self.items: list[tuple[int, int]] = []  # (sequence index, object id)
         for si, seq in enumerate(self.sequences):
             for obj, first in sorted(seq.objects.items()):
@@ -155,28 +172,31 @@ class WindowDataset(Dataset):
         si, obj = self.items[index]
         seq = self.sequences[si]
         forward = [i for i in seq.annotated if i >= seq.objects[obj]]
+        stride = draw_stride(rng, self.max_skip, len(forward), self.length)
         if rng.random() < self.reverse_prob:
-            window = self._start_where_present(seq, obj, forward[::-1], rng, scan_all=True)
+            window = self._start_where_present(seq, obj, forward[::-1], rng, scan_all=True, stride=stride)
             if window is not None:
                 return window, True
-        window = self._start_where_present(seq, obj, forward, rng, scan_all=False)
+        window = self._start_where_present(seq, obj, forward, rng, scan_all=False, stride=stride)
         return window, False
 
     def _start_where_present(
-        self, seq: VideoSequence, obj: int, available: list[int], rng: np.random.Generator, scan_all: bool
+        self, seq: VideoSequence, obj: int, available: list[int], rng: np.random.Generator, scan_all: bool,
+        stride: int = 1,
     ) -> list[int] | None:
         n, length = len(available), self.length
         if n < length:  # short video: pingpong from the first position
             if scan_all and not self._has_object(seq, available[0], obj):
                 return None
             return [available[p] for p in pingpong(n, length)]
-        starts = rng.permutation(n - length + 1)
+        span = (length - 1) * stride + 1
+        starts = rng.permutation(n - span + 1)
         tries = starts if scan_all else starts[: self.max_start_tries]
         for s in tries:
             # position 0 of a forward list is the object's first frame: present by definition
             if (s == 0 and not scan_all) or self._has_object(seq, available[s], obj):
-                return available[s : s + length]
-        return None if scan_all else available[:length]
+                return available[s : s + span : stride]
+        return None if scan_all else available[:span:stride]
 
     def __getitem__(self, index: int) -> TrainingSample:
         rng = self.rng(index)
@@ -215,6 +235,7 @@ class SyntheticWindowStream(IterableDataset):
         seed: int = 0,
         rank: int | None = None,
         stream: Callable[[int, Any], Iterator[Any]] | None = None,
+        max_skip: int = 1,
     ) -> None:
         super().__init__()
         if not 1 <= num_memory < length:
@@ -228,6 +249,7 @@ class SyntheticWindowStream(IterableDataset):
         self.rank = rank
         self.epoch = 0
         self._stream = stream
+        self.max_skip = max_skip
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -261,9 +283,11 @@ class SyntheticWindowStream(IterableDataset):
             return None
         obj = ids[int(rng.integers(len(ids)))]
         t = masks.shape[0]
+        stride = draw_stride(rng, self.max_skip, t, self.length)
+        span = (self.length - 1) * stride + 1
 
         def starts(order: list[int]) -> list[int]:
-            return [p for p in range(max(t - self.length, 0) + 1) if (masks[order[p]] == obj).any()]
+            return [p for p in range(max(t - span, 0) + 1) if (masks[order[p]] == obj).any()]
 
         reversed_ = bool(rng.random() < self.reverse_prob)
         order = list(range(t))[::-1] if reversed_ else list(range(t))
@@ -272,7 +296,7 @@ class SyntheticWindowStream(IterableDataset):
             reversed_, order = False, list(range(t))
             candidates = starts(order)  # contains 0: the object was chosen in frame 0
         rest = order[candidates[int(rng.integers(len(candidates)))]:]
-        indices = rest[: self.length] if len(rest) >= self.length else [rest[p] for p in pingpong(len(rest), self.length)]
+        indices = rest[:span:stride] if len(rest) >= span else [rest[p] for p in pingpong(len(rest), self.length)]
         frames = [np.asarray(video.frames[i]) for i in indices]
         labels = [masks[i] for i in indices]
         return make_sample(frames, labels, obj, 255, self.num_memory, self.augment, rng,

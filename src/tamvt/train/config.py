@@ -53,6 +53,7 @@ class DataConfig:
     jitter: tuple[float, float, float, float] = (0.1, 0.1, 0.1, 0.02)
     reverse_prob: float = 0.0  # time reversal of a window (the authors' flag never took effect)
     short_videos: Literal["pingpong", "skip"] = "pingpong"
+    max_skip: int = 1  # largest frame stride of a window (video sources; 1 = consecutive frames)
     epoch_size: int = 1000  # samples per "epoch" of an endless source (synthetic / static streams)
     synthetic_preset: str = "train"  # generator preset of tamvt.data.synthetic for source=synthetic
     synthetic_size: tuple[int, int] | None = None  # (H, W) of generated videos; None = preset's
@@ -67,6 +68,7 @@ class DataConfig:
         _check(min(self.crop_size) > 0, "data.crop_size must be positive")
         _check(0 < self.scale_range[0] <= self.scale_range[1], "data.scale_range must be 0 < lo <= hi")
         _check(0.0 <= self.reverse_prob <= 1.0, "data.reverse_prob must be in [0, 1]")
+        _check(self.max_skip >= 1, "data.max_skip must be >= 1")
         _check(0.0 <= self.hflip_prob <= 1.0, "data.hflip_prob must be in [0, 1]")
         _check(self.epoch_size >= 1, "data.epoch_size must be >= 1")
 

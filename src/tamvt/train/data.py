@@ -57,7 +57,7 @@ class SyntheticWindows(Dataset):
     def __init__(self, suite: str = "train", epoch_size: int = 1000, length: int = 12, num_memory: int = 2,
                  augment: WindowAugment | None = None, reverse_prob: float = 0.0, seed: int = 0,
                  size: tuple[int, int] | None = None, video_length: int | None = None,
-                 fixed_video: int | None = None) -> None:
+                 fixed_video: int | None = None, max_skip: int = 1) -> None:
         from tamvt.data.synthetic import preset_suite
         from tamvt.data.windows import SyntheticWindowStream
 
@@ -70,7 +70,7 @@ class SyntheticWindows(Dataset):
         self.epoch = 0
         self.fixed_video = fixed_video
         self.cutter = SyntheticWindowStream(self.specs[0], length=length, num_memory=num_memory, augment=augment,
-                                            reverse_prob=reverse_prob, seed=seed, rank=0)
+                                            reverse_prob=reverse_prob, seed=seed, rank=0, max_skip=max_skip)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -112,7 +112,8 @@ def build_train_dataset(d: Any, seed: int) -> Dataset:
     augment = build_augment(d.crop_size, d.scale_range, d.hflip_prob, d.jitter)
     if d.source == "synthetic":
         return SyntheticWindows(d.synthetic_preset, d.epoch_size, d.window_length, d.num_memory, augment,
-                                d.reverse_prob, seed, d.synthetic_size, d.synthetic_frames, d.synthetic_fixed_video)
+                                d.reverse_prob, seed, d.synthetic_size, d.synthetic_frames, d.synthetic_fixed_video,
+                                d.max_skip)
     if d.root is None:
         raise TamvtError(f"data.root is required for data.source={d.source}")
     if d.source == "static":
@@ -125,7 +126,8 @@ def build_train_dataset(d: Any, seed: int) -> Dataset:
     from tamvt.data.windows import WindowDataset
 
     sequences = read_dataset(d.source, d.root, d.split)
-    ds = WindowDataset(sequences, d.window_length, d.num_memory, augment, d.reverse_prob, seed, d.short_videos)
+    ds = WindowDataset(sequences, d.window_length, d.num_memory, augment, d.reverse_prob, seed, d.short_videos,
+                       max_skip=d.max_skip)
     if len(ds) == 0:
         raise TamvtError(f"{d.root}: split {d.split!r} has no usable (video, object) pair for training")
     return ds
