@@ -3,6 +3,7 @@ other checkpoints (the paper's ablations trained with the same budget).
 
     python benchmarks/accuracy.py [--work DIR] [--seed 20261125] [--num N]
         [--model NAME=CKPT ...] [--no-shipped] [--json FILE] [--reuse] [--short-side N] [--bank-size N]
+        [--grid-oracle HxW]
 
 The validation set is the generator's ``val`` suite (>= 30 videos: cuts, peeling / shrinking,
 morphing, occlusion, small objects, look-alike instances, long videos, several objects) rendered
@@ -38,6 +39,31 @@ def copy_first_mask(sequences, out: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for name in seq.frame_names:
             write_index_png(folder / f"{name}.png", mask, palette)
+
+
+def grid_oracle(sequences, out: Path, grid: tuple[int, int]) -> None:
+    """The resolution ceiling of a model whose logits live on a ``grid = (h, w)`` map (stride 4 of its
+    input): each object's ground truth area-averaged onto the grid, bilinearly upsampled back and
+    merged like the predictor (argmax against background 0.5)."""
+    import cv2
+    import numpy as np
+
+    from tamvt.data.palette import read_index_png, write_index_png
+
+    gh, gw = grid
+    for seq in sequences:
+        folder = out / seq.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in seq.annotated:
+            mask, palette = read_index_png(seq.mask_paths[i])
+            h, w = mask.shape
+            ids = sorted(int(v) for v in np.unique(mask) if v not in (0, 255))
+            probs = [np.full((h, w), 0.5, np.float32)]
+            for obj in ids:
+                coarse = cv2.resize((mask == obj).astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
+                probs.append(cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR))
+            merged = np.array([0, *ids], np.uint8)[np.argmax(np.stack(probs), axis=0)]
+            write_index_png(folder / f"{seq.frame_names[i]}.png", merged, palette)
 
 
 def predict(checkpoint: Path, sequences, out: Path, **inference) -> float:
@@ -117,6 +143,8 @@ def main(argv=None) -> int:
                         help="model input short side for every model (default: each checkpoint's own)")
     parser.add_argument("--bank-size", type=int, default=None,
                         help="memory capacity for every model (default: each checkpoint's own)")
+    parser.add_argument("--grid-oracle", default=None, metavar="HxW",
+                        help="add the ground truth reduced to an HxW logit map (e.g. 30x40: stride 4 at 120 px)")
     args = parser.parse_args(argv)
 
     from tamvt.data.registry import read_dataset
@@ -147,6 +175,15 @@ def main(argv=None) -> int:
     results: dict[str, dict] = {}
     copy_first_mask(sequences, args.work / "pred" / "copy-first-mask")
     results["copy-first-mask"] = score(sequences, args.work / "pred" / "copy-first-mask", attributes)
+    if args.grid_oracle:
+        try:
+            grid = tuple(int(v) for v in args.grid_oracle.lower().split("x"))
+            assert len(grid) == 2 and min(grid) > 0
+        except (ValueError, AssertionError):
+            parser.error(f"--grid-oracle wants HxW, e.g. 30x40; got {args.grid_oracle!r}")
+        name = f"gt-at-{grid[0]}x{grid[1]}"
+        grid_oracle(sequences, args.work / "pred" / name, grid)
+        results[name] = score(sequences, args.work / "pred" / name, attributes)
     for name, ckpt in models.items():
         inference = {k: v for k, v in (("short_side", args.short_side), ("bank_size", args.bank_size))
                      if v is not None}

@@ -44,3 +44,15 @@ def test_accuracy_benchmark_scores_reuses_and_respects_inference_settings(tmp_pa
     assert bench.main([*base, "--bank-size", "2"]) == 0  # other settings: predicted again
     assert "rand: reusing" not in capsys.readouterr().out
     assert json.loads((work / "pred" / "rand" / ".made-by.json").read_text())["inference"]["bank_size"] == 2
+
+
+def test_grid_oracle_is_exact_at_full_size_and_loses_detail_on_a_coarse_grid(tmp_path):
+    bench = _script()
+    work, out = tmp_path / "work", tmp_path / "all.json"
+    base = ["--work", str(work), "--num", "2", "--no-shipped", "--json", str(out)]
+    assert bench.main([*base, "--grid-oracle", "240x320"]) == 0  # the suite's frame size: the ground truth itself
+    full = json.loads(out.read_text())["gt-at-240x320"]["global"]
+    assert full["J-Mean"] == 1.0 and full["F-Mean"] == 1.0
+    assert bench.main([*base, "--grid-oracle", "8x10"]) == 0
+    coarse = json.loads(out.read_text())["gt-at-8x10"]["global"]
+    assert 0.2 < coarse["J-Mean"] < 0.95
