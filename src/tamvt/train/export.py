@@ -95,8 +95,8 @@ def summary_document(run: Path, ckpt: dict[str, Any], cfg: Any) -> dict[str, Any
     from tamvt.train.config import config_to_dict, load_train_config
 
     try:  # the shipped training preset of that name reproduces the run only if nothing was overridden
-        preset = load_train_config(cfg.name, [f"run.out_dir={cfg.run.out_dir}"])
-        same = config_to_dict(preset) == config_to_dict(cfg)
+        preset = load_train_config(cfg.name, [f"run.out_dir={cfg.run.out_dir}", f"run.progress={cfg.run.progress}"])
+        same = config_to_dict(preset) == config_to_dict(cfg)  # (progress bars do not change the training)
     except TamvtError:  # not a shipped preset
         same = False
     command = f"tamvt train {cfg.name} --out {run}" if same else f"tamvt train {run / 'config.yaml'}"
