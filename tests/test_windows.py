@@ -63,6 +63,20 @@ def _frame_ids(sample) -> list[int]:
     return [int(round((x - 10) / 5)) for x in v.tolist()]
 
 
+def _samples(ds: WindowDataset, epochs: int):
+    """(object id, sample) for every item of ``epochs`` epochs."""
+    for epoch in range(epochs):
+        ds.set_epoch(epoch)
+        for index, (_, obj) in enumerate(ds.items):
+            yield obj, ds[index]
+
+
+def _gaps(indices) -> set[int]:
+    """The differences between consecutive frame indices of a window."""
+    idx = list(indices)
+    return {b - a for a, b in zip(idx, idx[1:])}
+
+
 def test_pingpong():
     assert pingpong(4, 9) == [0, 1, 2, 3, 2, 1, 0, 1, 2]
     assert pingpong(1, 3) == [0, 0, 0]
@@ -77,19 +91,16 @@ def test_items_are_object_wise(video):
 def test_windows_are_consecutive_annotated_frames_starting_where_the_object_is(video):
     ds = WindowDataset([video], length=5, num_memory=2, seed=3)
     starts = set()
-    for epoch in range(25):
-        ds.set_epoch(epoch)
-        for index, (_, obj) in enumerate(ds.items):
-            s = ds[index]
-            idx = list(s.frame_indices)
-            assert idx == list(range(idx[0], idx[0] + 10, 2))  # 5 consecutive annotated frames
-            assert idx[0] >= video.objects[obj]
-            assert (video.read_mask(idx[0]) == obj).any()  # the object is in the first frame
-            assert _frame_ids(s) == idx  # the pixels are those frames, in that order
-            assert s.masks.shape == (5, H, W) and s.masks.dtype == torch.uint8
-            assert s.frames.shape == (5, 3, H, W) and s.frames.dtype == torch.float32
-            assert s.num_memory == 2 and s.object_id == obj and not s.reversed
-            starts.add((obj, idx[0]))
+    for obj, s in _samples(ds, 25):
+        idx = list(s.frame_indices)
+        assert idx == list(range(idx[0], idx[0] + 10, 2))  # 5 consecutive annotated frames
+        assert idx[0] >= video.objects[obj]
+        assert (video.read_mask(idx[0]) == obj).any()  # the object is in the first frame
+        assert _frame_ids(s) == idx  # the pixels are those frames, in that order
+        assert s.masks.shape == (5, H, W) and s.masks.dtype == torch.uint8
+        assert s.frames.shape == (5, 3, H, W) and s.frames.dtype == torch.float32
+        assert s.num_memory == 2 and s.object_id == obj and not s.reversed
+        starts.add((obj, idx[0]))
     assert not any(o == 1 and f in ABSENT for o, f in starts)
     assert len({f for o, f in starts if o == 1}) > 3  # starts do vary
 
@@ -243,18 +254,15 @@ def test_frame_skip_windows(video):
     where the object is; s varies between windows."""
     ds = WindowDataset([video], length=5, num_memory=2, seed=3, max_skip=3, reverse_prob=0.5)
     steps = set()
-    for epoch in range(30):
-        ds.set_epoch(epoch)
-        for index, (_, obj) in enumerate(ds.items):
-            s = ds[index]
-            idx = list(s.frame_indices)
-            gaps = {b - a for a, b in zip(idx, idx[1:])}
-            assert len(gaps) == 1  # one stride per window
-            gap = gaps.pop()
-            assert abs(gap) in (2, 4, 6)  # annotations on every 2nd frame: stride 1..3 of them
-            assert (video.read_mask(idx[0]) == obj).any() and min(idx) >= video.objects[obj]
-            assert _frame_ids(s) == idx
-            steps.add(abs(gap))
+    for obj, s in _samples(ds, 30):
+        idx = list(s.frame_indices)
+        gaps = _gaps(idx)
+        assert len(gaps) == 1  # one stride per window
+        gap = gaps.pop()
+        assert abs(gap) in (2, 4, 6)  # annotations on every 2nd frame: stride 1..3 of them
+        assert (video.read_mask(idx[0]) == obj).any() and min(idx) >= video.objects[obj]
+        assert _frame_ids(s) == idx
+        steps.add(abs(gap))
     assert steps == {2, 4, 6}
 
 
@@ -265,7 +273,7 @@ def test_synthetic_stream_frame_skip():
     for _ in range(40):
         s = next(it)
         idx = list(s.frame_indices)
-        gaps = {b - a for a, b in zip(idx, idx[1:])}
+        gaps = _gaps(idx)
         assert len(gaps) == 1 and 1 <= gaps.pop() <= 3 and 0 <= min(idx) and max(idx) < 20
         assert _frame_ids(s) == idx
         strides.add(idx[1] - idx[0])

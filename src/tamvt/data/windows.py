@@ -53,7 +53,7 @@ def draw_stride(rng: np.random.Generator, max_skip: int, n: int, length: int) ->
     if max_skip <= 1:
         return 1
     s = int(rng.integers(1, max_skip + 1))
-    return max(1, min(s, (n - 1) // max(length - 1, 1)))
+    return max(1, min(s, (n - 1) // (length - 1)))  # length >= 2 (checked by the datasets)
 
 
 def make_sample(
