@@ -71,8 +71,8 @@ def predict(checkpoint: Path, sequences, out: Path, **inference) -> float:
     checkpoint's, e.g. ``short_side=240``); returns seconds per frame."""
     from tqdm import tqdm
 
-    from tamvt.predict_cli import predict_sequence
-    from tamvt.predictor import Predictor
+    from tamvt.commands.predict import predict_sequence
+    from tamvt.inference.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(checkpoint, **inference)
     frames, start = 0, time.perf_counter()
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
 
     from tamvt.data.registry import read_dataset
     from tamvt.data.synthetic import preset_suite
-    from tamvt.data.synthetic_cli import write_dataset
+    from tamvt.commands.synth import write_dataset
     from tamvt.evaluation.report import load_attributes
 
     data = args.work / "data"
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
 
     models: dict[str, Path] = {}
     if not args.no_shipped:
-        from tamvt.demo import shipped_model_path
+        from tamvt.commands.demo import shipped_model_path
 
         models["shipped"] = shipped_model_path()
     for item in args.model:

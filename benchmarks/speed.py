@@ -85,8 +85,8 @@ def case_tamvt(args: argparse.Namespace) -> dict:
     from tamvt.config import InferenceConfig, load_preset
     from tamvt.data.synthetic import SynthConfig, iter_video
     from tamvt.models.tamvt import build_tamvt
-    from tamvt.predictor import Predictor
-    from tamvt.session import ArrayFrames
+    from tamvt.inference.predictor import Predictor
+    from tamvt.inference.source import ArrayFrames
 
     torch.set_num_threads(args.threads)
     events = ("cut",) if args.frames >= 12 else ()  # the synthetic events need >= 12 frames

@@ -13,7 +13,7 @@ from tamvt.checkpoint import load_checkpoint
 from tamvt.cli import main
 from tamvt.config import load_preset
 from tamvt.errors import TamvtError
-from tamvt.models.convert import (
+from tamvt.official import (
     convert_official_state_dict,
     load_official_checkpoint,
     official_to_tamvt_name,

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 TAMVT = [sys.executable, "-m", "tamvt.cli"]
 
@@ -15,7 +14,7 @@ TAMVT = [sys.executable, "-m", "tamvt.cli"]
 def test_shipped_model_is_small_trained_and_described():
     from tamvt.checkpoint import read_checkpoint
     from tamvt.config import load_preset, to_dict
-    from tamvt.demo import shipped_model_path
+    from tamvt.commands.demo import shipped_model_path
 
     path = shipped_model_path()
     assert path.stat().st_size <= 25 * 2**20

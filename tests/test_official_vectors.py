@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from tamvt.memory import MemoryBank, step_clip
-from tamvt.models.convert import convert_official
+from tamvt.official import convert_official
 from tamvt.models.matching import MatchingBlock, expand_rte_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"

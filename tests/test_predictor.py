@@ -13,8 +13,9 @@ import torch
 from tamvt.config import InferenceConfig, load_preset
 from tamvt.errors import TamvtError
 from tamvt.models.tamvt import build_tamvt
-from tamvt.predictor import Predictor
-from tamvt.session import ArrayFrames, SessionError
+from tamvt.inference.predictor import Predictor
+from tamvt.errors import SessionError
+from tamvt.inference.source import ArrayFrames
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
 H, W = 64, 96
@@ -26,7 +27,7 @@ H, W = 64, 96
 def official():
     from safetensors.torch import load_file
 
-    from tamvt.models.convert import convert_official
+    from tamvt.official import convert_official
 
     main = load_file(FIXTURES / "tamvt_official_vectors.safetensors")
     extra = load_file(FIXTURES / "tamvt_official_vectors_extra.safetensors")

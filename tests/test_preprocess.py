@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from tamvt.preprocess import merge_masks, prepare_frame, prepare_mask, resized_shape
+from tamvt.inference.preprocess import merge_masks, prepare_frame, prepare_mask, resized_shape
 
 
 @pytest.mark.parametrize(

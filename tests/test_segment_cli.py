@@ -17,7 +17,7 @@ from tamvt.cli import main
 from tamvt.config import load_preset
 from tamvt.data.palette import DAVIS_PALETTE, read_index_png
 from tamvt.models.tamvt import build_tamvt
-from tamvt.overlay import contours, overlay
+from tamvt.inference.overlay import contours, overlay
 
 H, W, T = 64, 96, 7
 PALETTE = bytes(np.random.default_rng(1).integers(0, 256, 768, dtype=np.uint8))
@@ -55,7 +55,7 @@ def segment(data, *extra: str, mask: str = "mask.png", input: Path | None = None
 
 def test_default_checkpoint_is_the_shipped_model(data, tmp_path):
     """Without --checkpoint the model shipped in the package is used: the same masks as naming it."""
-    from tamvt.demo import shipped_model_path
+    from tamvt.commands.demo import shipped_model_path
 
     base = ["segment", str(data["folder"]), "--mask", str(data["root"] / "mask.png"), "--device", "cpu", "--quiet"]
     assert main([*base, "--out", str(tmp_path / "default")]) == 0
@@ -93,7 +93,7 @@ def test_folder_input_with_overlay_and_per_object(data, tmp_path):
 
 
 def test_outputs_equal_the_python_api(data, tmp_path):
-    from tamvt.predictor import Predictor
+    from tamvt.inference.predictor import Predictor
 
     out = tmp_path / "out"
     assert segment(data, "--out", str(out), "inference.merge=first-wins") == 0

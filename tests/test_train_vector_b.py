@@ -27,7 +27,7 @@ def vectors() -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def model(vectors):
     from tamvt.checkpoint import load_state_dict_strict
-    from tamvt.models.convert import convert_official, convert_official_state_dict
+    from tamvt.official import convert_official, convert_official_state_dict
     from tamvt.models.tamvt import build_tamvt
 
     official = {k: v.float() for k, v in vectors.items() if not k.startswith(("A.", "B.", "C."))}

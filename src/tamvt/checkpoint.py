@@ -9,6 +9,7 @@ nothing is pickled, so loading never executes code.
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,6 +20,7 @@ from tamvt.atomic import atomic_path
 from tamvt.config import ModelConfig, TamvtConfig, from_dict, load_preset, to_dict
 from tamvt.errors import InputError, TamvtError
 
+SHIPPED_MODEL = "tamvt-mini-synthetic.safetensors"
 FORMAT = "tamvt-checkpoint"
 VERSION = "1"
 
@@ -133,3 +135,12 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, Tensor], source: s
 
 def _diff(a: dict[str, Any], b: dict[str, Any]) -> str:
     return ", ".join(f"{k}: expected {a[k]!r}, checkpoint has {b.get(k)!r}" for k in a if a[k] != b.get(k))
+
+
+def shipped_model_path() -> Path:
+    """Path of the default model shipped in ``tamvt/weights`` (TamvtError if this install lacks it)."""
+    path = Path(str(resources.files("tamvt") / "weights" / SHIPPED_MODEL))
+    if not path.is_file():
+        raise TamvtError(f"no shipped model at {path}; pass --checkpoint or train one with "
+                         "`tamvt train synthetic-small` and `tamvt export`")
+    return path

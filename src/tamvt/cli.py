@@ -18,14 +18,14 @@ from tamvt.errors import TamvtError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("tamvt.demo", "make a synthetic video, segment it with the shipped model, report J/F/J_tr"),
-    "synth": ("tamvt.data.synthetic_cli", "write synthetic transformation videos in DAVIS layout"),
-    "eval": ("tamvt.evaluation.cli", "evaluate a results folder (DAVIS / VOST / VISOR / YouTube-VOS / generic)"),
-    "segment": ("tamvt.segment_cli", "segment one video (file or frame folder) from a mask"),
-    "predict": ("tamvt.predict_cli", "run a checkpoint over a dataset split and write a results folder"),
-    "convert-official": ("tamvt.models.convert", "convert the authors' checkpoint to tamvt's format"),
-    "train": ("tamvt.train.cli", "train a model from a preset or YAML with key=value overrides"),
-    "export": ("tamvt.train.export", "export a run's EMA weights as a tamvt checkpoint"),
+    "demo": ("tamvt.commands.demo", "make a synthetic video, segment it with the shipped model, report J/F/J_tr"),
+    "synth": ("tamvt.commands.synth", "write synthetic transformation videos in DAVIS layout"),
+    "eval": ("tamvt.commands.eval", "evaluate a results folder (DAVIS / VOST / VISOR / YouTube-VOS / generic)"),
+    "segment": ("tamvt.commands.segment", "segment one video (file or frame folder) from a mask"),
+    "predict": ("tamvt.commands.predict", "run a checkpoint over a dataset split and write a results folder"),
+    "convert-official": ("tamvt.commands.convert", "convert the authors' checkpoint to tamvt's format"),
+    "train": ("tamvt.commands.train", "train a model from a preset or YAML with key=value overrides"),
+    "export": ("tamvt.commands.export", "export a run's EMA weights as a tamvt checkpoint"),
 }
 
 

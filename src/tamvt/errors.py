@@ -22,3 +22,7 @@ class InputError(TamvtError):
 
     def __reduce__(self):  # so the error survives the trip back from a worker process
         return (type(self), (self.path, self.problem))
+
+
+class SessionError(TamvtError, ValueError):
+    """Bad input to the session API (mask size, empty mask, unknown / duplicate object id, frame order)."""

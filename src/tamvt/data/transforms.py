@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from tamvt.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from tamvt.imagenet import normalize_
 
 
 def normalize(frames: np.ndarray) -> torch.Tensor:
@@ -26,10 +26,7 @@ def normalize(frames: np.ndarray) -> torch.Tensor:
 
     Same float32 arithmetic as torchvision ``ToTensor`` + ``Normalize`` (the authors' preprocessing).
     """
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
-    return x.sub_(mean).div_(std)
+    return normalize_(torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0))
 
 
 # ------------------------------------------------------------------------------- colour jitter

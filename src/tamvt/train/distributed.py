@@ -14,7 +14,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from tamvt.errors import TamvtError
+from tamvt.devices import resolve_device
 
 
 @dataclass(frozen=True)
@@ -33,20 +33,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` if CUDA is available else ``cpu``; ``cuda`` -> ``cuda:<local_rank>``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TamvtError(f"run.device={name}: CUDA is not available on this machine")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise TamvtError(f"run.device: unknown device {name!r} (auto, cpu, cuda, cuda:N)") from None
 
 
 def setup(device: str = "auto", timeout_s: float = 1800.0) -> DistInfo:

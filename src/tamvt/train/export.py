@@ -7,7 +7,6 @@ validation history, the command that reproduces the run)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -102,17 +101,3 @@ def summary_document(run: Path, ckpt: dict[str, Any], cfg: Any) -> dict[str, Any
     command = f"tamvt train {cfg.name} --out {run}" if same else f"tamvt train {run / 'config.yaml'}"
     return {"run": cfg.name, "command": command, "model_preset": cfg.model_preset, **training_summary(run),
             "model": to_dict(cfg.model), "inference": to_dict(cfg.inference), "train": ckpt["config"]}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN_DIR", help="a training run folder (or its last.pt)")
-    parser.add_argument("out", metavar="OUT", help="output checkpoint, e.g. model.safetensors")
-    parser.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA")
-    parser.add_argument("--summary", action="store_true",
-                        help="also write OUT's .json: configs and training summary (steps, time, validation)")
-
-
-def run(args: argparse.Namespace) -> int:
-    for path in export_run(args.run, args.out, raw=args.raw, summary=args.summary):
-        print(f"wrote {path}")
-    return 0

@@ -1,7 +1,7 @@
 """Periodic validation during training: run the online predictor on held-out videos, report J, F,
 J&F and J_tr.
 
-Videos are segmented by :class:`tamvt.predictor.Predictor` — the inference users run, built on the
+Videos are segmented by :class:`tamvt.inference.predictor.Predictor` — the inference users run, built on the
 same clip step as the training unroll — from the ground truth of their first annotated frame (all
 objects of that frame). Scores use the evaluation toolkit's metric functions on the annotated frames
 after the reference, the last one excluded (DAVIS convention): J and F per object and frame,
@@ -100,7 +100,7 @@ def score_video(labels: Mapping[int, np.ndarray], pred: Mapping[int, np.ndarray]
 @torch.no_grad()
 def segment(model: torch.nn.Module, video: ValVideo, config: InferenceConfig, clip_length: int) -> dict[int, np.ndarray]:
     """Merged index masks of the annotated frames of ``video`` (the reference frame: its ground truth)."""
-    from tamvt.predictor import Predictor
+    from tamvt.inference.predictor import Predictor
 
     predictor = Predictor(model, config, clip_length=clip_length)
     session = predictor.start(video.source)

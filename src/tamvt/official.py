@@ -1,5 +1,5 @@
-"""``tamvt convert-official``: the authors' checkpoints (``tamvt_vost.pth``, ``tamvt_static.pth``) to
-tamvt's format.
+"""The authors' checkpoint format (``tamvt_vost.pth``, ``tamvt_static.pth``) and its conversion to
+tamvt's (the ``tamvt convert-official`` command is :mod:`tamvt.commands.convert`).
 
 Every name of the authors' ``state_dict`` is mapped by an explicit rule to exactly one tamvt name;
 the two names of the authors' shared pre-LayerNorm (``pre_ln_q`` / ``pre_ln_k``, one module) must
@@ -14,7 +14,6 @@ turns every other global into an inert placeholder (never importing it).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import pickle
@@ -256,32 +255,3 @@ def convert_official(official: Mapping[str, Tensor], bank_size: int | None = Non
     model = build_tamvt(model_cfg)
     load_state_dict_strict(model, sd, source="authors' checkpoint")
     return model, TamvtConfig(model=model_cfg, inference=load_preset("tamvt-r50").inference)
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path, help="the authors' checkpoint (.pth)")
-    parser.add_argument("output", type=Path, help="tamvt checkpoint to write (.safetensors)")
-    parser.add_argument("--no-ema", action="store_true", help="use 'model' instead of the EMA weights 'model_ema'")
-    parser.add_argument("--bank", type=int, default=None, metavar="N",
-                        help="memory capacity to run with (larger than trained: RTE interpolation)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from tamvt.checkpoint import save_checkpoint
-
-    if args.bank is not None and args.bank < 1:
-        raise TamvtError("--bank must be >= 1")
-    checkpoint = load_official_checkpoint(args.input)
-    try:
-        official = official_state_dict(checkpoint, ema=not args.no_ema)
-        model, cfg = convert_official(official, bank_size=args.bank)
-    except TamvtError as err:
-        raise InputError(args.input, str(err)) from None
-    meta = {"source": str(args.input.name), "weights": "model" if args.no_ema else "model_ema"}
-    save_checkpoint(args.output, model, cfg, meta)
-    print(f"wrote {args.output} ({cfg.model.backbone}, bank {cfg.model.bank_size}, rte {cfg.model.rte})")
-    return 0

@@ -21,8 +21,8 @@ from tamvt.errors import TamvtError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from tamvt.commands.options import add_model_arguments
     from tamvt.data.registry import FORMATS
-    from tamvt.segment_cli import add_model_arguments
 
     parser.add_argument("--format", required=True, choices=FORMATS, help="dataset layout")
     parser.add_argument("--root", type=Path, required=True, help="dataset root")
@@ -86,8 +86,9 @@ def predict_sequence(predictor, seq, folder: Path, progress: bool = False) -> tu
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from tamvt.commands.options import build_predictor, inference_overrides
     from tamvt.data.registry import read_dataset
-    from tamvt.segment_cli import build_predictor, inference_overrides, resolve_device
+    from tamvt.devices import resolve_device
 
     overrides = inference_overrides(args.overrides)
     rank, world, local_rank = distributed_rank()

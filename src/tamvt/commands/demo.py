@@ -12,21 +12,10 @@
 from __future__ import annotations
 
 import argparse
-from importlib import resources
 from pathlib import Path
 
+from tamvt.checkpoint import shipped_model_path
 from tamvt.errors import TamvtError
-
-SHIPPED_MODEL = "tamvt-mini-synthetic.safetensors"
-
-
-def shipped_model_path() -> Path:
-    """Path of the default model shipped in ``tamvt/weights`` (TamvtError if this install lacks it)."""
-    path = Path(str(resources.files("tamvt") / "weights" / SHIPPED_MODEL))
-    if not path.is_file():
-        raise TamvtError(f"no shipped model at {path}; pass --checkpoint or train one with "
-                         "`tamvt train synthetic-small` and `tamvt export`")
-    return path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,16 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from tamvt.commands.options import commit_output, prepare_output
     from tamvt.data.frames import VideoWriter
     from tamvt.data.palette import read_index_png, write_index_png
     from tamvt.data.registry import read_dataset
     from tamvt.data.synthetic import preset_suite
-    from tamvt.data.synthetic_cli import write_dataset
+    from tamvt.data.synthetic_dataset import write_dataset
     from tamvt.evaluation.evaluate import evaluate
     from tamvt.evaluation.report import format_table, load_attributes, write_json
-    from tamvt.overlay import overlay
-    from tamvt.predictor import Predictor
-    from tamvt.segment_cli import commit_output, prepare_output
+    from tamvt.inference.overlay import overlay
+    from tamvt.inference.predictor import Predictor
 
     checkpoint = args.checkpoint or shipped_model_path()
     out: Path = args.out

@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from tamvt.imagenet import normalize_
 
 MergePolicy = Literal["argmax", "first-wins"]
 
@@ -42,10 +41,7 @@ def prepare_frame(frame: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
         frame = np.asarray(Image.fromarray(frame).resize((shape[1], shape[0]), Image.BILINEAR))
     if not frame.flags.writeable:  # decoded frames can be read-only views; torch warns on those
         frame = frame.copy()
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(3, 1, 1)
-    return x.sub_(mean).div_(std)
+    return normalize_(torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float().div_(255.0))
 
 
 def prepare_mask(mask: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:

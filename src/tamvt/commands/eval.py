@@ -37,7 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from tamvt.data.registry import read_dataset
     from tamvt.errors import TamvtError
     from tamvt.evaluation.evaluate import evaluate
-    from tamvt.evaluation.report import format_table, load_attributes, write_csv, write_json
+    from tamvt.evaluation.report import (
+        format_table,
+        load_attributes,
+        write_csv,
+        write_json,
+    )
 
     if args.workers is not None and args.workers < 1:
         raise TamvtError(f"--workers must be >= 1, got {args.workers}")

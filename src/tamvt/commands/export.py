@@ -1,0 +1,22 @@
+"""``tamvt export RUN_DIR OUT``: a training run's EMA (or raw) weights as a tamvt checkpoint, with
+``--summary`` its configs and training summary beside it (:mod:`tamvt.train.export`)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN_DIR", help="a training run folder (or its last.pt)")
+    parser.add_argument("out", metavar="OUT", help="output checkpoint, e.g. model.safetensors")
+    parser.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA")
+    parser.add_argument("--summary", action="store_true",
+                        help="also write OUT's .json: configs and training summary (steps, time, validation)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tamvt.train.export import export_run
+
+    for path in export_run(args.run, args.out, raw=args.raw, summary=args.summary):
+        print(f"wrote {path}")
+    return 0

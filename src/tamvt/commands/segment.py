@@ -1,0 +1,103 @@
+"""``tamvt segment``: segment one video (a file or a folder of frames) from a mask.
+
+    tamvt segment clip.mp4 --mask first.png --checkpoint tamvt-small.safetensors --out masks/ \\
+        --overlay overlay.mp4 [--per-object] [--frame K] [--short-side 480|624|0] [inference.merge=first-wins]
+
+Writes ``OUT/<frame>.png`` palette masks (the input mask's palette, DAVIS colours for a gray mask)
+for the mask's frame and every later frame, ``OUT/<id>/<frame>.png`` binary 0/255 masks with
+``--per-object``, and an overlay video with ``--overlay``. Everything is written under a hidden
+temporary folder that is renamed to OUT at the end, so an interrupted run leaves no OUT that
+looks complete. The model options here are shared with ``tamvt predict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+from pathlib import Path
+
+from tamvt.commands.options import (
+    VIDEO_SUFFIXES,
+    add_model_arguments,
+    build_predictor,
+    commit_output,
+    inference_overrides,
+    parse_ids,
+    prepare_output,
+)
+from tamvt.devices import resolve_device
+from tamvt.errors import InputError
+
+# ---- the command ---------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, help="a video file or a folder of frames (jpg/png)")
+    parser.add_argument("--mask", type=Path, required=True, help="index PNG of the objects in frame --frame")
+    parser.add_argument("--frame", type=int, default=0, help="index of the frame the mask belongs to (default 0)")
+    parser.add_argument("--objects", default=None, metavar="IDS", help="track only these ids of the mask, e.g. 1,3")
+    parser.add_argument("--out", type=Path, required=True, help="output folder for <frame>.png masks")
+    parser.add_argument("--overlay", type=Path, default=None, metavar="FILE.mp4", help="also write an overlay video")
+    parser.add_argument("--fps", type=float, default=None, help="overlay frame rate (default: the video's, or 24)")
+    parser.add_argument("--per-object", action="store_true", help="also write OUT/<id>/<frame>.png binary masks")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from tamvt.data.frames import VideoWriter
+    from tamvt.data.generic import read_generic
+    from tamvt.data.palette import read_index_png, write_index_png
+    from tamvt.inference.overlay import overlay
+    from tamvt.inference.predictor import index_ids
+    from tamvt.errors import SessionError
+
+    overrides = inference_overrides(args.overrides)
+    device = resolve_device(args.device)
+    wanted = parse_ids(args.objects, "--objects")
+    if args.overlay is not None and args.overlay.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(args.overlay, f"overlay must be a video file ({', '.join(VIDEO_SUFFIXES)})")
+    seq = read_generic(args.input, args.mask, args.frame)  # checks the input, mask size and emptiness
+    mask, palette = read_index_png(args.mask)
+    try:
+        ids = index_ids(mask, wanted, None)
+    except SessionError as err:
+        raise InputError(args.mask, str(err)) from None
+    predictor = build_predictor(args, overrides, device)
+    session = predictor.start(seq)
+    for obj in ids:
+        predictor.add_mask(session, args.frame, obj, mask == obj)
+
+    tmp = prepare_output(args.out, args.force)
+    written = 0
+    try:
+        writer = VideoWriter(args.overlay, fps=args.fps or seq.extra.get("fps") or 24.0) if args.overlay else None
+        with writer if writer is not None else contextlib.nullcontext():
+            bar = tqdm(predictor.propagate(session), total=len(seq) - args.frame, unit="frame",
+                       disable=args.quiet, desc=seq.name)
+            for _, result in bar:
+                write_index_png(tmp / f"{result.name}.png", result.mask, palette)
+                if args.per_object:
+                    for obj in ids:  # each object's own p > 0.5 (may overlap others, unlike the merged mask)
+                        write_binary_png(tmp / str(obj) / f"{result.name}.png", result.binary(obj))
+                if writer is not None:
+                    writer.write(overlay(result.image, result.mask, palette))
+                written += 1
+        commit_output(tmp, args.out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    extra = f" and {args.overlay}" if args.overlay else ""
+    print(f"tamvt segment: {written} masks of {len(ids)} object(s) -> {args.out}{extra}")
+    return 0
+
+
+def write_binary_png(path: Path, mask) -> None:
+    """``mask (H, W)`` bool as an 8-bit gray PNG with values 0 / 255."""
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(path)  # 2-D uint8 -> mode L

@@ -1,0 +1,10 @@
+"""Online inference: frame sources, preprocessing, the session state and the predictor that runs the
+model clip by clip over a video (SPEC §2).
+
+    from tamvt.inference import Predictor
+"""
+
+from tamvt.inference.predictor import FrameResult, Predictor
+from tamvt.inference.session import Session
+
+__all__ = ["FrameResult", "Predictor", "Session"]

@@ -1,0 +1,324 @@
+"""Online inference (SPEC §2): a video of any length, clip by clip, many objects, one backbone pass per frame.
+
+    predictor = Predictor.from_checkpoint("tamvt-small.safetensors", short_side=480)
+    session = predictor.start("video.mp4")                  # or a frame folder, VideoSequence, frames
+    predictor.add_mask(session, 0, 1, mask_of_object_1)      # (H, W) at the original size
+    predictor.add_mask(session, 40, 2, mask_of_object_2)     # objects may appear later
+    for frame_idx, result in predictor.propagate(session):
+        result.mask                                           # (H, W) uint8 merged ids
+        result.probs                                          # (K, H, W) float32, ids in result.object_ids
+
+Live input: ``predictor.step(frame, mask=...)`` returns the frames that became complete (clips delay
+the output by at most L-1 frames) and ``predictor.flush()`` the rest at the end.
+
+How the work is shared: every frame goes through the backbone once (:meth:`TamVT.encode_frames`) and
+its features are handed to every group that segments it; each group (objects given in the same frame)
+has one :class:`~tamvt.memory.MemoryBank` with the objects batched in B, and the clip step is
+:func:`tamvt.memory.step_clip`, the one the trainer uses. Each memory entry is encoded once. Frames
+are read lazily and results are yielded as soon as they are complete, so memory does not grow with
+the video length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from tamvt.config import InferenceConfig, TamvtConfig
+from tamvt.data.sequence import VideoSequence
+from tamvt.errors import SessionError, TamvtError
+from tamvt.inference.preprocess import (
+    logits_to_probs,
+    merge_masks,
+    prepare_frame,
+    prepare_mask,
+    resized_shape,
+)
+from tamvt.inference.session import ObjectGroup, PendingFrame, Session
+from tamvt.inference.source import check_frame, open_video
+from tamvt.memory import MemoryBank, step_clip
+from tamvt.models.tamvt import FrameFeatures, TamVT
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The segmentation of one frame.
+
+    Attributes:
+        frame_idx: index in the video; name: frame name (output PNG stem) when the source has names.
+        object_ids: ids of the objects present at this frame (given here or earlier), ascending.
+        probs: ``(K, H, W)`` float32 CPU probabilities at the original size, one per ``object_ids``
+            (the given masks, as 0/1, in an object's reference frame).
+        mask: ``(H, W)`` uint8 merged index mask (merge policy of the config).
+        image: the input frame ``(H, W, 3)`` uint8 RGB (for overlays).
+    """
+
+    frame_idx: int
+    name: str | None
+    object_ids: tuple[int, ...]
+    probs: Tensor
+    mask: np.ndarray
+    image: np.ndarray
+
+    def binary(self, obj_id: int) -> np.ndarray:
+        """Binary mask ``(H, W)`` bool of one object (``p > 0.5``, SPEC §2)."""
+        return (self.probs[self.object_ids.index(obj_id)] > 0.5).numpy()
+
+
+def cat_frames(frames: Sequence[FrameFeatures]) -> FrameFeatures:
+    """Concatenate encoded frames (each ``T=1``) into one clip ``T=len(frames)``."""
+    if len(frames) == 1:
+        return frames[0]
+    first = frames[0]
+    levels = {k: torch.cat([f.levels[k] for f in frames]) for k in first.levels}
+    match_in = tuple(torch.cat([f.match_in[s] for f in frames]) for s in range(len(first.match_in)))
+    return FrameFeatures(levels, first.pos, match_in, first.image_size)
+
+
+class Predictor:
+    """Runs a :class:`TamVT` online over videos.
+
+    Args:
+        model: the network (put in eval mode; its device is used). With ``config.bank_size`` above
+            ``model.bank_size`` the model's RTE table is resampled in place (RTE interpolation).
+        config: inference settings (resize, memory capacity, merge policy, bf16 autocast on GPU).
+        clip_length: L, frames decoded together (the model's ``ModelConfig.clip_length``).
+        channels_last: run the convolutions on NHWC tensors (the model's conv weights are converted in
+            place; values unchanged). ``None``: on CPU only, where oneDNN is markedly faster with it
+            (outputs differ from NCHW by float rounding, ~1e-5).
+    """
+
+    def __init__(self, model: TamVT, config: InferenceConfig | None = None, *, clip_length: int = 2,
+                 channels_last: bool | None = None) -> None:
+        self.model = model.eval()
+        self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.config = config or InferenceConfig()
+        if clip_length < 1:
+            raise TamvtError(f"clip_length must be >= 1, got {clip_length}")
+        self.clip_length = clip_length
+        self.capacity = self.config.bank_size or model.bank_size
+        if self.capacity > model.bank_size:
+            if not self.config.interpolate_rte:
+                raise TamvtError(f"inference.bank_size={self.capacity} exceeds the model's {model.bank_size}; "
+                                 "set inference.interpolate_rte=true to resample the RTE table")
+            model.expand_bank(self.capacity)
+        self._stream: Session | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, preset: str | TamvtConfig | None = None,
+                        device: str | torch.device = "cpu", channels_last: bool | None = None,
+                        config_overrides: Sequence[str] = (), **overrides: Any) -> Predictor:
+        """Load a tamvt checkpoint and run it with the checkpoint's inference settings, changed by
+        ``config_overrides`` (``["inference.bank_size=12"]``, as on the command line) and then by
+        ``overrides``, :class:`InferenceConfig` fields (``short_side=None``, ``merge="first-wins"``, ...).
+        ``preset``: fail with a clear error if the checkpoint holds another architecture."""
+        from tamvt.checkpoint import load_checkpoint
+        from tamvt.config import apply_overrides
+
+        model, cfg = load_checkpoint(path, preset, device=device)
+        if any(not item.strip().startswith("inference.") for item in config_overrides):
+            raise TamvtError("only inference.* settings can be overridden; the architecture comes from the checkpoint")
+        cfg = apply_overrides(cfg, list(config_overrides))
+        try:
+            inference = dataclasses.replace(cfg.inference, **overrides)
+        except TypeError as err:
+            names = ", ".join(f.name for f in dataclasses.fields(InferenceConfig))
+            raise TamvtError(f"unknown inference setting ({err}); known: {names}") from None
+        return cls(model, inference, clip_length=cfg.model.clip_length, channels_last=channels_last)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def input_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """Network input ``(h, w)`` for frames of ``size`` (SPEC §2 resize rule)."""
+        return resized_shape(size, self.config.short_side, self.config.max_long_side)
+
+    # ---- session API ---------------------------------------------------------------------------
+
+    def start(self, video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndarray]) -> Session:
+        """A new session over ``video``: a :class:`VideoSequence`, a frame folder or video file, or
+        frames ``(T, H, W, 3)`` uint8 RGB. Nothing is decoded yet."""
+        source = open_video(video)
+        size = tuple(source.size)
+        return Session(source, size, self.input_size(size), self.capacity, num_frames=len(source))
+
+    def add_mask(self, session: Session, frame_idx: int, obj_id: int, mask: np.ndarray | Tensor) -> None:
+        """Give object ``obj_id`` (1..255) by its ``mask (H, W)`` (original size) in frame ``frame_idx``.
+        Objects given in the same frame share one memory; later objects start their own."""
+        session.add_object(frame_idx, obj_id, mask)
+
+    def add_index_mask(self, session: Session, frame_idx: int, index_mask: np.ndarray,
+                       objects: Sequence[int] | None = None, void_id: int | None = None) -> list[int]:
+        """Add every object of an index mask ``(H, W)`` (or only ``objects``); returns the ids added."""
+        ids = index_ids(index_mask, objects, void_id)
+        for obj in ids:
+            session.add_object(frame_idx, obj, index_mask == obj)
+        return ids
+
+    def remove_object(self, session: Session, obj_id: int) -> None:
+        """Stop tracking ``obj_id``: frames yielded after this call do not contain it."""
+        with torch.inference_mode():
+            session.remove_object(obj_id)
+
+    def _without_removed(self, session: Session, result: FrameResult) -> FrameResult:
+        """``result`` without the objects removed since it was computed (results are computed up to
+        L-1 frames before they are yielded). A re-added id has a later reference frame: not kept."""
+        objects = session.objects
+        keep = [k for k, obj in enumerate(result.object_ids) if objects.get(obj, result.frame_idx + 1) <= result.frame_idx]
+        if len(keep) == len(result.object_ids):
+            return result
+        ids = [result.object_ids[k] for k in keep]
+        probs = result.probs[keep]
+        return dataclasses.replace(result, object_ids=tuple(ids), probs=probs, mask=self.merge(probs, ids))
+
+    def propagate(self, session: Session, start: int | None = None) -> Iterator[tuple[int, FrameResult]]:
+        """Yield ``(frame_idx, FrameResult)`` for every frame from ``start`` (default: the first frame with
+        a mask) to the end, in order, as soon as each is complete. Frames before every object's reference
+        frame come out with no objects. Stopping early and calling again resumes where it stopped."""
+        if session.source is None:
+            raise SessionError("a streaming session cannot be propagated; use step() / flush()")
+        if session.next_frame is None:
+            first = session.first_reference()
+            if first is None:
+                raise SessionError("no objects: give at least one mask with add_mask() first")
+            start = first if start is None else start
+            late = [g.ref_frame for g in session.groups if g.ref_frame < start]
+            if late:
+                raise SessionError(f"start frame {start} is after the mask given in frame {late[0]}")
+            session.next_frame = start
+        elif start is not None and start != session.next_frame:
+            raise SessionError(f"the session continues at frame {session.next_frame}, not {start}")
+        for idx, image in session.source.iter_frames(start=session.next_frame):
+            for result in self._push(session, idx, image):
+                yield result.frame_idx, self._without_removed(session, result)
+        for result in self._finish(session):
+            yield result.frame_idx, self._without_removed(session, result)
+
+    # ---- streaming API ---------------------------------------------------------------------------
+
+    def step(self, frame: np.ndarray, mask: np.ndarray | None = None,
+             objects: Sequence[int] | None = None) -> list[FrameResult]:
+        """Feed the next live frame ``(H, W, 3)`` uint8 RGB, optionally with an index ``mask (H, W)``
+        giving new objects (all its ids, or only ``objects``). Returns the frames that became complete
+        (at most L-1 frames late); call :meth:`flush` at the end."""
+        frame = check_frame(np.asarray(frame), None)
+        if self._stream is None:
+            size = (int(frame.shape[0]), int(frame.shape[1]))
+            self._stream = Session(None, size, self.input_size(size), self.capacity)
+            self._stream.next_frame = 0
+        s = self._stream
+        if mask is not None:
+            ids = index_ids(np.asarray(mask), objects, None)
+            for obj in ids:
+                s.add_object(s.next_frame, obj, np.asarray(mask) == obj)
+        elif objects is not None:
+            raise SessionError("objects= needs mask=")
+        return self._push(s, s.next_frame, check_frame(frame, s.size))
+
+    def flush(self) -> list[FrameResult]:
+        """Finish the live stream: decode the incomplete last clips and return the remaining frames."""
+        if self._stream is None:
+            return []
+        s, self._stream = self._stream, None
+        return self._finish(s)
+
+    # ---- the engine --------------------------------------------------------------------------------
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda" and self.config.autocast_bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _push(self, s: Session, idx: int, image: np.ndarray) -> list[FrameResult]:
+        """Process frame ``idx``: encode it once, start the groups given here, feed the running ones."""
+        if idx != s.next_frame:
+            raise SessionError(f"frames must come in order: expected frame {s.next_frame}, got {idx}")
+        starting, running = s.starting_groups(idx), s.running_groups(idx)
+        rec = PendingFrame(idx, image, {}, {g.key for g in running})
+        s.pending_frames[idx] = rec
+        s.next_frame = idx + 1
+        if starting or running:
+            with torch.inference_mode(), self._autocast():
+                x = prepare_frame(image, s.input_size).to(self.device)[None]  # (1, 3, h, w)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                feats = self.model.encode_frames(x)
+                for g in starting:
+                    masks = torch.stack([prepare_mask(m, s.input_size) for m in g.ref_masks]).to(self.device)
+                    g.bank = MemoryBank(s.capacity)
+                    g.bank.add(self.model.encode_memory(feats, masks))  # (B, 1, h, w) binary
+                    for obj, m in zip(g.object_ids, g.ref_masks):
+                        rec.probs[obj] = torch.from_numpy(m.astype(np.float32))
+                    g.ref_masks = []
+                for g in running:
+                    g.pending.append((idx, feats))
+                del feats  # the pending lists hold it; dropped once every group's clip is decoded
+                last = s.num_frames is not None and idx == s.num_frames - 1
+                for g in running:
+                    if len(g.pending) == self.clip_length or last:
+                        # the video's last clip: its memory entry would never be read
+                        self._run_clip(s, g, update_memory=not last)
+        return self._emit(s)
+
+    def _finish(self, s: Session) -> list[FrameResult]:
+        """End of video: decode every group's incomplete clip (shorter than L) and return the rest."""
+        with torch.inference_mode(), self._autocast():
+            for g in s.groups:
+                if g.pending:
+                    self._run_clip(s, g, update_memory=False)
+        out = self._emit(s)
+        assert not s.pending_frames, "every frame is complete once all clips are decoded"
+        return out
+
+    def _run_clip(self, s: Session, g: ObjectGroup, update_memory: bool) -> None:
+        """Segment the group's pending clip and hand each frame's probabilities to its pending record."""
+        indices = [idx for idx, _ in g.pending]
+        clip = cat_frames([f for _, f in g.pending])
+        g.pending.clear()  # frames no other group waits for are freed now: only the clip copy stays
+        out = step_clip(self.model, g.bank, clip, update_memory=update_memory)
+        del clip
+        logits = out.pred_logits  # (B, T, h/4, w/4)
+        for t, idx in enumerate(indices):
+            probs = logits_to_probs(logits[:, t], s.size).cpu()  # (B, H, W) at the original size
+            rec = s.pending_frames[idx]
+            for b, obj in enumerate(g.object_ids):
+                rec.probs[obj] = probs[b]
+            rec.waiting.discard(g.key)
+
+    def _emit(self, s: Session) -> list[FrameResult]:
+        """Results of the frames that are complete (outside inference mode: returned tensors are normal)."""
+        out = []
+        names = s.frame_names
+        for rec in s.pop_ready():
+            ids = sorted(rec.probs)
+            probs = torch.stack([rec.probs[i] for i in ids]) if ids else torch.zeros((0, *s.size))
+            out.append(FrameResult(rec.index, names[rec.index] if names else None, tuple(ids), probs,
+                                   self.merge(probs, ids), rec.image))
+        return out
+
+    def merge(self, probs: Tensor, ids: Sequence[int]) -> np.ndarray:
+        """Merged index mask ``(H, W)`` uint8 of ``probs (K, H, W)`` by the config's policy."""
+        return merge_masks(probs, list(ids), self.config.merge, self.config.bg_threshold)
+
+
+def index_ids(index_mask: np.ndarray, objects: Sequence[int] | None, void_id: int | None) -> list[int]:
+    """Object ids of an index mask ``(H, W)``: all non-zero ids but ``void_id``, or the ``objects`` asked
+    for (each must be present: an unknown id is a :class:`SessionError`)."""
+    present = [int(k) for k in np.unique(index_mask) if k != 0 and k != void_id]
+    if objects is None:
+        return present
+    unknown = [int(o) for o in objects if int(o) not in present]
+    if unknown:
+        raise SessionError(f"object id(s) {', '.join(map(str, unknown))} not in the mask "
+                           f"(it has {', '.join(map(str, present)) or 'none'})")
+    return [int(o) for o in objects]

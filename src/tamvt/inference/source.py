@@ -1,0 +1,76 @@
+"""Frame sources for inference: a video file, a folder of frames or frames in memory, read lazily.
+
+:func:`open_video` turns what a user passes to :meth:`tamvt.inference.predictor.Predictor.start` into
+an object with ``size``, ``frame_names``, ``len()`` and ``iter_frames(start)``; :func:`check_frame`
+is the one check of a frame's shape and type.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence, Union
+
+import numpy as np
+
+from tamvt.data.sequence import VideoSequence
+from tamvt.errors import InputError, SessionError
+
+
+class ArrayFrames:
+    """In-memory frames ``(T, H, W, 3)`` uint8 RGB (an array or a list of arrays) with the frame-source
+    interface of :class:`VideoSequence` (``size``, ``frame_names``, ``len``, ``iter_frames``)."""
+
+    def __init__(self, frames: np.ndarray | Sequence[np.ndarray], name: str = "video") -> None:
+        if len(frames) == 0:
+            raise SessionError("the video has no frames")
+        first = np.asarray(frames[0])
+        check_frame(first, None)
+        self.frames = frames
+        self.name = name
+        self.size: tuple[int, int] = (int(first.shape[0]), int(first.shape[1]))
+        width = max(5, len(str(len(frames) - 1)))
+        self.frame_names: tuple[str, ...] = tuple(f"{i:0{width}d}" for i in range(len(frames)))
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def iter_frames(self, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        for i in range(max(start, 0), len(self.frames)):
+            yield i, check_frame(np.asarray(self.frames[i]), self.size)
+
+
+VideoSource = Union[VideoSequence, ArrayFrames]
+
+
+def check_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """``frame`` if it is ``(H, W, 3)`` uint8 (and of ``size`` when given), else :class:`SessionError`."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise SessionError(f"a frame must be (H, W, 3) uint8 RGB, got shape {frame.shape} {frame.dtype}")
+    if size is not None and frame.shape[:2] != tuple(size):
+        raise SessionError(f"frame size {frame.shape[1]}x{frame.shape[0]} != video size {size[1]}x{size[0]}")
+    return frame
+
+
+def open_video(video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndarray]) -> VideoSource:
+    """A lazily readable frame source for a :class:`VideoSequence`, a frame folder, a video file or
+    in-memory frames. Paths are only probed here (names, size, frame count); frames are decoded later."""
+    if isinstance(video, (VideoSequence, ArrayFrames)):
+        return video
+    if isinstance(video, (str, Path)):
+        from tamvt.data.frames import list_frame_files, probe_video, read_image_size
+
+        path = Path(video)
+        if path.is_dir():
+            paths = tuple(list_frame_files(path))
+            if not paths:
+                raise InputError(path, "no frames (jpg/jpeg/png) in the folder")
+            names, size, frame_paths, video_path = tuple(p.stem for p in paths), read_image_size(paths[0]), paths, None
+        elif path.is_file():
+            n, size, _ = probe_video(path)
+            width = max(5, len(str(n - 1)))
+            names, frame_paths, video_path = tuple(f"{i:0{width}d}" for i in range(n)), None, path
+        else:
+            raise InputError(path, "not found (expected a folder of frames or a video file)")
+        return VideoSequence(name=path.stem, frame_names=names, frame_paths=frame_paths, video_path=video_path,
+                             mask_paths={}, objects={}, size=(int(size[0]), int(size[1])), void_id=None)
+    return ArrayFrames(video)
