@@ -69,6 +69,27 @@ class MemoryBank:
         self._entries.clear()
         self._next_id = 0
 
+    def drop_slot(self, slot: int) -> None:
+        """Forget the object in batch slot ``slot`` in every entry (keys do not depend on the objects)."""
+        for entry in self._entries:
+            keep = torch.tensor([i for i in range(entry.num_objects) if i != slot])
+            entry.values = tuple(v[keep.to(v.device)] for v in entry.values)
+
+
+def seed_bank(model: TamVT, frames: FrameFeatures, masks: Tensor, capacity: int) -> MemoryBank:
+    """A new bank of ``capacity`` holding the ``T`` given frames as entries, in order (the first is the
+    reference): frame ``t`` of ``frames`` with ``masks[:, t]``.
+
+    Args:
+        frames: ``T`` encoded frames (:meth:`TamVT.encode_frames`).
+        masks: ``(B, T, H, W)`` masks of the ``B`` objects in those frames, values in [0, 1].
+    """
+    bank = MemoryBank(capacity)
+    dtype = frames.match_in[0].dtype
+    for t in range(frames.num_frames):
+        bank.add(model.encode_memory(frames.select(t), masks[:, t : t + 1].to(dtype)))  # (B, 1, H, W)
+    return bank
+
 
 @dataclass
 class ClipOutput:

@@ -41,9 +41,9 @@ from tamvt.inference.preprocess import (
     prepare_mask,
     resized_shape,
 )
-from tamvt.inference.session import ObjectGroup, PendingFrame, Session
+from tamvt.inference.session import ObjectGroup, Session
 from tamvt.inference.source import check_frame, open_video
-from tamvt.memory import MemoryBank, step_clip
+from tamvt.memory import seed_bank, step_clip
 from tamvt.models.tamvt import FrameFeatures, TamVT
 
 
@@ -70,16 +70,6 @@ class FrameResult:
     def binary(self, obj_id: int) -> np.ndarray:
         """Binary mask ``(H, W)`` bool of one object (``p > 0.5``, SPEC §2)."""
         return (self.probs[self.object_ids.index(obj_id)] > 0.5).numpy()
-
-
-def cat_frames(frames: Sequence[FrameFeatures]) -> FrameFeatures:
-    """Concatenate encoded frames (each ``T=1``) into one clip ``T=len(frames)``."""
-    if len(frames) == 1:
-        return frames[0]
-    first = frames[0]
-    levels = {k: torch.cat([f.levels[k] for f in frames]) for k in first.levels}
-    match_in = tuple(torch.cat([f.match_in[s] for f in frames]) for s in range(len(first.match_in)))
-    return FrameFeatures(levels, first.pos, match_in, first.image_size)
 
 
 class Predictor:
@@ -244,9 +234,7 @@ class Predictor:
         if idx != s.next_frame:
             raise SessionError(f"frames must come in order: expected frame {s.next_frame}, got {idx}")
         starting, running = s.starting_groups(idx), s.running_groups(idx)
-        rec = PendingFrame(idx, image, {}, {g.key for g in running})
-        s.pending_frames[idx] = rec
-        s.next_frame = idx + 1
+        rec = s.open_frame(idx, image, running)
         if starting or running:
             with torch.inference_mode(), self._autocast():
                 x = prepare_frame(image, s.input_size).to(self.device)[None]  # (1, 3, h, w)
@@ -255,11 +243,9 @@ class Predictor:
                 feats = self.model.encode_frames(x)
                 for g in starting:
                     masks = torch.stack([prepare_mask(m, s.input_size) for m in g.ref_masks]).to(self.device)
-                    g.bank = MemoryBank(s.capacity)
-                    g.bank.add(self.model.encode_memory(feats, masks))  # (B, 1, h, w) binary
                     for obj, m in zip(g.object_ids, g.ref_masks):
                         rec.probs[obj] = torch.from_numpy(m.astype(np.float32))
-                    g.ref_masks = []
+                    g.start(seed_bank(self.model, feats, masks, s.capacity))  # masks (B, 1, h, w) binary
                 for g in running:
                     g.pending.append((idx, feats))
                 del feats  # the pending lists hold it; dropped once every group's clip is decoded
@@ -283,7 +269,7 @@ class Predictor:
     def _run_clip(self, s: Session, g: ObjectGroup, update_memory: bool) -> None:
         """Segment the group's pending clip and hand each frame's probabilities to its pending record."""
         indices = [idx for idx, _ in g.pending]
-        clip = cat_frames([f for _, f in g.pending])
+        clip = FrameFeatures.cat([f for _, f in g.pending])
         g.pending.clear()  # frames no other group waits for are freed now: only the clip copy stays
         out = step_clip(self.model, g.bank, clip, update_memory=update_memory)
         del clip

@@ -15,9 +15,9 @@ bookkeeping only, so every rule about groups and object ids can be read in one p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from tamvt.errors import SessionError
@@ -63,6 +63,11 @@ class ObjectGroup:
     @property
     def encoded(self) -> bool:
         return self.bank is not None
+
+    def start(self, bank: MemoryBank) -> None:
+        """The reference frame is encoded: keep its memory ``bank`` and drop the given masks."""
+        self.bank = bank
+        self.ref_masks = []
 
 
 @dataclass(eq=False)
@@ -154,9 +159,7 @@ class Session:
         if not group.encoded:
             group.ref_masks.pop(slot)
         elif group.object_ids:
-            keep = torch.tensor([i for i in range(len(group.object_ids) + 1) if i != slot])
-            for entry in group.bank.entries:  # values are (B, h*w, d) per scale; keys are object independent
-                entry.values = tuple(v[keep.to(v.device)] for v in entry.values)
+            group.bank.drop_slot(slot)
         if not group.object_ids:
             self.groups.remove(group)
             for rec in self.pending_frames.values():
@@ -171,6 +174,14 @@ class Session:
     def running_groups(self, frame_idx: int) -> list[ObjectGroup]:
         """Groups that segment frame ``frame_idx`` (reference strictly before it)."""
         return [g for g in self.groups if g.encoded and g.ref_frame < frame_idx]
+
+    def open_frame(self, frame_idx: int, image: np.ndarray, running: Sequence[ObjectGroup]) -> PendingFrame:
+        """Start frame ``frame_idx`` (the next one): a pending record that waits for the ``running``
+        groups' clips."""
+        rec = PendingFrame(frame_idx, image, {}, {g.key for g in running})
+        self.pending_frames[frame_idx] = rec
+        self.next_frame = frame_idx + 1
+        return rec
 
     def pop_ready(self) -> list[PendingFrame]:
         """Frames, in order, whose every group has delivered; stops at the first incomplete one."""

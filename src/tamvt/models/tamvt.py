@@ -59,6 +59,16 @@ class FrameFeatures:
         return FrameFeatures({k: v[index] for k, v in self.levels.items()}, self.pos,
                              tuple(m[index] for m in self.match_in), self.image_size)
 
+    @staticmethod
+    def cat(frames: Sequence[FrameFeatures]) -> FrameFeatures:
+        """Frames encoded separately, concatenated in time into one clip (``T`` = the sum of theirs)."""
+        if len(frames) == 1:
+            return frames[0]
+        first = frames[0]
+        levels = {k: torch.cat([f.levels[k] for f in frames]) for k in first.levels}
+        match_in = tuple(torch.cat([f.match_in[s] for f in frames]) for s in range(len(first.match_in)))
+        return FrameFeatures(levels, first.pos, match_in, first.image_size)
+
 
 @dataclass
 class MemoryEntry:

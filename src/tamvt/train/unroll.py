@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tamvt.memory import MemoryBank, step_clip
+from tamvt.memory import seed_bank, step_clip
 from tamvt.models.tamvt import TamVT
 
 
@@ -66,11 +66,7 @@ def unroll_window(
     if memory_masks.ndim != 4 or memory_masks.shape[1] != num_memory or memory_masks.shape[-2:] != frames.shape[-2:]:
         raise ValueError(f"memory_masks must be (B, {num_memory}, H, W) for frames {tuple(frames.shape)}, "
                          f"got {tuple(memory_masks.shape)}")
-    bank = MemoryBank(capacity or model.bank_size)
-    memory_feats = model.encode_frames(frames[:num_memory])
-    for i in range(num_memory):
-        mask = memory_masks[:, i : i + 1].to(memory_feats.match_in[0].dtype)  # (B, 1, H, W)
-        bank.add(model.encode_memory(memory_feats.select(i), mask))
+    bank = seed_bank(model, model.encode_frames(frames[:num_memory]), memory_masks, capacity or model.bank_size)
     per_layer: list[list[Tensor]] = []
     sizes = []
     query = frames[num_memory:]
