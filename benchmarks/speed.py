@@ -123,7 +123,7 @@ def case_tamvt(args: argparse.Namespace) -> dict:
     # frames are made at the input size: no resize (480x854 is what short_side=480 gives anyway)
     predictor = Predictor(model, InferenceConfig(short_side=None),
                           clip_length=cfg.model.clip_length, channels_last=not args.no_channels_last)
-    session = predictor.start(Rendered())
+    session = predictor.start(Rendered(), keep_results=False)
     for obj in ids:
         predictor.add_mask(session, 0, obj, mask0 == obj)
     rss_before = vm_hwm_bytes("VmRSS")  # interpreter + torch + model + frame source

@@ -284,11 +284,11 @@ def test_bad_input(small_model, video):
     with pytest.raises(SessionError, match="no objects"):
         next(iter(p.propagate(session)))
     p.add_mask(session, 0, 1, MASK1)
-    with pytest.raises(SessionError, match="already registered"):
-        p.add_mask(session, 2, 1, MASK2)
-    it = p.propagate(session)
-    next(it), next(it)
-    with pytest.raises(SessionError, match="already processed"):
-        p.add_mask(session, 1, 2, MASK2)
+    with pytest.raises(SessionError, match="out of range"):
+        next(iter(p.propagate(session, start=9)))
+    p.step(video[0], mask=MASK1)
+    with pytest.raises(SessionError, match="corrections need a session over a whole video"):
+        p.step(video[1], mask=MASK1)  # object 1 again: a correction, not possible on a live stream
+    p.flush()
     with pytest.raises(SessionError, match="not in the mask"):
         p.add_index_mask(session, 5, MASK2 * 2, objects=[3])

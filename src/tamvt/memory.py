@@ -17,10 +17,18 @@ class MemoryBank:
     """Memory of one group of objects that share their memory frames (usually: all objects of a video
     annotated in the same frame).
 
-    Order is ``[reference, oldest, ..., newest]``. The reference (the first entry added) is never
-    evicted; when the bank is full, adding an entry first evicts the oldest non-reference entry
-    (FIFO), so at most ``capacity`` entries are held. With ``capacity == 1`` only the reference is
-    kept and later entries are discarded.
+    Order is ``[reference, (correction), oldest, ..., newest]``. The reference (the first entry added)
+    is never evicted; when the bank is full, adding an entry first evicts the oldest entry that is not
+    a reference (FIFO), so at most ``capacity`` entries are held. With ``capacity == 1`` only the
+    reference is kept and later entries are discarded.
+
+    Corrections (:meth:`add` with ``reference=True`` on a bank that has its first reference): a frame
+    whose mask a user gave after the first one is a second permanent entry, placed right after the
+    first reference, so its relative-time slot is "older than every recent entry, newer than the
+    first reference". A later correction *replaces* the previous one rather than adding a third
+    permanent entry: the model was trained with one reference and N-1 recent entries, every extra
+    permanent entry takes a recent slot away, and the latest correction is the user's freshest word
+    on the object's appearance. So at most two entries are permanent.
 
     Args:
         capacity: N (the model's RTE table must cover it).
@@ -32,13 +40,14 @@ class MemoryBank:
         self.capacity = capacity
         self._entries: list[MemoryEntry] = []
         self._next_id = 0
+        self._fixed = 0  # leading entries that are never evicted: the reference (+ the latest correction)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     @property
     def entries(self) -> tuple[MemoryEntry, ...]:
-        """Entries in memory order ``[reference, oldest, ..., newest]``."""
+        """Entries in memory order ``[reference, (correction), oldest, ..., newest]``."""
         return tuple(self._entries)
 
     @property
@@ -46,28 +55,49 @@ class MemoryBank:
         """Insertion numbers of the held entries (0 = reference, k = k-th entry added after it)."""
         return [e.entry_id for e in self._entries]
 
+    @property
+    def num_references(self) -> int:
+        """Permanent entries at the front: 1 (the reference) or 2 (+ the latest correction); 0 if empty."""
+        return self._fixed
+
     def rte_rows(self) -> list[int]:
         """Rows of the RTE table used by the held entries, in memory order (SPEC §1.5)."""
         return rte_rows(len(self._entries))
 
-    def add(self, entry: MemoryEntry) -> MemoryEntry | None:
-        """Append ``entry`` (newest); returns the evicted entry, if any."""
+    def add(self, entry: MemoryEntry, reference: bool = False) -> MemoryEntry | None:
+        """Append ``entry`` (newest), or with ``reference=True`` keep it as a permanent entry (the first
+        reference, or a correction that replaces the previous one); returns the entry that left the
+        bank, if any."""
         if self._entries and entry.num_objects != self._entries[0].num_objects:
             raise ValueError(f"entry has {entry.num_objects} objects, the bank {self._entries[0].num_objects}")
         entry.entry_id = self._next_id
         self._next_id += 1
         if not self._entries:
             self._entries.append(entry)
+            self._fixed = 1
             return None
         if self.capacity == 1:
             return entry
-        evicted = self._entries.pop(1) if len(self._entries) >= self.capacity else None
+        if reference:
+            if self._fixed == 2:
+                replaced, self._entries[1] = self._entries[1], entry
+                return replaced
+            self._entries.insert(1, entry)
+            self._fixed = 2
+            return self._entries.pop(2) if len(self._entries) > self.capacity else None
+        if len(self._entries) < self.capacity:
+            self._entries.append(entry)
+            return None
+        if self._fixed >= self.capacity:  # only permanent entries fit: the new one is not kept
+            return entry
+        evicted = self._entries.pop(self._fixed)
         self._entries.append(entry)
         return evicted
 
     def clear(self) -> None:
         self._entries.clear()
         self._next_id = 0
+        self._fixed = 0
 
     def drop_slot(self, slot: int) -> None:
         """Forget the object in batch slot ``slot`` in every entry (keys do not depend on the objects)."""
@@ -76,18 +106,22 @@ class MemoryBank:
             entry.values = tuple(v[keep.to(v.device)] for v in entry.values)
 
 
-def seed_bank(model: TamVT, frames: FrameFeatures, masks: Tensor, capacity: int) -> MemoryBank:
+def seed_bank(model: TamVT, frames: FrameFeatures, masks: Tensor, capacity: int, *,
+              references: bool = False) -> MemoryBank:
     """A new bank of ``capacity`` holding the ``T`` given frames as entries, in order (the first is the
     reference): frame ``t`` of ``frames`` with ``masks[:, t]``.
 
     Args:
         frames: ``T`` encoded frames (:meth:`TamVT.encode_frames`).
         masks: ``(B, T, H, W)`` masks of the ``B`` objects in those frames, values in [0, 1].
+        references: keep every entry permanently (the predictor's references: the first mask and a
+            correction, ``T <= 2``); False: the entries after the first are ordinary FIFO entries (the
+            trainer's ground-truth memory frames).
     """
     bank = MemoryBank(capacity)
     dtype = frames.match_in[0].dtype
     for t in range(frames.num_frames):
-        bank.add(model.encode_memory(frames.select(t), masks[:, t : t + 1].to(dtype)))  # (B, 1, H, W)
+        bank.add(model.encode_memory(frames.select(t), masks[:, t : t + 1].to(dtype)), reference=references)
     return bank
 
 

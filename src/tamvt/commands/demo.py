@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     for seq in sequences:
         first = seq.annotated[0]
         gt, palette = read_index_png(seq.mask_paths[first])
-        session = predictor.start(seq)
+        session = predictor.start(seq, keep_results=False)
         predictor.add_index_mask(session, first, gt, void_id=seq.void_id)
         tmp = prepare_output(pred_root / seq.name, force=True)
         overlay_path = out / (f"overlay-{seq.name}.mp4" if len(sequences) > 1 else "overlay.mp4")

@@ -61,7 +61,7 @@ def predict_sequence(predictor, seq, folder: Path, progress: bool = False) -> tu
 
     from tamvt.data.palette import read_index_png, write_index_png
 
-    session = predictor.start(seq)
+    session = predictor.start(seq, keep_results=False)
     warnings = []
     first_ref = min(seq.objects.values())
     _, palette = read_index_png(seq.mask_paths[first_ref])
@@ -75,7 +75,7 @@ def predict_sequence(predictor, seq, folder: Path, progress: bool = False) -> tu
             predictor.add_mask(session, ref, obj, gt == obj)
     folder.mkdir(parents=True)
     written = 0
-    frames = predictor.propagate(session, start=0) if session.groups else ((i, None) for i in range(len(seq)))
+    frames = predictor.propagate(session, start=0) if session.annotations else ((i, None) for i in range(len(seq)))
     for idx, result in tqdm(frames, total=len(seq), unit="frame", leave=False, disable=not progress, desc=seq.name):
         mask = np.zeros(seq.size, np.uint8) if result is None else result.mask  # None: nothing to track
         write_index_png(folder / f"{seq.frame_names[idx]}.png", mask, palette)

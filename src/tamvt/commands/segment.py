@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     except SessionError as err:
         raise InputError(args.mask, str(err)) from None
     predictor = build_predictor(args, overrides, device)
-    session = predictor.start(seq)
+    session = predictor.start(seq, keep_results=False)
     for obj in ids:
         predictor.add_mask(session, args.frame, obj, mask == obj)
 

@@ -8,12 +8,20 @@
         result.mask                                           # (H, W) uint8 merged ids
         result.probs                                          # (K, H, W) float32, ids in result.object_ids
 
+Interactive use (corrections and both directions, as in SAM 2 / Cutie):
+
+    predictor.add_mask(session, 20, 1, fixed_mask)           # a known id: a correction at frame 20
+    list(predictor.propagate(session, start=20))              # recomputes 20..end; 0..19 keep theirs
+    list(predictor.propagate(session, start=20, reverse=True))  # 20, 19, ..., 0
+    session.result(k)                                         # stored (H, W) uint8 mask of frame k
+    predictor.reset(session)                                  # drop results + memory, keep annotations
+
 Live input: ``predictor.step(frame, mask=...)`` returns the frames that became complete (clips delay
 the output by at most L-1 frames) and ``predictor.flush()`` the rest at the end.
 
 How the work is shared: every frame goes through the backbone once (:meth:`TamVT.encode_frames`) and
-its features are handed to every group that segments it; each group (objects given in the same frame)
-has one :class:`~tamvt.memory.MemoryBank` with the objects batched in B, and the clip step is
+its features are handed to every group that segments it; each group (objects given in the same frames,
+:mod:`tamvt.inference.session`) has one :class:`~tamvt.memory.MemoryBank` with the objects batched in B, and the clip step is
 :func:`tamvt.memory.step_clip`, the one the trainer uses. Each memory entry is encoded once. Frames
 are read lazily and results are yielded as soon as they are complete, so memory does not grow with
 the video length.
@@ -41,10 +49,10 @@ from tamvt.inference.preprocess import (
     prepare_mask,
     resized_shape,
 )
-from tamvt.inference.session import ObjectGroup, Session
+from tamvt.inference.session import ObjectGroup, Session, Walk
 from tamvt.inference.source import check_frame, open_video
 from tamvt.memory import seed_bank, step_clip
-from tamvt.models.tamvt import FrameFeatures, TamVT
+from tamvt.models.tamvt import FrameFeatures, MemoryEntry, TamVT
 
 
 @dataclass(frozen=True)
@@ -135,17 +143,26 @@ class Predictor:
 
     # ---- session API ---------------------------------------------------------------------------
 
-    def start(self, video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndarray]) -> Session:
+    def start(self, video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndarray], *,
+              keep_results: bool = True) -> Session:
         """A new session over ``video``: a :class:`VideoSequence`, a frame folder or video file, or
-        frames ``(T, H, W, 3)`` uint8 RGB. Nothing is decoded yet."""
+        frames ``(T, H, W, 3)`` uint8 RGB. Nothing is decoded yet. ``keep_results``: store each produced
+        frame's merged mask for :meth:`Session.result` (compressed; False when the caller writes the
+        results as they come)."""
         source = open_video(video)
         size = tuple(source.size)
-        return Session(source, size, self.input_size(size), self.capacity, num_frames=len(source))
+        return Session(source, size, self.input_size(size), self.capacity, num_frames=len(source),
+                       keep_results=keep_results)
 
-    def add_mask(self, session: Session, frame_idx: int, obj_id: int, mask: np.ndarray | Tensor) -> None:
+    def add_mask(self, session: Session, frame_idx: int, obj_id: int, mask: np.ndarray | Tensor) -> bool:
         """Give object ``obj_id`` (1..255) by its ``mask (H, W)`` (original size) in frame ``frame_idx``.
-        Objects given in the same frame share one memory; later objects start their own."""
-        session.add_object(frame_idx, obj_id, mask)
+
+        For a new id this adds an object (objects given in the same frames share one memory; later
+        objects get their own). For a known id it is a **correction**, at any frame, processed or not:
+        the frame becomes a reference of that object (see :class:`~tamvt.memory.MemoryBank`) and the next
+        :meth:`propagate` from there recomputes the frames after it; frames before it keep their results.
+        An empty correction means "not visible here". Returns True for a correction."""
+        return session.add_object(frame_idx, obj_id, mask)
 
     def add_index_mask(self, session: Session, frame_idx: int, index_mask: np.ndarray,
                        objects: Sequence[int] | None = None, void_id: int | None = None) -> list[int]:
@@ -160,38 +177,59 @@ class Predictor:
         with torch.inference_mode():
             session.remove_object(obj_id)
 
+    def reset(self, session: Session) -> None:
+        """Drop every result and memory of ``session``; its frames and annotations stay."""
+        session.walk = None
+        session.results.clear()
+
     def _without_removed(self, session: Session, result: FrameResult) -> FrameResult:
         """``result`` without the objects removed since it was computed (results are computed up to
-        L-1 frames before they are yielded). A re-added id has a later reference frame: not kept."""
-        objects = session.objects
-        keep = [k for k, obj in enumerate(result.object_ids) if objects.get(obj, result.frame_idx + 1) <= result.frame_idx]
+        L-1 frames before they are yielded)."""
+        keep = [k for k, obj in enumerate(result.object_ids) if obj in session.annotations]
         if len(keep) == len(result.object_ids):
             return result
         ids = [result.object_ids[k] for k in keep]
         probs = result.probs[keep]
         return dataclasses.replace(result, object_ids=tuple(ids), probs=probs, mask=self.merge(probs, ids))
 
-    def propagate(self, session: Session, start: int | None = None) -> Iterator[tuple[int, FrameResult]]:
-        """Yield ``(frame_idx, FrameResult)`` for every frame from ``start`` (default: the first frame with
-        a mask) to the end, in order, as soon as each is complete. Frames before every object's reference
-        frame come out with no objects. Stopping early and calling again resumes where it stopped."""
+    def propagate(self, session: Session, start: int | None = None,
+                  reverse: bool = False) -> Iterator[tuple[int, FrameResult]]:
+        """Yield ``(frame_idx, FrameResult)`` for every frame from ``start`` to the end of the video
+        (``reverse=True``: start, start-1, ..., 0), in that order, as soon as each is complete.
+
+        ``start`` defaults to the first annotated frame (the last one when reversed). Frames before
+        every object's first mask (in walk order) come out with no objects; annotated frames come out
+        with the given masks. The frame order is the only difference between the directions: the clip
+        logic is the same. Stopping early and calling again with the same direction (and no new
+        ``start``) resumes where it stopped, unless masks were added meanwhile: then a new walk is
+        planned from the default start (corrections: pass their frame as ``start``)."""
         if session.source is None:
             raise SessionError("a streaming session cannot be propagated; use step() / flush()")
-        if session.next_frame is None:
-            first = session.first_reference()
-            if first is None:
-                raise SessionError("no objects: give at least one mask with add_mask() first")
-            start = first if start is None else start
-            late = [g.ref_frame for g in session.groups if g.ref_frame < start]
-            if late:
-                raise SessionError(f"start frame {start} is after the mask given in frame {late[0]}")
-            session.next_frame = start
-        elif start is not None and start != session.next_frame:
-            raise SessionError(f"the session continues at frame {session.next_frame}, not {start}")
-        for idx, image in session.source.iter_frames(start=session.next_frame):
-            for result in self._push(session, idx, image):
-                yield result.frame_idx, self._without_removed(session, result)
-        for result in self._finish(session):
+        if not session.annotations:
+            raise SessionError("no objects: give at least one mask with add_mask() first")
+        step = -1 if reverse else 1
+        walk = session.walk
+        resume = (walk is not None and (not walk.finished or walk.outbox) and walk.step == step and walk.version == session.version
+                  and start in (None, walk.next_frame))
+        if not resume:
+            if start is None:
+                annotated = session.annotated_frames()
+                start = annotated[-1] if reverse else annotated[0]
+            if not 0 <= start < session.num_frames:
+                raise SessionError(f"start frame {start} out of range: the video has {session.num_frames} frames")
+            walk = session.plan_walk(start, step)
+        # results wait in walk.outbox until yielded, so a generator closed between two results of one
+        # clip loses nothing: the next call yields the rest first
+        yield from self._drain(session, walk)
+        for idx, image in session.iter_walk_frames(walk):
+            walk.outbox.extend(self._push(session, walk, idx, image))
+            yield from self._drain(session, walk)
+        walk.outbox.extend(self._finish(session, walk))
+        yield from self._drain(session, walk)
+
+    def _drain(self, session: Session, walk: Walk) -> Iterator[tuple[int, FrameResult]]:
+        while walk.outbox:
+            result = walk.outbox.popleft()
             yield result.frame_idx, self._without_removed(session, result)
 
     # ---- streaming API ---------------------------------------------------------------------------
@@ -204,8 +242,8 @@ class Predictor:
         frame = check_frame(np.asarray(frame), None)
         if self._stream is None:
             size = (int(frame.shape[0]), int(frame.shape[1]))
-            self._stream = Session(None, size, self.input_size(size), self.capacity)
-            self._stream.next_frame = 0
+            self._stream = Session(None, size, self.input_size(size), self.capacity, keep_results=False)
+            self._stream.plan_walk(0, 1)
         s = self._stream
         if mask is not None:
             ids = index_ids(np.asarray(mask), objects, None)
@@ -213,14 +251,14 @@ class Predictor:
                 s.add_object(s.next_frame, obj, np.asarray(mask) == obj)
         elif objects is not None:
             raise SessionError("objects= needs mask=")
-        return self._push(s, s.next_frame, check_frame(frame, s.size))
+        return self._push(s, s.walk, s.next_frame, check_frame(frame, s.size))
 
     def flush(self) -> list[FrameResult]:
         """Finish the live stream: decode the incomplete last clips and return the remaining frames."""
         if self._stream is None:
             return []
         s, self._stream = self._stream, None
-        return self._finish(s)
+        return self._finish(s, s.walk)
 
     # ---- the engine --------------------------------------------------------------------------------
 
@@ -229,44 +267,68 @@ class Predictor:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _push(self, s: Session, idx: int, image: np.ndarray) -> list[FrameResult]:
-        """Process frame ``idx``: encode it once, start the groups given here, feed the running ones."""
-        if idx != s.next_frame:
-            raise SessionError(f"frames must come in order: expected frame {s.next_frame}, got {idx}")
-        starting, running = s.starting_groups(idx), s.running_groups(idx)
-        rec = s.open_frame(idx, image, running)
-        if starting or running:
+    def _encode(self, s: Session, image: np.ndarray) -> FrameFeatures:
+        x = prepare_frame(image, s.input_size).to(self.device)[None]  # (1, 3, h, w)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model.encode_frames(x)
+
+    def _given_masks(self, s: Session, g: ObjectGroup, frame_idx: int) -> list[np.ndarray]:
+        return [s.annotations[obj][frame_idx] for obj in g.object_ids]
+
+    def _reference_entry(self, s: Session, g: ObjectGroup, frame_idx: int, feats: FrameFeatures) -> MemoryEntry:
+        return self.model.encode_memory(feats, self._reference_masks(s, g, frame_idx))
+
+    def _reference_masks(self, s: Session, g: ObjectGroup, frame_idx: int) -> Tensor:
+        """``(B, 1, h, w)`` binary masks given for the group's objects in ``frame_idx``, at the input size."""
+        masks = [prepare_mask(m, s.input_size) for m in self._given_masks(s, g, frame_idx)]  # each (1, h, w)
+        return torch.stack(masks).to(self.device)
+
+    def _push(self, s: Session, walk: Walk, idx: int, image: np.ndarray) -> list[FrameResult]:
+        """Process frame ``idx``: encode it once, seed the groups starting here, hand it to the groups
+        that segment it, and take the given masks of the groups annotated here (corrections)."""
+        if idx != walk.next_frame:
+            raise SessionError(f"frames must come in order: expected frame {walk.next_frame}, got {idx}")
+        starting = walk.starting_groups(idx)
+        segmenting = walk.segmenting_groups(idx)
+        given = [g for g in walk.groups if g.given_at(idx) and (g.encoded or g in starting)]
+        rec = walk.open_frame(idx, image, segmenting)
+        if starting or segmenting or given:
             with torch.inference_mode(), self._autocast():
-                x = prepare_frame(image, s.input_size).to(self.device)[None]  # (1, 3, h, w)
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                feats = self.model.encode_frames(x)
-                for g in starting:
-                    masks = torch.stack([prepare_mask(m, s.input_size) for m in g.ref_masks]).to(self.device)
-                    for obj, m in zip(g.object_ids, g.ref_masks):
+                feats = self._encode(s, image)
+                for g in starting:  # earlier reference frames are read and encoded again: once per walk
+                    ref_feats = [feats if ref == idx else self._encode(s, s.source.read_frame(ref)) for ref in g.references]
+                    masks = torch.cat([self._reference_masks(s, g, ref) for ref in g.references], dim=1)  # (B, R, h, w)
+                    g.start(seed_bank(self.model, FrameFeatures.cat(ref_feats), masks, s.capacity, references=True))
+                for g in given:
+                    if g not in starting:  # a correction met by the walk: finish the clip before it
+                        if g.pending:
+                            self._run_clip(s, walk, g, update_memory=True)
+                        g.bank.add(self._reference_entry(s, g, idx, feats), reference=True)
+                    for obj, m in zip(g.object_ids, self._given_masks(s, g, idx)):
                         rec.probs[obj] = torch.from_numpy(m.astype(np.float32))
-                    g.start(seed_bank(self.model, feats, masks, s.capacity))  # masks (B, 1, h, w) binary
-                for g in running:
+                for g in segmenting:
                     g.pending.append((idx, feats))
                 del feats  # the pending lists hold it; dropped once every group's clip is decoded
-                last = s.num_frames is not None and idx == s.num_frames - 1
-                for g in running:
+                last = idx == walk.last
+                for g in segmenting:
                     if len(g.pending) == self.clip_length or last:
                         # the video's last clip: its memory entry would never be read
-                        self._run_clip(s, g, update_memory=not last)
-        return self._emit(s)
+                        self._run_clip(s, walk, g, update_memory=not last)
+        return self._emit(s, walk)
 
-    def _finish(self, s: Session) -> list[FrameResult]:
-        """End of video: decode every group's incomplete clip (shorter than L) and return the rest."""
+    def _finish(self, s: Session, walk: Walk) -> list[FrameResult]:
+        """End of the walk: decode every group's incomplete clip (shorter than L) and return the rest."""
         with torch.inference_mode(), self._autocast():
-            for g in s.groups:
+            for g in walk.groups:
                 if g.pending:
-                    self._run_clip(s, g, update_memory=False)
-        out = self._emit(s)
-        assert not s.pending_frames, "every frame is complete once all clips are decoded"
+                    self._run_clip(s, walk, g, update_memory=False)
+        out = self._emit(s, walk)
+        assert not walk.pending_frames, "every frame is complete once all clips are decoded"
+        walk.finished = True
         return out
 
-    def _run_clip(self, s: Session, g: ObjectGroup, update_memory: bool) -> None:
+    def _run_clip(self, s: Session, walk: Walk, g: ObjectGroup, update_memory: bool) -> None:
         """Segment the group's pending clip and hand each frame's probabilities to its pending record."""
         indices = [idx for idx, _ in g.pending]
         clip = FrameFeatures.cat([f for _, f in g.pending])
@@ -276,20 +338,23 @@ class Predictor:
         logits = out.pred_logits  # (B, T, h/4, w/4)
         for t, idx in enumerate(indices):
             probs = logits_to_probs(logits[:, t], s.size).cpu()  # (B, H, W) at the original size
-            rec = s.pending_frames[idx]
+            rec = walk.pending_frames[idx]
             for b, obj in enumerate(g.object_ids):
                 rec.probs[obj] = probs[b]
             rec.waiting.discard(g.key)
 
-    def _emit(self, s: Session) -> list[FrameResult]:
+    def _emit(self, s: Session, walk: Walk) -> list[FrameResult]:
         """Results of the frames that are complete (outside inference mode: returned tensors are normal)."""
         out = []
         names = s.frame_names
-        for rec in s.pop_ready():
+        for rec in walk.pop_ready():
             ids = sorted(rec.probs)
             probs = torch.stack([rec.probs[i] for i in ids]) if ids else torch.zeros((0, *s.size))
-            out.append(FrameResult(rec.index, names[rec.index] if names else None, tuple(ids), probs,
-                                   self.merge(probs, ids), rec.image))
+            result = FrameResult(rec.index, names[rec.index] if names else None, tuple(ids), probs,
+                                 self.merge(probs, ids), rec.image)
+            if s.keep_results:
+                s.results.put(rec.index, result.mask)
+            out.append(result)
         return out
 
     def merge(self, probs: Tensor, ids: Sequence[int]) -> np.ndarray:

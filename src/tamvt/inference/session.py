@@ -1,21 +1,38 @@
-"""The typed, bounded inference state of one video: frame source, object registry, memory groups.
+"""The typed, bounded inference state of one video: frame source, annotations, results, the current walk.
 
-A :class:`Session` holds no tensors that grow with the video: one :class:`~tamvt.memory.MemoryBank`
-per :class:`ObjectGroup` (capacity N), the encoded frames of each group's unfinished clip
-(at most L-1 of them), and the per-frame results still waiting for another group's clip
-(at most L-1 frames). The compute lives in :class:`tamvt.inference.predictor.Predictor`; this module is
-bookkeeping only, so every rule about groups and object ids can be read in one place:
+A :class:`Session` keeps what the user gave and what the model produced:
 
-* objects annotated in the same frame form one group and share one memory (batched as B);
-* an object first given in a later frame starts its own group, whose clips start at the frame after
-  its reference frame (SPEC §2);
+* **annotations** — every mask given, per object and frame (the first one of an object must not be
+  empty; later ones are *corrections* and may be empty: "not visible here");
+* **results** — the merged index mask of every frame a walk has produced, zlib-compressed
+  (:class:`ResultStore`; no probability maps are kept, so a 10,000-frame video holds 10,000 small
+  byte strings: about 1-5 KB each for typical masks at 480p);
+* the current **walk** (:class:`Walk`) — one pass over the frames in one direction from a start
+  frame, with its memory groups. A walk holds no tensors that grow with the video: one
+  :class:`~tamvt.memory.MemoryBank` per :class:`ObjectGroup` (capacity N), the encoded frames of
+  each group's unfinished clip (at most L-1), and the per-frame results still waiting for another
+  group's clip (at most L-1 frames).
+
+The compute lives in :class:`tamvt.inference.predictor.Predictor`; this module is bookkeeping only,
+so every rule about groups and object ids can be read in one place:
+
+* objects with the same annotated frames form one group and share one memory (batched as B): the
+  usual case is every object given in one frame; an object first given later, or corrected in a
+  frame where the others are not, has its own group (so no group ever has to split mid-walk);
+* a group starts at the walk's start frame when it has annotations at or before it (in walk order),
+  otherwise at its first annotation met by the walk; its references are its first annotation in walk
+  order and its latest one at or before the start (SPEC §2, corrections: :class:`MemoryBank`);
+* an annotated frame met later by the walk is a correction: the group outputs the given masks there
+  and keeps them as a reference, and its clips restart after it;
 * removing an object drops its slot from its group's memory; the last object drops the group.
 """
 
 from __future__ import annotations
 
+import zlib
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from torch import Tensor
@@ -26,7 +43,7 @@ from tamvt.memory import MemoryBank
 from tamvt.models.tamvt import FrameFeatures
 
 
-def binary_mask(mask: np.ndarray | Tensor, size: tuple[int, int], what: str) -> np.ndarray:
+def binary_mask(mask: np.ndarray | Tensor, size: tuple[int, int], what: str, allow_empty: bool = False) -> np.ndarray:
     """``mask (H, W)`` (bool, integer > 0, or float > 0.5) -> bool ``(H, W)``; checks size and emptiness."""
     m = mask.detach().cpu().numpy() if isinstance(mask, Tensor) else np.asarray(mask)
     if m.ndim != 2:
@@ -34,29 +51,64 @@ def binary_mask(mask: np.ndarray | Tensor, size: tuple[int, int], what: str) -> 
     if m.shape != tuple(size):
         raise SessionError(f"{what}: mask size {m.shape[1]}x{m.shape[0]} != frame size {size[1]}x{size[0]}")
     m = m > 0.5 if np.issubdtype(m.dtype, np.floating) else m > 0
-    if not m.any():
+    if not allow_empty and not m.any():
         raise SessionError(f"{what}: mask is empty")
     return m
 
 
+class ResultStore:
+    """Merged index masks ``(H, W)`` uint8 per frame, each zlib-compressed (level 1) in memory."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        self.size = size
+        self._data: dict[int, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, frame_idx: int) -> bool:
+        return frame_idx in self._data
+
+    def put(self, frame_idx: int, mask: np.ndarray) -> None:
+        self._data[frame_idx] = zlib.compress(np.ascontiguousarray(mask, dtype=np.uint8).tobytes(), 1)
+
+    def get(self, frame_idx: int) -> np.ndarray | None:
+        data = self._data.get(frame_idx)
+        if data is None:
+            return None
+        return np.frombuffer(zlib.decompress(data), dtype=np.uint8).reshape(self.size).copy()
+
+    def frames(self) -> list[int]:
+        return sorted(self._data)
+
+    def nbytes(self) -> int:
+        """Bytes held by the compressed masks."""
+        return sum(len(v) for v in self._data.values())
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
 @dataclass(eq=False)
 class ObjectGroup:
-    """Objects given in the same frame: one memory bank, objects batched in B (slot order = ``object_ids``).
+    """Objects that share one memory bank in a walk, batched in B (slot order = ``object_ids``).
 
     Attributes:
-        key: session-unique number (frames record which groups they still wait for).
-        ref_frame: the frame where the masks were given; clips start at ``ref_frame + 1``.
+        key: walk-unique number (frames record which groups they still wait for).
         object_ids: user ids in slot order.
-        ref_masks: the given masks, bool ``(H, W)`` at the original size, kept until the reference
-            entry is encoded (then emptied).
-        bank: the memory, created when the reference frame is processed.
+        annotated: the frames where these objects were given (the same for all of them), ascending.
+        start_frame: the frame where the group's memory is seeded.
+        references: frames whose masks seed the memory at ``start_frame`` (walk order; the last one
+            may be ``start_frame`` itself).
+        bank: the memory, created when ``start_frame`` is processed.
         pending: ``(frame index, encoded frame (T=1))`` of the clip being filled (< L entries).
     """
 
     key: int
-    ref_frame: int
     object_ids: list[int]
-    ref_masks: list[np.ndarray]
+    annotated: tuple[int, ...]
+    start_frame: int
+    references: tuple[int, ...]
     bank: MemoryBank | None = None
     pending: list[tuple[int, FrameFeatures]] = field(default_factory=list)
 
@@ -64,10 +116,18 @@ class ObjectGroup:
     def encoded(self) -> bool:
         return self.bank is not None
 
+    @property
+    def ref_frame(self) -> int:
+        """The frame where the group starts (kept for the pre-walk API)."""
+        return self.start_frame
+
     def start(self, bank: MemoryBank) -> None:
-        """The reference frame is encoded: keep its memory ``bank`` and drop the given masks."""
+        """The references are encoded: keep the group's memory ``bank``."""
         self.bank = bank
-        self.ref_masks = []
+
+    def given_at(self, frame_idx: int) -> bool:
+        """Whether the group's masks were given in ``frame_idx`` (its output there is the given masks)."""
+        return frame_idx in self.annotated
 
 
 @dataclass(eq=False)
@@ -86,6 +146,88 @@ class PendingFrame:
     waiting: set[int]
 
 
+class Walk:
+    """One pass over the frames from ``start`` in one direction (``step`` = +1 or -1).
+
+    Args:
+        start: first frame; step: +1 forward, -1 backward; last: the final frame of the pass (None:
+            unknown, a live stream); version: the session's annotation version it was planned for.
+    """
+
+    def __init__(self, start: int, step: int, last: int | None, version: int) -> None:
+        self.start, self.step, self.last, self.version = start, step, last, version
+        self.groups: list[ObjectGroup] = []
+        self.next_frame: int = start  # the next frame to process
+        self.pending_frames: dict[int, PendingFrame] = {}  # in walk order
+        self.outbox: deque = deque()  # complete results not yet handed to the caller (< L)
+        self.finished = False
+        self._next_key = 0
+
+    def before(self, a: int, b: int) -> bool:
+        """``a`` comes strictly before ``b`` in this walk."""
+        return a * self.step < b * self.step
+
+    def add_group(self, object_ids: list[int], annotated: Sequence[int]) -> ObjectGroup:
+        """A group for objects given in ``annotated`` frames: seeded at the start frame if some of them
+        lie at or before it in walk order, else at the first one the walk meets."""
+        order = sorted(annotated, key=lambda f: f * self.step)
+        behind = [f for f in order if not self.before(self.start, f)]  # at or before the start
+        if behind:
+            start_frame = self.start
+            references = tuple(dict.fromkeys([behind[0], behind[-1]]))
+        else:
+            start_frame = order[0]
+            references = (start_frame,)
+        group = ObjectGroup(self._next_key, list(object_ids), tuple(sorted(annotated)), start_frame, references)
+        self._next_key += 1
+        self.groups.append(group)
+        return group
+
+    def starting_groups(self, frame_idx: int) -> list[ObjectGroup]:
+        """Groups whose memory is seeded at ``frame_idx``."""
+        return [g for g in self.groups if g.start_frame == frame_idx and not g.encoded]
+
+    def segmenting_groups(self, frame_idx: int) -> list[ObjectGroup]:
+        """Groups whose output at ``frame_idx`` comes from the model (seeded, not given there)."""
+        return [g for g in self.groups
+                if (g.encoded or g.start_frame == frame_idx) and not g.given_at(frame_idx)
+                and not self.before(frame_idx, g.start_frame)]
+
+    def open_frame(self, frame_idx: int, image: np.ndarray, waiting: Sequence[ObjectGroup]) -> PendingFrame:
+        """Start frame ``frame_idx`` (the next one): a pending record that waits for the ``waiting``
+        groups' clips."""
+        rec = PendingFrame(frame_idx, image, {}, {g.key for g in waiting})
+        self.pending_frames[frame_idx] = rec
+        self.next_frame = frame_idx + self.step
+        return rec
+
+    def pop_ready(self) -> list[PendingFrame]:
+        """Frames, in walk order, whose every group has delivered; stops at the first incomplete one."""
+        out = []
+        while self.pending_frames:
+            index = next(iter(self.pending_frames))
+            if self.pending_frames[index].waiting:
+                break
+            out.append(self.pending_frames.pop(index))
+        return out
+
+    def remove_object(self, obj_id: int) -> None:
+        """Drop ``obj_id`` from its group (its memory slot, its pending outputs); an empty group goes."""
+        group = next((g for g in self.groups if obj_id in g.object_ids), None)
+        if group is None:
+            return
+        slot = group.object_ids.index(obj_id)
+        group.object_ids.pop(slot)
+        for rec in self.pending_frames.values():
+            rec.probs.pop(obj_id, None)
+        if group.encoded and group.object_ids:
+            group.bank.drop_slot(slot)
+        if not group.object_ids:
+            self.groups.remove(group)
+            for rec in self.pending_frames.values():
+                rec.waiting.discard(group.key)
+
+
 class Session:
     """Inference state of one video (create it with :meth:`tamvt.inference.predictor.Predictor.start`).
 
@@ -95,19 +237,22 @@ class Session:
         input_size: network input size ``(h, w)`` after the resize rule.
         capacity: memory capacity N of every group.
         num_frames: video length when known (lets the last clip skip its useless memory update).
+        keep_results: store every produced frame's merged mask (:meth:`result`); False for callers that
+            consume the results as they come (``tamvt segment``).
     """
 
     def __init__(self, source: VideoSource | None, size: tuple[int, int], input_size: tuple[int, int],
-                 capacity: int, num_frames: int | None = None) -> None:
+                 capacity: int, num_frames: int | None = None, keep_results: bool = True) -> None:
         self.source = source
         self.size = size
         self.input_size = input_size
         self.capacity = capacity
         self.num_frames = num_frames
-        self.groups: list[ObjectGroup] = []
-        self.next_frame: int | None = None  # the next frame to process; None before the first one
-        self.pending_frames: dict[int, PendingFrame] = {}  # in frame order
-        self._next_key = 0
+        self.keep_results = keep_results
+        self.annotations: dict[int, dict[int, np.ndarray]] = {}  # object id -> {frame: bool (H, W)}, in order given
+        self.results = ResultStore(size)
+        self.walk: Walk | None = None
+        self.version = 0  # bumped by every annotation: a walk planned for an older version is stale
 
     @property
     def frame_names(self) -> tuple[str, ...] | None:
@@ -115,80 +260,91 @@ class Session:
 
     @property
     def objects(self) -> dict[int, int]:
-        """Registered object id -> its reference frame."""
-        return {obj: g.ref_frame for g in self.groups for obj in g.object_ids}
+        """Registered object id -> its first annotated frame."""
+        return {obj: min(frames) for obj, frames in self.annotations.items()}
 
-    def first_reference(self) -> int | None:
-        """The earliest reference frame of the groups not processed yet (None if none)."""
-        refs = [g.ref_frame for g in self.groups if not g.encoded]
-        return min(refs) if refs else None
+    @property
+    def groups(self) -> list[ObjectGroup]:
+        """The current walk's groups (empty before the first walk)."""
+        return self.walk.groups if self.walk is not None else []
 
-    # ---- object registry -----------------------------------------------------------------------
+    @property
+    def pending_frames(self) -> dict[int, PendingFrame]:
+        return self.walk.pending_frames if self.walk is not None else {}
 
-    def add_object(self, frame_idx: int, obj_id: int, mask: np.ndarray | Tensor) -> None:
-        """Register object ``obj_id`` (1..255) with its ``mask (H, W)`` given in frame ``frame_idx``."""
+    @property
+    def next_frame(self) -> int | None:
+        """The next frame the current walk processes (None without a walk)."""
+        return self.walk.next_frame if self.walk is not None else None
+
+    def annotated_frames(self) -> list[int]:
+        """Frames where some mask was given, ascending."""
+        return sorted({f for frames in self.annotations.values() for f in frames})
+
+    def annotation(self, frame_idx: int) -> dict[int, np.ndarray]:
+        """Object id -> the mask given in ``frame_idx`` (bool ``(H, W)``)."""
+        return {obj: frames[frame_idx] for obj, frames in self.annotations.items() if frame_idx in frames}
+
+    def result(self, frame_idx: int) -> np.ndarray | None:
+        """The merged index mask ``(H, W)`` uint8 of ``frame_idx`` from the latest walk that produced it
+        (at annotated frames: the given masks), or None."""
+        return self.results.get(frame_idx)
+
+    # ---- annotations -----------------------------------------------------------------------------
+
+    def add_object(self, frame_idx: int, obj_id: int, mask: np.ndarray | Tensor) -> bool:
+        """Give object ``obj_id`` (1..255) by its ``mask (H, W)`` in frame ``frame_idx``: a new object, or a
+        correction of a known one (an empty mask then means "not visible here"). Returns True for a
+        correction. A new object whose frames all lie ahead of the running walk joins it; anything else
+        makes the walk stale (the next :meth:`Predictor.propagate` plans a new one)."""
         if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)) or not 1 <= obj_id <= 255:
             raise SessionError(f"object id must be an int in 1..255 (index-PNG ids), got {obj_id!r}")
         obj_id = int(obj_id)
-        if obj_id in self.objects:
-            raise SessionError(f"object {obj_id} is already registered (remove_object it first)")
         if frame_idx < 0 or (self.num_frames is not None and frame_idx >= self.num_frames):
             raise SessionError(f"frame {frame_idx} out of range: the video has {self.num_frames} frames")
-        if self.next_frame is not None and frame_idx < self.next_frame:
-            raise SessionError(f"frame {frame_idx} was already processed (next frame: {self.next_frame}); "
-                               "masks can only be given for frames not processed yet")
-        m = binary_mask(mask, self.size, f"object {obj_id} in frame {frame_idx}")
-        group = next((g for g in self.groups if g.ref_frame == frame_idx and not g.encoded), None)
-        if group is None:
-            group = ObjectGroup(self._next_key, frame_idx, [], [])
-            self._next_key += 1
-            self.groups.append(group)
-            self.groups.sort(key=lambda g: g.ref_frame)
-        group.object_ids.append(obj_id)
-        group.ref_masks.append(m)
+        correction = obj_id in self.annotations
+        m = binary_mask(mask, self.size, f"object {obj_id} in frame {frame_idx}", allow_empty=correction)
+        walk = self.walk
+        if self.source is None and walk is not None and (correction or frame_idx != walk.next_frame):
+            raise SessionError(f"a live stream takes masks of new objects in the next frame only "
+                               f"(frame {walk.next_frame}); corrections need a session over a whole video")
+        self.annotations.setdefault(obj_id, {})[frame_idx] = m
+        joins = (walk is not None and not walk.finished and not correction
+                 and not walk.before(frame_idx, walk.next_frame))
+        if joins:
+            same = next((g for g in walk.groups if not g.encoded and g.annotated == (frame_idx,)
+                         and g.start_frame == frame_idx), None)
+            if same is not None:
+                same.object_ids.append(obj_id)
+            else:
+                walk.add_group([obj_id], (frame_idx,))
+        else:
+            self.version += 1
+        return correction
 
     def remove_object(self, obj_id: int) -> None:
-        """Forget ``obj_id``: its memory slot, its pending outputs; a group left empty is dropped."""
-        group = next((g for g in self.groups if obj_id in g.object_ids), None)
-        if group is None:
-            raise SessionError(f"unknown object id {obj_id} (registered: {sorted(self.objects)})")
-        slot = group.object_ids.index(obj_id)
-        group.object_ids.pop(slot)
-        for rec in self.pending_frames.values():
-            rec.probs.pop(obj_id, None)
-        if not group.encoded:
-            group.ref_masks.pop(slot)
-        elif group.object_ids:
-            group.bank.drop_slot(slot)
-        if not group.object_ids:
-            self.groups.remove(group)
-            for rec in self.pending_frames.values():
-                rec.waiting.discard(group.key)
+        """Forget ``obj_id``: its annotations, its memory slot in the running walk and its stored results
+        stay as they are (frames already produced keep it until recomputed)."""
+        if obj_id not in self.annotations:
+            raise SessionError(f"unknown object id {obj_id} (registered: {sorted(self.annotations)})")
+        del self.annotations[obj_id]
+        if self.walk is not None:
+            self.walk.remove_object(obj_id)
 
-    # ---- frame bookkeeping ---------------------------------------------------------------------
+    def plan_walk(self, start: int, step: int) -> Walk:
+        """A new walk from ``start`` in direction ``step`` with groups of the objects given so far."""
+        last = (self.num_frames - 1 if step > 0 else 0) if self.num_frames is not None else None
+        walk = Walk(start, step, last, self.version)
+        by_frames: dict[tuple[int, ...], list[int]] = {}
+        for obj, frames in self.annotations.items():
+            by_frames.setdefault(tuple(sorted(frames)), []).append(obj)
+        for frames, ids in by_frames.items():
+            walk.add_group(ids, frames)
+        self.walk = walk
+        return walk
 
-    def starting_groups(self, frame_idx: int) -> list[ObjectGroup]:
-        """Groups whose reference frame is ``frame_idx`` (to be encoded now)."""
-        return [g for g in self.groups if g.ref_frame == frame_idx and not g.encoded]
+    def iter_walk_frames(self, walk: Walk) -> Iterator[tuple[int, np.ndarray]]:
+        """``(index, frame)`` of the walk's remaining frames, in walk order."""
+        from tamvt.inference.source import iter_frames_in_order
 
-    def running_groups(self, frame_idx: int) -> list[ObjectGroup]:
-        """Groups that segment frame ``frame_idx`` (reference strictly before it)."""
-        return [g for g in self.groups if g.encoded and g.ref_frame < frame_idx]
-
-    def open_frame(self, frame_idx: int, image: np.ndarray, running: Sequence[ObjectGroup]) -> PendingFrame:
-        """Start frame ``frame_idx`` (the next one): a pending record that waits for the ``running``
-        groups' clips."""
-        rec = PendingFrame(frame_idx, image, {}, {g.key for g in running})
-        self.pending_frames[frame_idx] = rec
-        self.next_frame = frame_idx + 1
-        return rec
-
-    def pop_ready(self) -> list[PendingFrame]:
-        """Frames, in order, whose every group has delivered; stops at the first incomplete one."""
-        out = []
-        while self.pending_frames:
-            index = next(iter(self.pending_frames))
-            if self.pending_frames[index].waiting:
-                break
-            out.append(self.pending_frames.pop(index))
-        return out
+        yield from iter_frames_in_order(self.source, walk.next_frame, walk.step)

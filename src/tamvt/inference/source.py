@@ -38,6 +38,9 @@ class ArrayFrames:
         for i in range(max(start, 0), len(self.frames)):
             yield i, check_frame(np.asarray(self.frames[i]), self.size)
 
+    def read_frame(self, index: int) -> np.ndarray:
+        return check_frame(np.asarray(self.frames[index]), self.size)
+
 
 VideoSource = Union[VideoSequence, ArrayFrames]
 
@@ -74,3 +77,27 @@ def open_video(video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndar
         return VideoSequence(name=path.stem, frame_names=names, frame_paths=frame_paths, video_path=video_path,
                              mask_paths={}, objects={}, size=(int(size[0]), int(size[1])), void_id=None)
     return ArrayFrames(video)
+
+
+def iter_frames_in_order(source: VideoSource, start: int, step: int, chunk: int = 32) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, frame)`` from ``start`` forward (``step=1``: ``source.iter_frames``) or backward
+    (``step=-1``: start, start-1, ..., 0). Backward, frames with random access (a frame folder, frames
+    in memory) are read one by one; a video file is decoded forward in chunks of ``chunk`` frames that
+    are then yielded last to first, so at most ``chunk`` decoded frames are held."""
+    if step > 0:
+        yield from source.iter_frames(start=start)
+        return
+    if getattr(source, "video_path", None) is None or getattr(source, "frame_paths", None) is not None:
+        for i in range(start, -1, -1):
+            yield i, source.read_frame(i)
+        return
+    end = start
+    while end >= 0:
+        first = max(0, end - chunk + 1)
+        frames = []
+        for i, frame in source.iter_frames(start=first):
+            if i > end:
+                break
+            frames.append((i, frame))
+        yield from reversed(frames)
+        end = first - 1

@@ -103,7 +103,7 @@ def segment(model: torch.nn.Module, video: ValVideo, config: InferenceConfig, cl
     from tamvt.inference.predictor import Predictor
 
     predictor = Predictor(model, config, clip_length=clip_length)
-    session = predictor.start(video.source)
+    session = predictor.start(video.source, keep_results=False)
     ref = video.reference
     ids = [int(i) for i in np.unique(video.labels[ref]) if i not in (0, 255)]
     pred = {ref: np.where(np.isin(video.labels[ref], ids), video.labels[ref], 0).astype(np.uint8)}
