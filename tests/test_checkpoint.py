@@ -13,7 +13,7 @@ from tamvt.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from tamvt.config import load_preset
 from tamvt.errors import InputError
 from tamvt.memory import MemoryBank, step_clip
-from tamvt.models.matching import expand_rte_table
+from tamvt.models.matching import resize_rte_table
 from tamvt.models.tamvt import build_tamvt
 
 
@@ -109,7 +109,7 @@ def test_bank_expansion_on_load(saved):
     path, model, _ = saved
     loaded, cfg = load_checkpoint(path, bank_size=12)
     assert cfg.model.bank_size == 12 and loaded.bank_size == 12
-    expected = expand_rte_table(model.matching.rte.theta.detach(), 9, 12)
+    expected = resize_rte_table(model.matching.rte.theta.detach(), 9, 12)
     assert torch.equal(expected[:45], model.matching.rte.theta.detach())
     assert not torch.equal(expected[45:], torch.ones(33))
     assert torch.equal(loaded.matching.rte.theta.detach(), expected)

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
 import numpy as np
+import pytest
+from PIL import Image
 
 TAMVT = [sys.executable, "-m", "tamvt.cli"]
 
 
 def test_shipped_model_is_small_trained_and_described():
-    from tamvt.checkpoint import read_checkpoint
+    from tamvt.checkpoint import read_checkpoint, shipped_model_path
     from tamvt.config import load_preset, to_dict
-    from tamvt.commands.demo import shipped_model_path
 
     path = shipped_model_path()
     assert path.stat().st_size <= 25 * 2**20
-    tensors, cfg, meta = read_checkpoint(path)
+    _, cfg, meta = read_checkpoint(path)
     assert to_dict(cfg.model) == to_dict(load_preset("tamvt-mini").model)
     assert meta["weights"] == "ema" and meta["run"] == "synthetic-small"
     summary = json.loads(path.with_suffix(".json").read_text())
@@ -33,31 +35,57 @@ def test_shipped_model_is_small_trained_and_described():
     assert config_to_dict(preset) == summary["train"]
 
 
+def j_tr_by_hand(gt_pngs: list, pred_pngs: list) -> float:
+    """VOST's J_tr of one DAVIS-layout sequence from its PNGs, in numpy: for each object id of the first
+    ground truth, IoU on the annotated frames but the first and the last (1 when both masks are
+    empty), averaged over the last N - floor(0.75 N) of them; then the mean over objects."""
+    gts = [np.array(Image.open(p)) for p in gt_pngs]
+    preds = {p.stem: np.array(Image.open(p)) for p in pred_pngs}
+    evaluated = list(zip(gt_pngs, gts, strict=True))[1:-1]
+    scores = []
+    for obj in range(1, int(gts[0][gts[0] != 255].max()) + 1):
+        ious = []
+        for path, gt in evaluated:
+            g, q = gt == obj, preds[path.stem] == obj
+            union = np.count_nonzero(g | q)
+            ious.append(1.0 if union == 0 else np.count_nonzero(g & q) / union)
+        scores.append(np.mean(ious[math.floor(0.75 * len(ious)):]))
+    return float(np.mean(scores))
+
+
 def test_demo_end_to_end(tmp_path):
     """Synthetic video -> shipped model -> palette PNGs, a decodable overlay video, a report whose
-    scores only a trained model reaches (an untrained one scores J&F < 0.2 here)."""
+    scores only a trained model reaches (an untrained one scores J&F < 0.2 here) and whose J_tr is
+    the one recomputed here from the PNGs."""
     from tamvt.data.frames import probe_video
     from tamvt.data.palette import read_index_png
 
     out = tmp_path / "demo"
-    r = subprocess.run([*TAMVT, "demo", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([*TAMVT, "demo", "--out", str(out)], check=False, capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0, r.stderr
     assert "J&F" in r.stdout and "frame" in r.stderr  # the report table and the progress bars
     seq = out / "pred" / "demo-000"
     pngs = sorted(seq.glob("*.png"))
     assert len(pngs) == 48
-    mask, palette = read_index_png(pngs[-1])
+    mask, _ = read_index_png(pngs[-1])
     assert mask.shape == (240, 320) and set(np.unique(mask)) <= {0, 1, 2}
     frames, size, _ = probe_video(out / "overlay.mp4")
     assert frames == 48 and size == (240, 320)
     report = json.loads((out / "report.json").read_text())
     g = report["global"]
-    assert g["J&F-Mean"] > 0.5 and g["J_tr-Mean"] is not None
+    assert g["J&F-Mean"] > 0.5
+    j_tr = g["J_tr-Mean"]  # JSON null would mean NaN: no object had an evaluated frame
+    assert isinstance(j_tr, float) and math.isfinite(j_tr) and 0.0 < j_tr <= 1.0
+    assert report["per_object"] and all(o["J_tr-Mean"] is not None for o in report["per_object"])
+    gt_pngs = sorted((out / "data" / "Annotations" / "480p" / "demo-000").glob("*.png"))
+    assert len(gt_pngs) == 48
+    assert j_tr == pytest.approx(j_tr_by_hand(gt_pngs, pngs), abs=1e-9)
 
 
 def test_demo_bad_checkpoint_is_one_line(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a checkpoint")
     r = subprocess.run([*TAMVT, "demo", "--out", str(tmp_path / "o"), "--checkpoint", str(bad), "--quiet"],
-                       capture_output=True, text=True, timeout=300)
+                       check=False, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "bad.safetensors" in r.stderr

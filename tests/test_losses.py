@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from tamvt.errors import TamvtError
 from tamvt.losses import LossConfig, MaskCriterion, build_criterion, frame_weights
 
-FIXTURE = Path(__file__).parent / "fixtures" / "official" / "tamvt_official_vectors.safetensors"
 TERMS = ["loss_mask", "loss_dice"] + [f"loss_{k}_{i}" for i in range(5) for k in ("mask", "dice")]
 
 
 @pytest.fixture(scope="module")
-def vec_b() -> dict[str, torch.Tensor]:
-    d = load_file(FIXTURE)
-    return {k: v for k, v in d.items() if k.startswith("B.")}
+def vec_b(official_vectors) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in official_vectors.items() if k.startswith("B.")}
 
 
 def _layers(vec_b):
@@ -45,8 +41,11 @@ def _dice_per_frame(logits: torch.Tensor, gt: np.ndarray) -> np.ndarray:
 
 
 def test_vector_b_frame_weights(vec_b):
-    w = frame_weights(vec_b["B.gt_masks"][2:], "area", 1.0)
-    torch.testing.assert_close(w, vec_b["B.frame_weights"], rtol=1e-5, atol=1e-7)
+    """The default criterion's weights of the 10 query frames, through the batched (B, T, H, W) path."""
+    crit = build_criterion(LossConfig())  # authors' defaults: area changes, tau 1
+    w = crit.frame_weights(vec_b["B.gt_masks"][None, 2:].float())
+    assert w.shape == (1, 10)
+    torch.testing.assert_close(w[0], vec_b["B.frame_weights"], rtol=1e-5, atol=0)
 
 
 def test_vector_b_every_term_and_total(vec_b):

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from tamvt.memory import MemoryBank, step_clip
 from tamvt.official import convert_official
-from tamvt.models.matching import MatchingBlock, expand_rte_table
+from tamvt.models.matching import MatchingBlock, resize_rte_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
 FEAT_TOL = 1e-4
@@ -150,7 +150,7 @@ def test_a_sensitive_to_rte_order(model, main_file):
 def test_c_rte_interpolation_bitwise(main_file, official_weights):
     bank7 = main_file["C.rte_bank7"].reshape(-1)
     expected = main_file["C.rte_bank9"].reshape(-1)
-    assert torch.equal(expand_rte_table(bank7, 7, 9), expected)
+    assert torch.equal(resize_rte_table(bank7, 7, 9), expected)
     # the same through the converter: an authors' state dict with a bank-7 table, run with --bank 9
     weights = dict(official_weights)
     weights["transformer.encoder.rel_time_theta.weight"] = main_file["C.rte_bank7"]

@@ -6,13 +6,9 @@ import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-from train_tiny import write_tiny  # noqa: E402
 
 SCRIPT = textwrap.dedent("""
     import os, sys, torch
@@ -37,9 +33,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_keep_identical_weights(tmp_path):
-    cfg = write_tiny(tmp_path / "tiny.yaml", optim={"steps": 4}, run={"checkpoint_every": 100},
-                     data={"epoch_size": 6})
+def test_two_cpu_processes_keep_identical_weights(tmp_path, tiny_config):
+    cfg = tiny_config(optim={"steps": 4}, run={"checkpoint_every": 100}, data={"epoch_size": 6})
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT)
     out = tmp_path / "run"

@@ -14,9 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from train_tiny import write_tiny  # noqa: E402
-
 TAMVT = [sys.executable, "-m", "tamvt.cli"]
 
 
@@ -37,8 +34,8 @@ def _load(out: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
-    cfg = write_tiny(tmp_path / "tiny.yaml")
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_config):
+    cfg = tiny_config()
     straight = tmp_path / "straight"
     r = _train(cfg, straight)
     assert r.returncode == 0, r.stderr
@@ -103,17 +100,17 @@ def _load_after_zero_steps(tmp_path: Path) -> dict:
     return build_tamvt(cfg.model).state_dict()
 
 
-def test_corrupt_and_foreign_checkpoints_are_one_line_errors(tmp_path):
+def test_corrupt_and_foreign_checkpoints_are_one_line_errors(tmp_path, tiny_config):
     from tamvt.cli import main
     from tamvt.errors import InputError
-    from tamvt.train.state import atomic_torch_save, load_checkpoint, make_checkpoint
+    from tamvt.train.state import atomic_torch_save, load_run_state, make_checkpoint
 
     run = tmp_path / "run"
     run.mkdir()
-    cfg = write_tiny(tmp_path / "tiny.yaml", optim={"steps": 1})
+    cfg = tiny_config(optim={"steps": 1})
     (run / "last.pt").write_bytes(b"\x00garbage" * 100)
     with pytest.raises(InputError, match="not a readable tamvt training checkpoint"):
-        load_checkpoint(run / "last.pt")
+        load_run_state(run / "last.pt")
     r = subprocess.run([*TAMVT, "train", str(cfg), "--out", str(run)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -126,12 +123,12 @@ def test_corrupt_and_foreign_checkpoints_are_one_line_errors(tmp_path):
     atomic_torch_save(make_checkpoint(config=other, step=3, epoch=0, epoch_step=3, model={}, ema=None,
                                       optimizer={}, rng=[]), run / "last.pt")
     with pytest.raises(InputError, match="another model configuration"):
-        load_checkpoint(run / "last.pt", expected_model=config_to_dict(load_train_config(cfg))["model"])
+        load_run_state(run / "last.pt", expected_model=config_to_dict(load_train_config(cfg))["model"])
     assert main(["train", str(cfg), "--out", str(run)]) == 2
     # --resume never refuses an existing checkpoint; a pickle with code is refused by weights_only
     assert main(["train", str(cfg), "--out", str(run), "--resume", "never"]) == 2
     torch.save({"format": "tamvt-train-checkpoint", "evil": Path("x")}, run / "last.pt")
     with pytest.raises(InputError, match="not a readable"):
-        load_checkpoint(run / "last.pt")
+        load_run_state(run / "last.pt")
     assert main(["export", str(run), str(tmp_path / "x.safetensors")]) == 2
     assert not (tmp_path / "x.safetensors").exists()

@@ -173,7 +173,7 @@ def test_sharded_order_covers_the_epoch_and_resumes():
 
 
 def test_rng_roundtrip_through_a_weights_only_checkpoint(tmp_path):
-    from tamvt.train.state import atomic_torch_save, capture_rng, load_checkpoint, make_checkpoint, restore_rng
+    from tamvt.train.state import atomic_torch_save, capture_rng, load_run_state, make_checkpoint, restore_rng
 
     random.seed(1)
     np.random.seed(2)
@@ -185,7 +185,7 @@ def test_rng_roundtrip_through_a_weights_only_checkpoint(tmp_path):
     atomic_torch_save(make_checkpoint(config=cfg, step=5, epoch=1, epoch_step=2, model={"w": torch.ones(2)},
                                       ema=None, optimizer={"state": {}, "param_groups": []}, rng=[state]), path)
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
-    ckpt = load_checkpoint(path, expected_model={"hidden_dim": 32})
+    ckpt = load_run_state(path, expected_model={"hidden_dim": 32})
     assert (ckpt["step"], ckpt["epoch"], ckpt["epoch_step"]) == (5, 1, 2)
     random.random(), np.random.rand(), torch.rand(3)  # move the generators on
     restore_rng(ckpt["rng"][0])
@@ -196,24 +196,18 @@ def test_rng_roundtrip_through_a_weights_only_checkpoint(tmp_path):
 # ------------------------------------------------------------------------- dataset source end to end
 
 
-def test_davis_layout_training_and_validation(tmp_path):
+def test_davis_layout_training_and_validation(tmp_path, tiny_config):
     """Train 2 steps on a DAVIS-layout folder (written by ``tamvt synth``) and validate on its val split."""
-    import sys
-    from pathlib import Path
-
     from tamvt.cli import main
     from tamvt.train.data import build_train_dataset
     from tamvt.train.metrics_log import read_metrics
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from train_tiny import write_tiny
-
     root = tmp_path / "davis"
     assert main(["synth", str(root), "--preset", "tiny"]) == 0
-    cfg_path = write_tiny(tmp_path / "davis.yaml", optim={"steps": 2}, run={"checkpoint_every": 2},
-                          data={"source": "davis", "root": str(root), "split": "train", "window_length": 5,
-                                "crop_size": [64, 80]},
-                          val={"source": "davis", "split": "val", "num_videos": 1, "short_side": 64})
+    cfg_path = tiny_config("davis.yaml", optim={"steps": 2}, run={"checkpoint_every": 2},
+                           data={"source": "davis", "root": str(root), "split": "train", "window_length": 5,
+                                 "crop_size": [64, 80]},
+                           val={"source": "davis", "split": "val", "num_videos": 1, "short_side": 64})
     from tamvt.train.config import load_train_config
 
     cfg = load_train_config(cfg_path)
@@ -250,21 +244,15 @@ def test_static_source_builds_pseudo_videos(tmp_path):
     assert sample.masks[0].any()
 
 
-def test_validation_leaves_the_training_rng_untouched(tmp_path):
+def test_validation_leaves_the_training_rng_untouched(tmp_path, tiny_config):
     """Validation builds a fresh eval model (random init draws): the training RNG streams must come out
     unchanged, or a run resumed from a checkpoint saved just before a validation would diverge."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from train_tiny import write_tiny
-
     from tamvt.train.config import load_train_config
     from tamvt.train.trainer import Trainer
 
-    cfg = load_train_config(write_tiny(tmp_path / "t.yaml", val={"source": "synthetic", "synthetic_preset": "tiny",
-                                                                 "num_videos": 1, "synthetic_size": [64, 64],
-                                                                 "synthetic_frames": 12}))
+    cfg = load_train_config(tiny_config("t.yaml", val={"source": "synthetic", "synthetic_preset": "tiny",
+                                                       "num_videos": 1, "synthetic_size": [64, 64],
+                                                       "synthetic_frames": 12}))
     trainer = Trainer(cfg, tmp_path / "run")
     torch.manual_seed(7), np.random.seed(7), random.seed(7)
     before = (torch.get_rng_state().clone(), np.random.get_state()[1].copy(), random.getstate())

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from helpers.batch import TrainingBatch, collate
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from tamvt.data.batch import TrainingBatch, collate
 from tamvt.data.palette import write_index_png
 from tamvt.data.sequence import VideoSequence
 from tamvt.data.transforms import WindowAugment

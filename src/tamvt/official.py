@@ -15,18 +15,19 @@ turns every other global into an inert placeholder (never importing it).
 from __future__ import annotations
 
 import dataclasses
-import math
 import pickle
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from tamvt.config import ModelConfig, TamvtConfig, load_preset
 from tamvt.errors import InputError, TamvtError
+from tamvt.models.matching import adapt_rte_state, rte_bank_size
 
 # (official-name pattern, tamvt-name template); each official name must match exactly one rule
 _RULES: list[tuple[str, str]] = [
@@ -125,10 +126,9 @@ def infer_model_config(official: Mapping[str, Tensor], base: ModelConfig | None 
     theta = official.get("transformer.encoder.rel_time_theta.weight")
     rte, bank = "none", base.bank_size
     if theta is not None:
-        k = theta.numel()
-        bank = int(round((math.sqrt(8 * k + 1) - 1) / 2))
-        if bank * (bank + 1) // 2 != k:
-            raise TamvtError(f"RTE table of {k} rows is not N(N+1)/2 for any bank size N")
+        bank = rte_bank_size(theta.numel())
+        if bank is None:
+            raise TamvtError(f"RTE table of {theta.numel()} rows is not N(N+1)/2 for any bank size N")
         rte = "mul"  # the released models use 'embedding_dyna_mul' (the weights cannot tell mul from add)
     return dataclasses.replace(base, backbone=backbone, hidden_dim=d, pixel_decoder_dim=d, matching_scales=scales,
                                decoder_layers=layers, decoder_ffn=ffn, time_embed_len=te.shape[0], rte=rte,
@@ -240,17 +240,12 @@ def convert_official(official: Mapping[str, Tensor], bank_size: int | None = Non
             (SPEC §1.5), smaller keeps its first blocks.
     """
     from tamvt.checkpoint import load_state_dict_strict
-    from tamvt.models.matching import expand_rte_table, rte_table_size
     from tamvt.models.tamvt import build_tamvt
 
     model_cfg = infer_model_config(official)
     sd = convert_official_state_dict(official)
-    if bank_size is not None and "matching.rte.theta" in sd:
-        theta = sd["matching.rte.theta"].reshape(-1).float()
-        if bank_size > model_cfg.bank_size:
-            theta = expand_rte_table(theta, model_cfg.bank_size, bank_size)
-        sd["matching.rte.theta"] = theta[: rte_table_size(bank_size)]
     if bank_size is not None:
+        sd = adapt_rte_state(sd, model_cfg.bank_size, bank_size)
         model_cfg = dataclasses.replace(model_cfg, bank_size=bank_size)
     model = build_tamvt(model_cfg)
     load_state_dict_strict(model, sd, source="authors' checkpoint")

@@ -4,12 +4,17 @@
 reader's output); :class:`SyntheticWindowStream` serves endless synthetic videos. Both yield
 :class:`~tamvt.data.batch.TrainingSample`.
 
-Window rule. For object ``o`` of a video, ``available`` = the annotated frames from ``o``'s first
-annotated frame on, in time order (reversed when the window is time-reversed). The window is
-``length`` consecutive entries of ``available`` whose first frame contains ``o``; its first
-``num_memory`` frames are memory frames with ground truth. Start positions are tried in random order
-(``max_start_tries``); a forward window falls back to ``o``'s first frame, a reversed window to
-scanning all starts and, if ``o`` is in none of them, to a forward window.
+Window rule (:func:`choose_window`, the one implementation both classes use). For object ``o`` of a
+video, ``available`` = the annotated frames from ``o``'s first annotated frame on, in time order
+(reversed when the window is time-reversed). The window is ``length`` consecutive entries of
+``available`` whose first frame contains ``o``; its first ``num_memory`` frames are memory frames with
+ground truth. A forward window falls back to ``o``'s first frame, a reversed window to a forward one
+when ``o`` is in none of its possible first frames. How the start is drawn among the frames that
+contain ``o`` is the one thing the two classes do differently, because checking a frame costs
+differently: :func:`first_present_start` (:class:`WindowDataset`, a mask read from disk per check)
+tries starts in random order, at most ``max_start_tries`` for a forward window;
+:func:`uniform_present_start` (synthetic videos, every mask in memory) draws uniformly among all
+starts that contain ``o``.
 
 Frame skip (``max_skip`` > 1, as in STCN / XMem): a window takes every ``s``-th entry of
 ``available``, with one stride ``s`` per window drawn uniformly in ``[1, max_skip]`` and lowered
@@ -26,7 +31,8 @@ Randomness comes only from ``numpy.random.default_rng([seed, epoch, index])``: a
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Literal, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -54,6 +60,80 @@ def draw_stride(rng: np.random.Generator, max_skip: int, n: int, length: int) ->
         return 1
     s = int(rng.integers(1, max_skip + 1))
     return max(1, min(s, (n - 1) // (length - 1)))  # length >= 2 (checked by the datasets)
+
+
+# A start picker: ``(rng, num_starts, present, reverse) -> start position or None``. ``present(p)``
+# says whether the object is in the frame at position ``p`` of the (possibly reversed) order; a
+# forward window always gets a start (its position 0 is the object's first frame), a reversed one
+# gets None when the object is in none of its possible first frames.
+StartPicker = Callable[[np.random.Generator, int, Callable[[int], bool], bool], int | None]
+
+
+def first_present_start(max_tries: int) -> StartPicker:
+    """Starts in the order of ``rng.permutation``; the first that shows the object wins. A forward
+    window tries at most ``max_tries`` and then falls back to position 0; a reversed one tries all."""
+
+    def pick(rng: np.random.Generator, num_starts: int, present: Callable[[int], bool], reverse: bool) -> int | None:
+        starts = rng.permutation(num_starts)
+        for s in starts if reverse else starts[:max_tries]:
+            # position 0 of a forward order is the object's first frame: present by definition
+            if (s == 0 and not reverse) or present(int(s)):
+                return int(s)
+        return None if reverse else 0
+
+    return pick
+
+
+def uniform_present_start(rng: np.random.Generator, num_starts: int, present: Callable[[int], bool],
+                          reverse: bool) -> int | None:
+    """Uniform among all starts that show the object (every one is checked, then one draw)."""
+    candidates = [p for p in range(num_starts) if present(p)]
+    if not candidates:
+        return None if reverse else 0
+    return candidates[int(rng.integers(len(candidates)))]
+
+
+def choose_window(
+    rng: np.random.Generator,
+    n: int,
+    length: int,
+    present: Callable[[int], bool],
+    pick_start: StartPicker,
+    reverse_prob: float = 0.0,
+    max_skip: int = 1,
+) -> tuple[list[int], bool]:
+    """The training-window rule (module docstring) over an object's ``n`` available frames.
+
+    Draws, in this order: the stride (:func:`draw_stride`, nothing when ``max_skip <= 1``), the
+    reversal (always one ``rng.random()``), then the start(s) by ``pick_start`` (none for videos
+    shorter than a window, which pingpong from their first position).
+
+    Args:
+        present: ``present(p)`` whether the object is in available frame ``p`` (forward positions).
+        pick_start: :func:`first_present_start` or :func:`uniform_present_start`.
+    Returns:
+        (positions into the available frames in the order the model sees them, reversed or not).
+    """
+    stride = draw_stride(rng, max_skip, n, length)
+    if rng.random() < reverse_prob:
+        window = _window_at_a_start(rng, n, length, stride, present, pick_start, reverse=True)
+        if window is not None:
+            return window, True
+    window = _window_at_a_start(rng, n, length, stride, present, pick_start, reverse=False)
+    assert window is not None  # a forward window always has a start
+    return window, False
+
+
+def _window_at_a_start(rng: np.random.Generator, n: int, length: int, stride: int, present: Callable[[int], bool],
+                       pick_start: StartPicker, reverse: bool) -> list[int] | None:
+    order = list(range(n))[::-1] if reverse else list(range(n))
+    span = (length - 1) * stride + 1
+    if n < span:  # short video (stride 1 here): pingpong from the first position
+        if reverse and not present(order[0]):
+            return None
+        return [order[p] for p in pingpong(n, length)]
+    start = pick_start(rng, n - span + 1, lambda p: present(order[p]), reverse)
+    return None if start is None else order[start : start + span : stride]
 
 
 def make_sample(
@@ -163,46 +243,26 @@ class WindowDataset(Dataset):
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, index])
 
-    def _has_object(self, seq: VideoSequence, frame: int, obj: int) -> bool:
-        return bool((seq.read_mask(frame) == obj).any())
-
-    def choose_window(self, index: int, rng: np.random.Generator) -> tuple[list[int], bool]:
-        """Frame indices of item ``index``'s window, in the order the model sees them, and whether
-        the window is reversed."""
+    def window_frames(self, index: int, rng: np.random.Generator) -> tuple[list[int], bool]:
+        """Frame indices of item ``index``'s window (:func:`choose_window`), in the order the model
+        sees them, and whether the window is reversed."""
         si, obj = self.items[index]
         seq = self.sequences[si]
-        forward = [i for i in seq.annotated if i >= seq.objects[obj]]
-        stride = draw_stride(rng, self.max_skip, len(forward), self.length)
-        if rng.random() < self.reverse_prob:
-            window = self._start_where_present(seq, obj, forward[::-1], rng, scan_all=True, stride=stride)
-            if window is not None:
-                return window, True
-        window = self._start_where_present(seq, obj, forward, rng, scan_all=False, stride=stride)
-        return window, False
+        available = [i for i in seq.annotated if i >= seq.objects[obj]]
 
-    def _start_where_present(
-        self, seq: VideoSequence, obj: int, available: list[int], rng: np.random.Generator, scan_all: bool,
-        stride: int = 1,
-    ) -> list[int] | None:
-        n, length = len(available), self.length
-        if n < length:  # short video: pingpong from the first position
-            if scan_all and not self._has_object(seq, available[0], obj):
-                return None
-            return [available[p] for p in pingpong(n, length)]
-        span = (length - 1) * stride + 1
-        starts = rng.permutation(n - span + 1)
-        tries = starts if scan_all else starts[: self.max_start_tries]
-        for s in tries:
-            # position 0 of a forward list is the object's first frame: present by definition
-            if (s == 0 and not scan_all) or self._has_object(seq, available[s], obj):
-                return available[s : s + span : stride]
-        return None if scan_all else available[:span:stride]
+        def present(p: int) -> bool:
+            return bool((seq.read_mask(available[p]) == obj).any())
+
+        positions, reversed_ = choose_window(rng, len(available), self.length, present,
+                                             first_present_start(self.max_start_tries), self.reverse_prob,
+                                             self.max_skip)
+        return [available[p] for p in positions], reversed_
 
     def __getitem__(self, index: int) -> TrainingSample:
         rng = self.rng(index)
         si, obj = self.items[index]
         seq = self.sequences[si]
-        indices, reversed_ = self.choose_window(index, rng)
+        indices, reversed_ = self.window_frames(index, rng)
         frames = _read_frames(seq, indices)
         labels = [seq.read_mask(i) for i in indices]
         return make_sample(frames, labels, obj, seq.void_id, self.num_memory, self.augment, rng,
@@ -213,9 +273,9 @@ class SyntheticWindowStream(IterableDataset):
     """Endless training samples from the synthetic video generator (:mod:`tamvt.data.synthetic`).
 
     Each video of ``synthetic.stream(stream_seed, cfg_template)`` gives one sample: a random object
-    present in the video's first frame, a ``length``-frame window starting at a frame where it is
-    present (pingpong for shorter videos), optional reversal, the same augmentation as
-    :class:`WindowDataset`. ``stream_seed = seed + rank * 1000 + worker + 1_000_000 * epoch``, so
+    present in the video's first frame, then the window rule of :class:`WindowDataset`
+    (:func:`choose_window`; every frame is annotated, the start drawn by :func:`uniform_present_start`)
+    and the same augmentation. ``stream_seed = seed + rank * 1000 + worker + 1_000_000 * epoch``, so
     every process / DataLoader worker draws different videos (fewer than 1000 workers per rank).
 
     Args:
@@ -282,21 +342,13 @@ class SyntheticWindowStream(IterableDataset):
         if not ids:
             return None
         obj = ids[int(rng.integers(len(ids)))]
-        t = masks.shape[0]
-        stride = draw_stride(rng, self.max_skip, t, self.length)
-        span = (self.length - 1) * stride + 1
 
-        def starts(order: list[int]) -> list[int]:
-            return [p for p in range(max(t - span, 0) + 1) if (masks[order[p]] == obj).any()]
+        def present(t: int) -> bool:
+            return bool((masks[t] == obj).any())
 
-        reversed_ = bool(rng.random() < self.reverse_prob)
-        order = list(range(t))[::-1] if reversed_ else list(range(t))
-        candidates = starts(order)
-        if not candidates:  # reversed, and the object is absent where a window could start
-            reversed_, order = False, list(range(t))
-            candidates = starts(order)  # contains 0: the object was chosen in frame 0
-        rest = order[candidates[int(rng.integers(len(candidates)))]:]
-        indices = rest[:span:stride] if len(rest) >= span else [rest[p] for p in pingpong(len(rest), self.length)]
+        # the object is in frame 0, so its available frames are all frames: positions are frame indices
+        indices, reversed_ = choose_window(rng, masks.shape[0], self.length, present, uniform_present_start,
+                                           self.reverse_prob, self.max_skip)
         frames = [np.asarray(video.frames[i]) for i in indices]
         labels = [masks[i] for i in indices]
         return make_sample(frames, labels, obj, 255, self.num_memory, self.augment, rng,

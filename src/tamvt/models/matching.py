@@ -13,7 +13,8 @@ per memory slot, with a separate block of ``n`` scalars for every memory size ``
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +26,18 @@ from torch import Tensor, nn
 MAX_ATTENTION_ELEMENTS = 64 * 1024 * 1024
 
 
+RTE_KEY = "matching.rte.theta"  # the RTE table's name in a TamVT state dict
+
+
 def rte_table_size(bank_size: int) -> int:
     """Number of RTE scalars for capacity ``N``: blocks of size 1..N, ``N(N+1)/2``."""
     return bank_size * (bank_size + 1) // 2
+
+
+def rte_bank_size(table_size: int) -> int | None:
+    """The capacity ``N >= 1`` whose table has ``table_size = N(N+1)/2`` scalars (None if there is none)."""
+    n = round((math.sqrt(8 * table_size + 1) - 1) / 2)
+    return n if n >= 1 and rte_table_size(n) == table_size else None
 
 
 def rte_rows(num_entries: int) -> list[int]:
@@ -41,21 +51,26 @@ def rte_rows(num_entries: int) -> list[int]:
     return [base + (n - i) - 1 for i in range(n)]
 
 
-def expand_rte_table(table: Tensor, old_bank: int, new_bank: int) -> Tensor:
-    """Resample an RTE table trained for capacity ``old_bank`` to ``new_bank > old_bank`` (SPEC §1.5).
+def resize_rte_table(table: Tensor, old_bank: int, new_bank: int) -> Tensor:
+    """An RTE table trained for capacity ``old_bank``, resized to capacity ``new_bank`` (SPEC §1.5).
 
-    Blocks for sizes ``<= old_bank`` are kept. The block for size ``i`` is linearly resampled from
-    the block for size ``i-1`` at positions ``jj * (i-2)/(i-1)`` (``jj = 0..i-1``; endpoints aligned:
-    newest -> newest, reference -> reference). Arithmetic as in the authors' code: the position in
-    double precision, the weights ``r`` and ``1-r`` rounded to float32, the blend in float32.
+    The one implementation of RTE resizing: :meth:`RelativeTimeEncoding.resize` (a live model) and
+    :func:`adapt_rte_state` (a state dict) both use it. Blocks for sizes ``<= min(old_bank, new_bank)``
+    are kept; a smaller capacity just drops the larger blocks. RTE interpolation (a larger capacity):
+    the block for size ``i`` is linearly resampled from the block for size ``i-1`` at positions
+    ``jj * (i-2)/(i-1)`` (``jj = 0..i-1``; endpoints aligned: newest -> newest, reference ->
+    reference). Arithmetic as in the authors' code: the position in double precision, the weights
+    ``r`` and ``1-r`` rounded to float32, the blend in float32.
 
     Args:
         table: ``(old_bank*(old_bank+1)/2,)`` float tensor.
     Returns:
-        ``(new_bank*(new_bank+1)/2,)``, same dtype/device.
+        ``(new_bank*(new_bank+1)/2,)``, same dtype/device (a new tensor).
     """
     if table.ndim != 1 or table.numel() != rte_table_size(old_bank):
         raise ValueError(f"RTE table of shape {tuple(table.shape)} does not fit bank size {old_bank}")
+    if new_bank <= old_bank:
+        return table.detach()[: rte_table_size(new_bank)].clone()
     rows = list(table.detach().float().unbind(0))
     for i in range(old_bank + 1, new_bank + 1):
         last = rows[-(i - 1):]  # the block of size i-1, slot offsets 0 (newest) .. i-2 (reference)
@@ -69,6 +84,16 @@ def expand_rte_table(table: Tensor, old_bank: int, new_bank: int) -> Tensor:
             s32 = torch.tensor(1 - r, dtype=torch.float32)
             rows.append(r32 * last[c] + s32 * last[f])
     return torch.stack(rows).to(dtype=table.dtype, device=table.device)
+
+
+def adapt_rte_state(state: Mapping[str, Tensor], old_bank: int, new_bank: int, key: str = RTE_KEY) -> dict[str, Tensor]:
+    """A copy of the state dict ``state`` (trained with capacity ``old_bank``) whose RTE table ``key``
+    is resized to capacity ``new_bank`` by :func:`resize_rte_table`; without that key, an unchanged
+    copy. The table comes back flat, in float32 (the strict loader casts it to the model's dtype)."""
+    out = dict(state)
+    if key in out:
+        out[key] = resize_rte_table(out[key].reshape(-1).float(), old_bank, new_bank)
+    return out
 
 
 class RelativeTimeEncoding(nn.Module):
@@ -99,14 +124,13 @@ class RelativeTimeEncoding(nn.Module):
         return self.theta[rte_rows(num_entries)]
 
     @torch.no_grad()
-    def expand(self, new_bank: int) -> None:
-        """Grow the table to capacity ``new_bank`` by :func:`expand_rte_table` (no-op if not larger)."""
-        if new_bank <= self.bank_size:
-            return
-        if self.theta is not None:
-            new = expand_rte_table(self.theta.data, self.bank_size, new_bank)
+    def resize(self, bank_size: int) -> None:
+        """Cover capacity ``bank_size``: the table is resized by :func:`resize_rte_table` (resampled
+        when larger, cut when smaller) into a new parameter with the same ``requires_grad``."""
+        if self.theta is not None and bank_size != self.bank_size:
+            new = resize_rte_table(self.theta.data, self.bank_size, bank_size)
             self.theta = nn.Parameter(new, requires_grad=self.theta.requires_grad)
-        self.bank_size = new_bank
+        self.bank_size = bank_size
 
 
 class MatchingBlock(nn.Module):
@@ -127,6 +151,8 @@ class MatchingBlock(nn.Module):
         self.fc_v = nn.Linear(dim, dim, bias=False)
         self.fc_o = nn.Linear(dim, dim, bias=False)
         self.ln = nn.LayerNorm(dim)
+        # Set by Matching.hook_attention: receives the (H, Lq, Lk) attention weights of every call.
+        self.attention_hook: Callable[[Tensor], None] | None = None
 
     def project_queries(self, x: Tensor) -> Tensor:
         """``(..., d)`` tokens -> ``fc_q(LN(x))``."""
@@ -163,11 +189,19 @@ class MatchingBlock(nn.Module):
         mask = None if key_bias is None else key_bias.to(q.dtype).reshape(1, 1, lk)
         p = self.dropout if self.training else 0.0
         chunk = max(1, MAX_ATTENTION_ELEMENTS // max(1, h * lk))
-        outs = [
-            F.scaled_dot_product_attention(qh[:, s:s + chunk], kh, vh, attn_mask=mask, dropout_p=p,
-                                           scale=1.0 / math.sqrt(d))
-            for s in range(0, lq, chunk)
-        ]
+        if self.attention_hook is None:
+            outs = [
+                F.scaled_dot_product_attention(qh[:, s:s + chunk], kh, vh, attn_mask=mask, dropout_p=p,
+                                               scale=1.0 / math.sqrt(d))
+                for s in range(0, lq, chunk)
+            ]
+        else:  # the same attention unfused, so that its weights exist; the output is computed from them
+            weights = []
+            for s in range(0, lq, chunk):
+                logits = qh[:, s:s + chunk] @ kh.transpose(1, 2) / math.sqrt(d)  # (H, chunk, Lk)
+                weights.append((logits if mask is None else logits + mask).softmax(-1))
+            self.attention_hook(torch.cat(weights, dim=1).detach())
+            outs = [F.dropout(w, p) @ vh for w in weights]
         o = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]  # (H, Lq, B*dh)
         o = o.reshape(h, lq, b, dh).permute(2, 1, 0, 3).reshape(b, lq, d)
         o = self.ln(o)
@@ -190,6 +224,20 @@ class Matching(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(MatchingBlock(dim, heads, dropout) for _ in range(num_scales))
         self.rte = RelativeTimeEncoding(rte, bank_size)
+
+    @contextmanager
+    def hook_attention(self, fn: Callable[[int, Tensor], None]) -> Iterator[None]:
+        """While active, every forward calls ``fn(scale, weights)`` per matching scale, where ``weights``
+        ``(H, T*h*w, n*h*w)`` are the softmax attention of the query tokens (frame-major) over the
+        memory tokens (entries in memory order, each ``h*w`` row-major), RTE included. The attention
+        then runs unfused (same logits, softmax and output, float rounding aside); for analysis only."""
+        for s, block in enumerate(self.blocks):
+            block.attention_hook = lambda w, s=s: fn(s, w)
+        try:
+            yield
+        finally:
+            for block in self.blocks:
+                block.attention_hook = None
 
     def forward(self, queries: Sequence[Tensor], keys: Sequence[Sequence[Tensor]],
                 values: Sequence[Sequence[Tensor]]) -> list[Tensor]:

@@ -123,8 +123,10 @@ class TamVT(nn.Module):
         return self.matching.rte.bank_size
 
     def expand_bank(self, bank_size: int) -> None:
-        """Allow memories of up to ``bank_size`` entries by resampling the RTE table (SPEC §1.5)."""
-        self.matching.rte.expand(bank_size)
+        """Allow memories of up to ``bank_size`` entries by resampling the RTE table (RTE interpolation,
+        SPEC §1.5, :meth:`~tamvt.models.matching.RelativeTimeEncoding.resize`); no-op if not larger."""
+        if bank_size > self.bank_size:
+            self.matching.rte.resize(bank_size)
 
     def encode_frames(self, images: Tensor) -> FrameFeatures:
         """``images`` ``(T, 3, H, W)`` (ImageNet-normalised) -> :class:`FrameFeatures`."""

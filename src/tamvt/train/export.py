@@ -49,11 +49,11 @@ def training_summary(run: str | Path) -> dict[str, Any]:
 def _read_run(run: str | Path) -> tuple[Path, dict[str, Any], Any]:
     """(checkpoint path, training checkpoint, its TrainConfig) of a run folder or its ``last.pt``."""
     from tamvt.train.config import train_config_from_dict
-    from tamvt.train.state import load_checkpoint
+    from tamvt.train.state import load_run_state
 
     run = Path(run)
     path = run / "last.pt" if run.is_dir() else run
-    ckpt = load_checkpoint(path)
+    ckpt = load_run_state(path)
     try:
         cfg = train_config_from_dict(ckpt["config"])
     except Exception as err:

@@ -1,7 +1,7 @@
 """Training checkpoints: atomic write, strict loading, RNG capture and restore.
 
 A checkpoint ``RUN_DIR/last.pt`` holds only plain containers, numbers, strings and tensors, so it is
-read back with ``torch.load(weights_only=True)`` (no pickled code runs):
+read back (:func:`load_run_state`) with ``torch.load(weights_only=True)`` (no pickled code runs):
 
     format, version, config (nested dict), model_key (fingerprint of the architecture),
     step, epoch, epoch_step (data position: batches of the current epoch already consumed),
@@ -126,7 +126,7 @@ def make_checkpoint(
     }
 
 
-def load_checkpoint(path: str | Path, expected_model: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_run_state(path: str | Path, expected_model: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read a training checkpoint safely (``weights_only=True``).
 
     Raises :class:`InputError` (one line naming the file) for a missing / corrupt / foreign file, or

@@ -30,7 +30,14 @@ from tamvt.train.data import ShardedOrder, build_train_dataset, steps_per_epoch
 from tamvt.train.ema import ModelEma
 from tamvt.train.metrics_log import MetricsLogger
 from tamvt.train.optim import build_adamw, build_schedule, clip_grad_norm, param_groups
-from tamvt.train.state import atomic_torch_save, capture_rng, load_checkpoint, make_checkpoint, restore_rng, seed_everything
+from tamvt.train.state import (
+    atomic_torch_save,
+    capture_rng,
+    load_run_state,
+    make_checkpoint,
+    restore_rng,
+    seed_everything,
+)
 from tamvt.train.unroll import unroll_window
 
 Resume = Literal["auto", "never"]
@@ -61,23 +68,19 @@ def _load_init_weights(net: nn.Module, path: str) -> None:
     table is cut to the first blocks, or resampled to more (SPEC §1.5). Everything else must match.
     """
     from tamvt.checkpoint import load_state_dict_strict, read_checkpoint
-    from tamvt.models.matching import expand_rte_table, rte_table_size
+    from tamvt.models.matching import RTE_KEY, adapt_rte_state, rte_bank_size
 
     p = Path(path)
     if p.is_dir() or p.suffix == ".pt":
-        ckpt = load_checkpoint(p / "last.pt" if p.is_dir() else p)
+        ckpt = load_run_state(p / "last.pt" if p.is_dir() else p)
         sd = dict(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"])
     else:
         sd, _, _ = read_checkpoint(p)
-    key = "matching.rte.theta"
-    own = net.state_dict().get(key)
-    if own is not None and key in sd and sd[key].numel() != own.numel():
-        theta = sd[key].reshape(-1).float()
-        old = next((n for n in range(1, 64) if rte_table_size(n) == theta.numel()), None)
-        new = next((n for n in range(1, 64) if rte_table_size(n) == own.numel()), None)
-        if old is not None and new is not None:
-            theta = expand_rte_table(theta, old, new) if new > old else theta[: own.numel()]
-            sd[key] = theta.reshape(own.shape)
+    own = net.state_dict().get(RTE_KEY)
+    if own is not None and RTE_KEY in sd and sd[RTE_KEY].numel() != own.numel():
+        old, new = rte_bank_size(sd[RTE_KEY].numel()), rte_bank_size(own.numel())
+        if old is not None and new is not None:  # else the strict load below names the mismatch
+            sd = adapt_rte_state(sd, old, new)
     try:
         load_state_dict_strict(net, sd, source=str(p))
     except TamvtError as err:
@@ -150,7 +153,7 @@ class Trainer:
             return
         if resume == "never":
             raise TamvtError(f"{path}: a checkpoint already exists; use --resume auto to continue it or another --out")
-        ckpt = load_checkpoint(path, expected_model=config_to_dict(self.cfg)["model"])
+        ckpt = load_run_state(path, expected_model=config_to_dict(self.cfg)["model"])
         self.net.load_state_dict(ckpt["model"])
         if self.ema is not None:
             if ckpt.get("ema") is None:

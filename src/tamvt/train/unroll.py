@@ -80,16 +80,3 @@ def unroll_window(
             acc.append(x)
     return UnrollOutput(layer_logits=[torch.cat(xs, dim=1) for xs in per_layer], memory_sizes=sizes)
 
-
-def window_loss(model: TamVT, criterion: torch.nn.Module, frames: Tensor, masks: Tensor, num_memory: int,
-                clip_length: int, capacity: int | None = None) -> tuple[dict[str, Tensor], UnrollOutput]:
-    """Unroll one (single-object) window and apply the criterion to every decoder layer.
-
-    Args:
-        frames: ``(T, 3, H, W)``.  masks: ``(T, H, W)`` target 0/1 (void already background).
-    Returns: the criterion's dict (``total`` is the weighted sum) and the unroll outputs.
-    """
-    target = masks.float()
-    out = unroll_window(model, frames, target[None, :num_memory], num_memory, clip_length, capacity)
-    losses = criterion(out.layer_logits, target[None, num_memory:])
-    return losses, out
