@@ -47,3 +47,15 @@ def official_vectors() -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(OFFICIAL_FIXTURES / "tamvt_official_vectors.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    """A random ``tamvt-small`` model in eval mode (seed 0)."""
+    import torch
+
+    from tamvt.config import load_preset
+    from tamvt.models.tamvt import build_tamvt
+
+    torch.manual_seed(0)
+    return build_tamvt(load_preset("tamvt-small").model).eval()

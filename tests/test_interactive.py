@@ -6,40 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers.engine import H, W, box, make_predictor, squares_video
 
-from tamvt.config import InferenceConfig, load_preset
 from tamvt.inference.predictor import Predictor
 from tamvt.memory import MemoryBank
-from tamvt.models.tamvt import MemoryEntry, build_tamvt
-
-H, W = 64, 96
-
-
-@pytest.fixture(scope="module")
-def small_model():
-    torch.manual_seed(0)
-    return build_tamvt(load_preset("tamvt-small").model).eval()
-
-
-def make_predictor(model, **kw) -> Predictor:
-    return Predictor(model, InferenceConfig(short_side=None, **kw), clip_length=2)
+from tamvt.models.tamvt import MemoryEntry
 
 
 @pytest.fixture(scope="module")
 def video() -> np.ndarray:
-    """11 frames (T, H, W, 3) uint8: noise + two moving bright squares."""
-    rng = np.random.default_rng(1)
-    frames = rng.integers(0, 80, size=(11, H, W, 3), dtype=np.uint8)
-    for t in range(11):
-        frames[t, 10:30, 5 + 3 * t:25 + 3 * t] = (250, 40, 40)
-        frames[t, 35:60, 60 - 2 * t:85 - 2 * t] = (40, 40, 250)
-    return frames
-
-
-def box(y0, y1, x0, x1) -> np.ndarray:
-    m = np.zeros((H, W), np.uint8)
-    m[y0:y1, x0:x1] = 1
-    return m
+    return squares_video(11, seed=1)
 
 
 def probs_of(results) -> dict[int, dict[int, torch.Tensor]]:

@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.engine import H, W, box, make_predictor, squares_video
 
 from tamvt.config import InferenceConfig, load_preset
-from tamvt.errors import TamvtError
-from tamvt.models.tamvt import build_tamvt
+from tamvt.errors import SessionError, TamvtError
 from tamvt.inference.predictor import Predictor
-from tamvt.errors import SessionError
 from tamvt.inference.source import ArrayFrames
+from tamvt.models.tamvt import build_tamvt
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
-H, W = 64, 96
 
 
 # ---- the authors' vectors through the predictor (raw uint8 frames, resize none) -----------------
@@ -62,30 +61,8 @@ def test_vector_d_long_video_with_eviction(official):
 # ---- a tiny random model ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def small_model():
-    torch.manual_seed(0)
-    return build_tamvt(load_preset("tamvt-small").model).eval()
-
-
-def make_predictor(model, **kw) -> Predictor:
-    return Predictor(model, InferenceConfig(short_side=None, **kw), clip_length=2)
-
-
-@pytest.fixture(scope="module")
 def video() -> np.ndarray:
-    """9 frames (T, H, W, 3) uint8: noise + two moving bright squares."""
-    rng = np.random.default_rng(0)
-    frames = rng.integers(0, 80, size=(9, H, W, 3), dtype=np.uint8)
-    for t in range(9):
-        frames[t, 10:30, 5 + 3 * t:25 + 3 * t] = (250, 40, 40)
-        frames[t, 35:60, 60 - 2 * t:85 - 2 * t] = (40, 40, 250)
-    return frames
-
-
-def box(y0, y1, x0, x1) -> np.ndarray:
-    m = np.zeros((H, W), np.uint8)
-    m[y0:y1, x0:x1] = 1
-    return m
+    return squares_video(9, seed=0)
 
 
 MASK1, MASK2, MASK3 = box(10, 30, 5, 25), box(35, 60, 60, 85), box(20, 50, 30, 60)
