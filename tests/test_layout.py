@@ -34,6 +34,7 @@ PACKAGE_LAYERS: dict[str, str] = {
     "tamvt.app": "app",
     "tamvt.viz": "viz",
     "tamvt.commands": "commands",
+    "tamvt.hub": "weights",
 }
 MODULE_LAYERS: dict[str, str] = {
     "tamvt": "base",
@@ -46,7 +47,6 @@ MODULE_LAYERS: dict[str, str] = {
     "tamvt.losses": "losses",
     "tamvt.checkpoint": "checkpoint",
     "tamvt.official": "official",
-    "tamvt.weights": "weights",
     "tamvt.cli": "cli",
     "tamvt.predictor": "deprecated",
 }

@@ -55,7 +55,7 @@ def segment(data, *extra: str, mask: str = "mask.png", input: Path | None = None
 
 def test_default_checkpoint_is_the_shipped_model(data, tmp_path):
     """Without --checkpoint the model shipped in the package is used: the same masks as naming it."""
-    from tamvt.commands.demo import shipped_model_path
+    from tamvt.checkpoint import shipped_model_path
 
     base = ["segment", str(data["folder"]), "--mask", str(data["root"] / "mask.png"), "--device", "cpu", "--quiet"]
     assert main([*base, "--out", str(tmp_path / "default")]) == 0

@@ -24,8 +24,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("tamvt.commands.segment", "segment one video (file or frame folder) from a mask"),
     "predict": ("tamvt.commands.predict", "run a checkpoint over a dataset split and write a results folder"),
     "convert-official": ("tamvt.commands.convert", "convert the authors' checkpoint to tamvt's format"),
+    "weights": ("tamvt.commands.weights", "named models: list, fetch the authors' checkpoints, show paths"),
     "train": ("tamvt.commands.train", "train a model from a preset or YAML with key=value overrides"),
     "export": ("tamvt.commands.export", "export a run's EMA weights as a tamvt checkpoint"),
+    "app": ("tamvt.commands.app", "local web app: paint masks on a video, propagate, correct, export"),
+    "viz": ("tamvt.commands.viz", "plots: RTE, matching attention, loss weights, training curves, scores"),
 }
 
 

@@ -7,13 +7,29 @@ hold equal values and map to one parameter. Parameters the forward never uses ar
 :data:`UNUSED_OFFICIAL`; any other unknown name is an error.
 
 The ``.pth`` files are pickles that also hold ``args`` (an OmegaConf object). They are loaded without
-executing pickled code: first ``torch.load(weights_only=True)``; if that refuses the file, a
-restricted unpickler that only resolves torch's tensor-rebuild functions and ``OrderedDict`` and
-turns every other global into an inert placeholder (never importing it).
+executing pickled code: first ``torch.load(weights_only=True)``; if that refuses the file (the
+OmegaConf ``args`` make it refuse the authors' files), ``torch.load(weights_only=False)`` with a
+restricted unpickler that looks at every global (class or function) the pickle names:
+
+- resolved for real (they only build data): torch's tensor rebuilding (``torch._utils._rebuild_tensor``,
+  ``_rebuild_tensor_v2``, ``_rebuild_parameter``, ``_rebuild_parameter_with_state``; storages are
+  resolved by ``torch.load`` itself), ``torch.Size``, the torch dtypes (``torch.float16`` ...),
+  ``collections.OrderedDict`` / ``defaultdict``, the builtin data types ``dict list tuple set frozenset
+  int float complex bool str bytes bytearray`` and ``_codecs.encode`` (how protocol 2 stores bytes);
+  Python 2 names (``__builtin__.long``) are read as pickle maps them (``builtins.int``);
+- replaced by an inert placeholder, never imported (what ``args`` and training metadata are made
+  of; the converter does not read them): everything in ``omegaconf`` and its submodules, ``typing``,
+  ``argparse.Namespace``, ``pathlib`` paths, ``torch.device``, and numpy's scalar / array
+  reconstruction (``numpy.dtype``, ``numpy.ndarray``, ``numpy[._]core.multiarray.scalar`` /
+  ``_reconstruct``);
+- refused, every other global (``os.system``, ``builtins.eval``, ``subprocess.Popen``, the authors'
+  own classes if a whole module was pickled, ...): loading stops with an error that names it
+  (``refused to load `os.system` from the pickle``), nothing of it is imported or called.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
 import dataclasses
 import pickle
 import re
@@ -140,8 +156,8 @@ def infer_model_config(official: Mapping[str, Tensor], base: ModelConfig | None 
 
 
 class _Inert:
-    """Stands in for any non-allowed global of a pickle: accepts any construction, call or state,
-    and does nothing."""
+    """Stands in for an inert global of a pickle (see the module docstring): accepts any
+    construction, call or state, and does nothing."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:
         return super().__new__(cls)
@@ -165,23 +181,57 @@ class _Inert:
         pass
 
 
-_ALLOWED_GLOBALS = {
+_BUILTIN_DATA = ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes",
+                 "bytearray")
+_REAL_GLOBALS = {
     ("collections", "OrderedDict"),
+    ("collections", "defaultdict"),
     ("torch._utils", "_rebuild_tensor"),
     ("torch._utils", "_rebuild_tensor_v2"),
     ("torch._utils", "_rebuild_parameter"),
     ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch", "Size"),
+    ("_codecs", "encode"),
+    *(("builtins", name) for name in _BUILTIN_DATA),
+}
+_INERT_MODULES = ("omegaconf", "typing")  # with their submodules
+_INERT_GLOBALS = {
+    ("argparse", "Namespace"),
+    *(("pathlib", n) for n in ("Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath")),
+    ("torch", "device"),
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    *((f"numpy.{core}.multiarray", n) for core in ("core", "_core") for n in ("scalar", "_reconstruct")),
 }
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a global that the restricted unpickler neither resolves nor replaces."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.qualname = f"{module}.{name}"
+        alias = f" (os.{name})" if module in ("posix", "nt") else ""  # what os.system pickles as
+        super().__init__(f"refused to load `{self.qualname}`{alias} from the pickle")
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only torch's tensor-rebuild functions and ``OrderedDict``; any other global becomes
-    :class:`_Inert` without being imported (storages are resolved by torch's wrapper before this)."""
+    """The fallback unpickler of :func:`load_official_checkpoint`: a global is resolved, replaced by
+    :class:`_Inert` (never imported) or refused with :class:`RefusedGlobal`, as the module docstring
+    lists (storages are resolved by torch's wrapper before this)."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED_GLOBALS:
+        # torch writes protocol 2, which names globals as Python 2 did (__builtin__.eval, commands.Popen):
+        # the Python 3 names, as pickle's own find_class maps them
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if (module, name) in _REAL_GLOBALS:
             return super().find_class(module, name)
-        return _Inert
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        if (module, name) in _INERT_GLOBALS or module.split(".")[0] in _INERT_MODULES:
+            return _Inert
+        raise RefusedGlobal(module, name)
 
 
 class _RestrictedPickleModule:
@@ -207,6 +257,9 @@ def load_official_checkpoint(path: str | Path) -> dict[str, Any]:
     except pickle.UnpicklingError:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
+        except RefusedGlobal as err:
+            raise InputError(path, f"{err}: only tensors, plain data and the authors' OmegaConf / argparse args "
+                                   "are read (see tamvt.official); nothing of it was imported or run") from None
         except Exception as err:  # corrupt or not a torch file
             raise InputError(path, f"cannot read as a torch checkpoint: {str(err).splitlines()[0]}") from None
     except Exception as err:

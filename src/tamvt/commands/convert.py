@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tamvt.checkpoint import save_checkpoint
+    from tamvt.commands.output import check_output_file
     from tamvt.official import (
         convert_official,
         load_official_checkpoint,
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.bank is not None and args.bank < 1:
         raise TamvtError("--bank must be >= 1")
+    check_output_file(args.output)  # before the (large) checkpoint is read
     checkpoint = load_official_checkpoint(args.input)
     try:
         official = official_state_dict(checkpoint, ema=not args.no_ema)

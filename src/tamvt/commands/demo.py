@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tamvt.checkpoint import shipped_model_path
-from tamvt.errors import TamvtError
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("tamvt-demo"), help="output folder (default tamvt-demo)")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="a tamvt checkpoint instead of the shipped model")
+    parser.add_argument("--checkpoint", default=None, metavar="PATH|NAME",
+                        help="a tamvt checkpoint or a model name (`tamvt weights list`) instead of the shipped model")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic video (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -28,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from tamvt.commands.options import commit_output, prepare_output
+    from tamvt.commands.output import check_output_folder, commit_output, prepare_output
     from tamvt.data.frames import VideoWriter
     from tamvt.data.palette import read_index_png, write_index_png
     from tamvt.data.registry import read_dataset
@@ -36,17 +34,17 @@ def run(args: argparse.Namespace) -> int:
     from tamvt.data.synthetic_dataset import write_dataset
     from tamvt.evaluation.evaluate import evaluate
     from tamvt.evaluation.report import format_table, load_attributes, write_json
+    from tamvt.hub.registry import resolve_checkpoint
     from tamvt.inference.overlay import overlay
     from tamvt.inference.predictor import Predictor
 
-    checkpoint = args.checkpoint or shipped_model_path()
     out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise TamvtError(f"{out}: exists and is not a folder")
+    check_output_folder(out)  # every input is checked (and the model loaded) before anything is written
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    predictor = Predictor.from_checkpoint(checkpoint)
     data = out / "data"
     write_dataset(data, preset_suite("demo", seed=args.seed), overwrite=True, progress=not args.quiet)
     sequences = read_dataset("davis", data, "val")
-    predictor = Predictor.from_checkpoint(checkpoint)
 
     pred_root = out / "pred"
     for seq in sequences:
@@ -54,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         gt, palette = read_index_png(seq.mask_paths[first])
         session = predictor.start(seq, keep_results=False)
         predictor.add_index_mask(session, first, gt, void_id=seq.void_id)
-        tmp = prepare_output(pred_root / seq.name, force=True)
+        tmp = prepare_output(pred_root / seq.name, force=True, prog="tamvt demo")
         overlay_path = out / (f"overlay-{seq.name}.mp4" if len(sequences) > 1 else "overlay.mp4")
         with VideoWriter(overlay_path, fps=float(seq.extra.get("fps") or 10.0)) as writer:
             results = predictor.propagate(session, start=first)

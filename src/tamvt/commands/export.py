@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,8 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tamvt.commands.output import check_output_file
     from tamvt.train.export import export_run
 
+    check_output_file(Path(args.out))  # before the run is read
     for path in export_run(args.run, args.out, raw=args.raw, summary=args.summary):
         print(f"wrote {path}")
     return 0

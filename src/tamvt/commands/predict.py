@@ -5,8 +5,8 @@
 
 Writes ``OUT/<sequence>/<frame>.png`` (palette of the sequence's first annotation) for every frame;
 frames before an object's first annotation simply do not contain it. Each sequence is written to
-``OUT/.tmp-<sequence>`` and renamed when complete, so a sequence folder exists only when complete:
-a re-run skips those and redoes the rest. Under torchrun (``WORLD_SIZE``/``RANK`` in the
+``OUT/.<sequence>.tmp-<pid>`` and renamed when complete, so a sequence folder exists only when complete:
+a re-run skips those and redoes the rest, removing the temporary folders of killed runs. Under torchrun (``WORLD_SIZE``/``RANK`` in the
 environment) rank r takes sequences r, r+W, r+2W, ...; no process group is needed.
 """
 
@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from tamvt.commands.options import build_predictor, inference_overrides
+    from tamvt.commands.output import check_output_folder, remove_stale_temps
     from tamvt.data.registry import read_dataset
     from tamvt.devices import resolve_device
 
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         if args.format != "vost":
             raise TamvtError("--frames-dir is a VOST option")
         kw["frames_dir"] = args.frames_dir
+    check_output_folder(args.out)  # before the model loads
     sequences = read_dataset(args.format, args.root, args.split, **kw)
     mine = sequences[rank::world]
     predictor = build_predictor(args, overrides, device)
@@ -111,12 +113,14 @@ def run(args: argparse.Namespace) -> int:
     wrote = skipped = 0
     for seq in tqdm(mine, unit="seq", disable=not show, desc="sequences"):
         final = args.out / seq.name
+        remove_stale_temps(args.out, seq.name, prog=f"tamvt predict: {tag}".rstrip(": "))
+        shutil.rmtree(args.out / f".tmp-{seq.name}", ignore_errors=True)  # the name older versions used (no pid)
         if final.is_dir():  # only complete sequences are ever renamed into place
             skipped += 1
             tqdm.write(f"tamvt predict: {tag}{seq.name}: complete, skipped")
             continue
-        tmp = args.out / f".tmp-{seq.name}"
-        shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted run
+        tmp = args.out / f".{seq.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
         try:
             n, warnings = predict_sequence(predictor, seq, tmp, progress=show)
             os.replace(tmp, final)

@@ -7,7 +7,10 @@ Writes ``OUT/<frame>.png`` palette masks (the input mask's palette, DAVIS colour
 for the mask's frame and every later frame, ``OUT/<id>/<frame>.png`` binary 0/255 masks with
 ``--per-object``, and an overlay video with ``--overlay``. Everything is written under a hidden
 temporary folder that is renamed to OUT at the end, so an interrupted run leaves no OUT that
-looks complete. The model options here are shared with ``tamvt predict``.
+looks complete (the next run on OUT removes what a killed one left). Every input and output is
+checked before the model loads. A video file that ends before the frames its header announces (a
+cut-off recording) is refused, naming the first missing frame; ``--allow-truncated`` segments the
+frames that are there. The model options here are shared with ``tamvt predict``.
 """
 
 from __future__ import annotations
@@ -15,19 +18,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tamvt.commands.options import (
     VIDEO_SUFFIXES,
     add_model_arguments,
     build_predictor,
-    commit_output,
     inference_overrides,
     parse_ids,
-    prepare_output,
 )
+from tamvt.commands.output import check_output_file, check_output_folder, commit_output, prepare_output
 from tamvt.devices import resolve_device
 from tamvt.errors import InputError
+
+if TYPE_CHECKING:
+    from tamvt.data.sequence import VideoSequence
 
 # ---- the command ---------------------------------------------------------------------------------
 
@@ -41,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=None, help="overlay frame rate (default: the video's, or 24)")
     parser.add_argument("--per-object", action="store_true", help="also write OUT/<id>/<frame>.png binary masks")
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument("--allow-truncated", action="store_true",
+                        help="segment the frames a truncated video file holds instead of failing")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_arguments(parser)
 
@@ -60,7 +69,14 @@ def run(args: argparse.Namespace) -> int:
     wanted = parse_ids(args.objects, "--objects")
     if args.overlay is not None and args.overlay.suffix.lower() not in VIDEO_SUFFIXES:
         raise InputError(args.overlay, f"overlay must be a video file ({', '.join(VIDEO_SUFFIXES)})")
+    if args.fps is not None and not args.fps > 0:
+        raise InputError(args.overlay or args.input, f"--fps must be > 0, got {args.fps}")
+    check_output_folder(args.out, args.force)  # every check before the model loads and anything is written
+    if args.overlay is not None:
+        check_output_file(args.overlay)
     seq = read_generic(args.input, args.mask, args.frame)  # checks the input, mask size and emptiness
+    if seq.video_path is not None:
+        seq = complete_frames(seq, args.frame, args.allow_truncated)
     mask, palette = read_index_png(args.mask)
     try:
         ids = index_ids(mask, wanted, None)
@@ -71,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     for obj in ids:
         predictor.add_mask(session, args.frame, obj, mask == obj)
 
-    tmp = prepare_output(args.out, args.force)
+    tmp = prepare_output(args.out, args.force, prog="tamvt segment")
     written = 0
     try:
         writer = VideoWriter(args.overlay, fps=args.fps or seq.extra.get("fps") or 24.0) if args.overlay else None
@@ -92,6 +108,28 @@ def run(args: argparse.Namespace) -> int:
     extra = f" and {args.overlay}" if args.overlay else ""
     print(f"tamvt segment: {written} masks of {len(ids)} object(s) -> {args.out}{extra}")
     return 0
+
+
+def complete_frames(seq: VideoSequence, frame: int, allow_truncated: bool) -> VideoSequence:
+    """``seq`` (read from a video file) if the file holds every frame its header announces; for a
+    truncated file, an error naming the first missing frame, or with ``allow_truncated`` ``seq`` cut
+    to the frames that are there."""
+    import dataclasses
+
+    from tamvt.data.frames import inspect_video
+
+    info = inspect_video(seq.video_path)
+    if not info.truncated:
+        return seq
+    n = info.frames
+    if not allow_truncated:
+        raise InputError(seq.video_path, f"{info.describe_truncation()}; pass --allow-truncated to segment "
+                                         f"the {n} frame(s) that are there")
+    if frame >= n:
+        raise InputError(seq.video_path, f"{info.describe_truncation()}; the mask's frame {frame} is not among them")
+    print(f"tamvt segment: warning: {seq.video_path}: {info.describe_truncation()}; segmenting those {n} frame(s)",
+          file=sys.stderr)
+    return dataclasses.replace(seq, frame_names=seq.frame_names[:n])
 
 
 def write_binary_png(path: Path, mask) -> None:

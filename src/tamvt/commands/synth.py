@@ -54,7 +54,10 @@ def configs_from_args(args: argparse.Namespace) -> list[SynthConfig]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tamvt.commands.output import check_output_folder
+
     configs = configs_from_args(args)
+    check_output_folder(args.out)  # a non-empty OUT without --overwrite is refused by write_dataset
     write_dataset(args.out, configs, quality=args.quality, overwrite=args.overwrite, progress=not args.quiet)
     frames = sum(c.length for c in configs)
     print(f"wrote {len(configs)} video(s), {frames} frames, to {args.out}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +34,10 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config_to_yaml(cfg), end="")
         return 0
+    from tamvt.commands.output import check_output_folder
     from tamvt.train.trainer import train
 
+    check_output_folder(Path(cfg.run.out_dir))
     summary = train(cfg, cfg.run.out_dir, resume=args.resume)
     if summary.get("rank", 0) == 0:
         print(json.dumps({"run": cfg.run.out_dir, **summary}, default=float))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -101,6 +102,63 @@ def _av():
     return av
 
 
+def _ffmpeg_words(err: BaseException) -> str:
+    """FFmpeg's reason in words, without its numeric code and the file name."""
+    text = getattr(err, "strerror", None) or str(err)
+    return re.sub(r"^\[Errno -?\d+\]\s*", "", text).rstrip(".").lower()
+
+
+def _mp4_boxes(path: Path, size: int) -> list[tuple[str, int, int]]:
+    """``(type, offset, declared size)`` of the top-level boxes of an MP4 / MOV file (read from the
+    8- or 16-byte box headers; stops at the first header that makes no sense)."""
+    boxes = []
+    with open(path, "rb") as f:
+        pos = 0
+        while pos + 8 <= size:
+            f.seek(pos)
+            head = f.read(16)
+            length, kind = int.from_bytes(head[:4], "big"), head[4:8].decode("latin-1")
+            if length == 1 and len(head) == 16:
+                length = int.from_bytes(head[8:16], "big")
+            elif length == 0:  # "extends to the end of the file"
+                length = size - pos
+            if length < 8 or not kind.isprintable():
+                break
+            boxes.append((kind, pos, length))
+            pos += length
+    return boxes
+
+
+def _describe_unreadable(path: Path, ffmpeg_reason: str) -> str:
+    """Why FFmpeg cannot open ``path``, in words: empty, cut-off MP4, an image, text, or unknown."""
+    size = path.stat().st_size
+    if size == 0:
+        return "empty file (0 bytes)"
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head[4:8] == b"ftyp":  # MP4 / MOV / 3GP: the index ('moov' box) is needed to find any frame
+        boxes = _mp4_boxes(path, size)
+        if boxes and "moov" not in {kind for kind, _, _ in boxes}:
+            kind, offset, length = boxes[-1]
+            if offset + length > size:
+                return (f"truncated MP4: the file ends at byte {size}, inside its '{kind}' box that should end at "
+                        f"byte {offset + length}, and the index ('moov' box) that is written last is missing "
+                        f"(a recording or copy cut off before the end); no frame can be read from it")
+            return "damaged MP4: it has no index ('moov' box); no frame can be read from it"
+    try:
+        with Image.open(path) as img:
+            return f"it is a {img.format} image, not a video"
+    except _PIL_ERRORS:
+        pass
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c.isspace() for c in text):
+        return f"it is a text file, not a video (it begins {text[:40]!r})"
+    return f"not a video file FFmpeg can read ({ffmpeg_reason})"
+
+
 def _open_video(path: Path):
     av = _av()
     if not path.is_file():
@@ -108,10 +166,10 @@ def _open_video(path: Path):
     try:
         container = av.open(str(path), mode="r")
     except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise InputError(path, f"cannot open video ({err.__class__.__name__}: {err})") from None
+        raise InputError(path, f"cannot open video: {_describe_unreadable(path, _ffmpeg_words(err))}") from None
     if not container.streams.video:
         container.close()
-        raise InputError(path, "no video stream")
+        raise InputError(path, "no video stream (an audio-only or data file?)")
     return container
 
 
@@ -134,7 +192,8 @@ def iter_video(path: str | Path, start: int = 0) -> Iterator[tuple[int, np.ndarr
                     yield index, frame.to_ndarray(format="rgb24")
                 index += 1
         except (av.error.FFmpegError, OSError, ValueError) as err:
-            raise InputError(path, f"cannot decode video frame {index} ({err.__class__.__name__}: {err})") from None
+            raise InputError(path, f"video frame {index} does not decode: the file is damaged there "
+                                   f"({_ffmpeg_words(err)})") from None
         if index == 0:
             raise InputError(path, "video has no decodable frames")
     finally:
@@ -161,12 +220,58 @@ def probe_video(path: str | Path) -> tuple[int, tuple[int, int], float | None]:
                 # The final flush packet has size 0 and carries no frame.
                 count = sum(1 for p in container.demux(stream) if p.size > 0)
             except (av.error.FFmpegError, OSError, ValueError) as err:
-                raise InputError(path, f"cannot read video ({err.__class__.__name__}: {err})") from None
+                raise InputError(path, f"cannot read video: the file is damaged ({_ffmpeg_words(err)})") from None
     finally:
         container.close()
     if count <= 0 or h <= 0 or w <= 0:
         raise InputError(path, "video has no frames")
     return int(count), (int(h), int(w)), fps
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds, from its container: every packet demuxed, no pixel decoded.
+
+    ``frames``: frames whose data is in the file; ``header_frames``: the count the container header
+    announces (``None`` when it has none, e.g. Matroska); ``size`` ``(H, W)``; ``fps`` (``None`` if unknown).
+    """
+
+    frames: int
+    header_frames: int | None
+    size: tuple[int, int]
+    fps: float | None
+
+    @property
+    def truncated(self) -> bool:
+        """The file ends before the frames its header announces (a recording or copy cut off)."""
+        return self.header_frames is not None and self.frames < self.header_frames
+
+    def describe_truncation(self) -> str:
+        held = f"only frames 0-{self.frames - 1} are in the file" if self.frames else "no frame is in the file"
+        return f"truncated at frame {self.frames}: the header announces {self.header_frames} frames, {held}"
+
+
+def inspect_video(path: str | Path) -> VideoInfo:
+    """Count the frames a video file really holds (demuxing, cheap next to decoding) and compare them
+    with its header: a cut-off file shows as :attr:`VideoInfo.truncated`."""
+    av = _av()
+    path = Path(path)
+    container = _open_video(path)
+    try:
+        stream = container.streams.video[0]
+        h, w = stream.codec_context.height, stream.codec_context.width
+        rate = stream.average_rate or stream.guessed_rate
+        try:
+            # The final flush packet has size 0 and carries no frame.
+            count = sum(1 for p in container.demux(stream) if p.size > 0)
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            raise InputError(path, f"cannot read video: the file is damaged ({_ffmpeg_words(err)})") from None
+        header = int(stream.frames) or None
+    finally:
+        container.close()
+    if h <= 0 or w <= 0:
+        raise InputError(path, "video has no frames")
+    return VideoInfo(int(count), header, (int(h), int(w)), float(rate) if rate else None)
 
 
 def available_video_codec() -> str:

@@ -35,7 +35,9 @@ def read_index_png(path: str | Path, *, allow_16bit: bool = False) -> tuple[np.n
     """Read a single-channel index mask.
 
     Returns ``(mask (H, W) uint8, palette bytes or None)``. RGB / RGBA masks and 16-bit masks are
-    rejected with an :class:`InputError` naming the file: their ids are ambiguous.
+    rejected with an :class:`InputError` naming the file: their ids are ambiguous. A JPEG (whatever its
+    name) is rejected too: its compression changes the ids at object edges. Other lossless formats
+    (BMP, GIF, TIFF) in mode 'P' or 'L' are read like a PNG.
     """
     path = Path(path)
     if not path.is_file():
@@ -43,7 +45,11 @@ def read_index_png(path: str | Path, *, allow_16bit: bool = False) -> tuple[np.n
     try:
         with Image.open(path) as img:
             img.load()
-            mode = img.mode
+            mode, fmt = img.mode, img.format or "unknown"
+            if fmt in ("JPEG", "MPO"):  # lossy: the ids at every object edge would be wrong
+                raise InputError(path, f"mask is a JPEG file (mode {mode}){_despite_name(path, fmt)}: JPEG "
+                                       "compression changes the ids at object edges; save it as an index PNG "
+                                       "('P' or 'L')")
             if mode == "P":
                 arr = np.array(img, dtype=np.uint8)
                 pal = img.getpalette()
@@ -61,11 +67,21 @@ def read_index_png(path: str | Path, *, allow_16bit: bool = False) -> tuple[np.n
                 arr, palette = arr.astype(np.uint8), None
             elif mode in ("I;16", "I;16B", "I;16L", "I"):
                 raise InputError(path, f"16-bit mask (mode {mode}); expected an 8-bit index PNG ('P' or 'L')")
-            else:
+            elif fmt == "PNG":
                 raise InputError(path, f"mask is {mode}, not a single-channel index PNG ('P' or 'L')")
+            else:
+                raise InputError(path, f"mask is a {fmt} file in mode {mode}{_despite_name(path, fmt)}, not a "
+                                       "single-channel index PNG ('P' or 'L')")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(path, f"cannot read mask ({err.__class__.__name__}: {err})") from None
     return arr, palette
+
+
+def _despite_name(path: Path, fmt: str) -> str:
+    """`` despite its .png name`` when the file's name claims another format than its content."""
+    suffix = path.suffix.lower()
+    claimed = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(suffix)
+    return f" despite its {suffix} name" if claimed is not None and claimed != fmt else ""
 
 
 def write_index_png(path: str | Path, mask: np.ndarray, palette: bytes | None = None) -> None:

@@ -13,7 +13,8 @@ Subsets (each a set of objects; a subset with no object is left out):
 - ``visor:seen`` / ``visor:unseen``: from the VISOR reader's ``extra["visor_split"]``.
 
 JSON values are fractions in [0, 1] (decays may be negative) as plain floats at full precision;
-NaN (an object with no evaluated frame) is written as ``null``.
+NaN (an object with no evaluated frame) is written as ``null``. ``per_frame`` (one entry per
+``per_object`` entry, same order) holds the evaluated frame names and their J and F.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import csv
 import io
 import json
 import math
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from tamvt.atomic import write_text_atomic
 from tamvt.errors import InputError
@@ -40,19 +43,49 @@ SIZE_THRESHOLDS: tuple[tuple[str, float], ...] = (
 )  # fmt: skip
 
 
-def load_attributes(gt_root: str | Path) -> dict[str, Any] | None:
-    """``<gt_root>/attributes.json`` (written by ``tamvt synth``) or None when absent."""
+# what tamvt's synthetic generator writes (tamvt.data.synthetic_dataset.write_dataset)
+ATTRIBUTES_GENERATOR, ATTRIBUTES_VERSION = "tamvt.synthetic", 1
+
+
+def load_attributes(gt_root: str | Path, warn: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+    """``<gt_root>/attributes.json`` as written by ``tamvt synth``, or None when absent.
+
+    A file tamvt did not write (another tool's: no ``"generator": "tamvt.synthetic"``, or a newer
+    ``format_version``) is not read: ``warn`` (default :func:`warnings.warn`) is called once and the
+    result is None. A file of ours that is broken is an :class:`InputError`."""
     path = Path(gt_root) / "attributes.json"
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        data, why = None, f"not JSON: {err}"
+    else:
+        why = _foreign(data)
+    if why is not None:
+        message = (f"{path} was not written by tamvt's synthetic generator ({why}); ignored: no subsets "
+                   "from it (tags, multi-instance, fps)")
+        if warn is None:
+            warnings.warn(message, stacklevel=2)
+        else:
+            warn(message)
+        return None
+    try:
         videos = data["videos"]
         if not isinstance(videos, dict):
             raise TypeError("'videos' is not an object")
     except (ValueError, KeyError, TypeError) as err:
         raise InputError(path, f"not a valid attributes file ({err})") from None
     return data
+
+
+def _foreign(data: Any) -> str | None:
+    """Why ``data`` is not an attributes file this tamvt wrote; None when it is."""
+    if not isinstance(data, dict) or data.get("generator") != ATTRIBUTES_GENERATOR:
+        return f'no "generator": "{ATTRIBUTES_GENERATOR}"'
+    if data.get("format_version") != ATTRIBUTES_VERSION:
+        return f"format_version {data.get('format_version')!r}; this tamvt reads {ATTRIBUTES_VERSION}"
+    return None
 
 
 def subsets(result: EvalResult, attributes: Mapping[str, Any] | None = None) -> dict[str, list[int]]:
@@ -101,7 +134,8 @@ def _num(x: float) -> float | None:
 
 
 def to_json(result: EvalResult, attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``{"protocol", "global", "per_object": [...], "subsets": {name: {"num_objects", ...}}, "warnings"}``."""
+    """``{"protocol", "global", "per_object": [...], "subsets": {name: {"num_objects", ...}}, "warnings",
+    "per_frame": [{"sequence", "object", "frames": [names], "J": [...], "F": [...]}]}``."""
     scores = result.object_scores
     per_object = [
         {"sequence": o.sequence, "object": o.object, "num_frames": len(o.frames), **{k: _num(s[k]) for k in SCORE_KEYS}}
@@ -117,6 +151,11 @@ def to_json(result: EvalResult, attributes: Mapping[str, Any] | None = None) -> 
         "per_object": per_object,
         "subsets": subs,
         "warnings": list(result.warnings),
+        "per_frame": [
+            {"sequence": o.sequence, "object": o.object, "frames": list(o.frames),
+             "J": [_num(v) for v in o.j.tolist()], "F": [_num(v) for v in o.f.tolist()]}
+            for o in result.objects
+        ],
     }
 
 
@@ -146,18 +185,29 @@ def write_csv(path: str | Path, result: EvalResult) -> None:
 TABLE_KEYS: tuple[str, ...] = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay", "J_tr-Mean")
 
 
-def format_table(result: EvalResult, attributes: Mapping[str, Any] | None = None) -> str:
-    """Console table in %: the global row, one row per sequence (mean of its objects), the subsets."""
+TableRow = tuple[str, int, Mapping[str, float]]  # name, number of objects, scores
+
+
+def table_rows(result: EvalResult, attributes: Mapping[str, Any] | None = None
+               ) -> tuple[TableRow, list[TableRow], list[TableRow]]:
+    """The global row, one row per sequence (mean of its objects) and one per subset."""
     scores = result.object_scores
-    heads = [k.replace("-Mean", "").replace("-Recall", "-R").replace("-Decay", "-D") for k in TABLE_KEYS]
-    rows: list[tuple[str, int, Mapping[str, float]]] = [("GLOBAL", len(scores), result.global_scores())]
     start = 0
     seq_rows = []
     for seq in result.sequences:
         n = len(seq.objects)
         seq_rows.append((seq.name, n, mean_scores(scores[start : start + n])))
         start += n
-    sub_rows = [(name, len(ids), mean_scores([scores[i] for i in ids])) for name, ids in subsets(result, attributes).items()]
+    sub_rows = [(name, len(ids), mean_scores([scores[i] for i in ids]))
+                for name, ids in subsets(result, attributes).items()]
+    return ("GLOBAL", len(scores), result.global_scores()), seq_rows, sub_rows
+
+
+def format_table(result: EvalResult, attributes: Mapping[str, Any] | None = None) -> str:
+    """Console table in %: the global row, one row per sequence (mean of its objects), the subsets."""
+    heads = [k.replace("-Mean", "").replace("-Recall", "-R").replace("-Decay", "-D") for k in TABLE_KEYS]
+    global_row, seq_rows, sub_rows = table_rows(result, attributes)
+    rows: list[TableRow] = [global_row]
     width = max([len(r[0]) for r in rows + seq_rows + sub_rows] + [8])
 
     def fmt(row: tuple[str, int, Mapping[str, float]]) -> str:

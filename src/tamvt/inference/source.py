@@ -54,13 +54,17 @@ def check_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return frame
 
 
-def open_video(video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndarray]) -> VideoSource:
+def open_video(video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndarray], *,
+               allow_truncated: bool = False) -> VideoSource:
     """A lazily readable frame source for a :class:`VideoSequence`, a frame folder, a video file or
-    in-memory frames. Paths are only probed here (names, size, frame count); frames are decoded later."""
+    in-memory frames. Paths are only probed here (names, size, frame count); frames are decoded later.
+
+    A video file that ends before the frames its header announces (cut off) is an :class:`InputError`
+    naming the first missing frame; with ``allow_truncated`` the source has the frames that are there."""
     if isinstance(video, (VideoSequence, ArrayFrames)):
         return video
     if isinstance(video, (str, Path)):
-        from tamvt.data.frames import list_frame_files, probe_video, read_image_size
+        from tamvt.data.frames import inspect_video, list_frame_files, read_image_size
 
         path = Path(video)
         if path.is_dir():
@@ -69,7 +73,13 @@ def open_video(video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndar
                 raise InputError(path, "no frames (jpg/jpeg/png) in the folder")
             names, size, frame_paths, video_path = tuple(p.stem for p in paths), read_image_size(paths[0]), paths, None
         elif path.is_file():
-            n, size, _ = probe_video(path)
+            info = inspect_video(path)
+            if info.truncated and not allow_truncated:
+                raise InputError(path, f"{info.describe_truncation()}; open_video(path, allow_truncated=True) "
+                                       "gives a source of those frames")
+            n, size = min(info.frames, info.header_frames or info.frames), info.size
+            if n == 0:
+                raise InputError(path, "video has no frames")
             width = max(5, len(str(n - 1)))
             names, frame_paths, video_path = tuple(f"{i:0{width}d}" for i in range(n)), None, path
         else:

@@ -62,15 +62,17 @@ def _identity(x: Any) -> Any:
 
 
 def _load_init_weights(net: nn.Module, path: str) -> None:
-    """Start from a tamvt checkpoint (``.safetensors``) or a run folder / ``.pt`` (its EMA weights).
+    """Start from a tamvt checkpoint (``.safetensors``), a run folder / ``.pt`` (its EMA weights), or a
+    model name of ``tamvt weights list`` (e.g. ``official-static``, fetched on first use).
 
     A different memory capacity is allowed (e.g. pre-trained with N=9, fine-tuned with N=7): the RTE
     table is cut to the first blocks, or resampled to more (SPEC §1.5). Everything else must match.
     """
     from tamvt.checkpoint import load_state_dict_strict, read_checkpoint
+    from tamvt.hub.registry import resolve_checkpoint
     from tamvt.models.matching import RTE_KEY, adapt_rte_state, rte_bank_size
 
-    p = Path(path)
+    p = resolve_checkpoint(path)
     if p.is_dir() or p.suffix == ".pt":
         ckpt = load_run_state(p / "last.pt" if p.is_dir() else p)
         sd = dict(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"])

@@ -1,0 +1,14 @@
+"""``tamvt app``: a local web app to annotate a video and propagate the masks with the model.
+
+The server composes the engine's public API (:mod:`tamvt.inference`) and serves a page written in
+plain HTML / JavaScript / canvas (``static/``, no build step, nothing fetched from the network).
+
+    settings.py   limits and paths of one server (a frozen dataclass)
+    media.py      upload checks by content, decoding a video once, the bounded cache of decoded videos
+    engine.py     the one model of the server: every call into :mod:`tamvt.inference` is there
+    sessions.py   one annotation session per open page: masks, objects, the propagation job; idle eviction
+    export.py     palette PNGs (zip), per-object binary PNGs (zip), overlay MP4, written atomically
+    context.py    what one server holds (settings, model, video cache, sessions) and how sessions start
+    server.py     the HTTP API (FastAPI) and the page
+    static/       index.html, style.css; paint.js (mask drawing, pure), edit.js (tools), app.js (the rest)
+"""

@@ -1,0 +1,66 @@
+"""Exports of a session, each written to a temporary file renamed at the end (never a half-written file):
+
+* ``masks.zip``: one palette PNG per frame (``<video>/<frame>.png``, DAVIS palette, ids as painted);
+* ``objects.zip``: per-object binary PNGs (``<id>/<frame>.png``, 0 / 255);
+* ``overlay.mp4``: the frames with the masks blended in and outlined.
+
+Frames with no mask are exported as background (PNGs) or as the plain frame (video).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tamvt.app.sessions import AppSession
+from tamvt.atomic import atomic_path
+from tamvt.data.palette import DAVIS_PALETTE
+
+KINDS = {"masks": "masks.zip", "objects": "objects.zip", "overlay": "overlay.mp4"}
+
+
+def frame_masks(session: AppSession) -> list[np.ndarray]:
+    """Every frame's index mask ``(H, W)`` uint8 (zeros where the frame has none)."""
+    empty = np.zeros(session.video.size, dtype=np.uint8)
+    return [m if m is not None else empty for m, _ in (session.mask(k) for k in range(session.num_frames))]
+
+
+def _png(mask: np.ndarray, palette: bytes | None) -> bytes:
+    img = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))  # (H, W) uint8: mode "L"
+    if palette is not None:
+        img = img.convert("P")  # ids unchanged: "L" -> "P" keeps the values
+        img.putpalette(palette)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_export(session: AppSession, kind: str, path: Path) -> Path:
+    """Write export ``kind`` (a key of :data:`KINDS`) of ``session`` to ``path`` atomically."""
+    masks = frame_masks(session)
+    names = session.video.names
+    stem = Path(session.video.name).stem or "video"
+    if kind == "overlay":
+        from tamvt.data.frames import VideoWriter
+        from tamvt.inference.overlay import overlay
+
+        with VideoWriter(path, fps=session.video.fps) as writer:  # temp file renamed at the end
+            for frame, mask in zip(session.video.frames, masks):
+                writer.write(overlay(frame, mask, DAVIS_PALETTE))
+        return path
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        if kind == "masks":
+            for k, mask in enumerate(masks):
+                zf.writestr(f"{stem}/{names[k]}.png", _png(mask, DAVIS_PALETTE))
+        elif kind == "objects":
+            ids = sorted({int(v) for m in masks for v in np.unique(m) if v})
+            for obj in ids:
+                for k, mask in enumerate(masks):
+                    zf.writestr(f"{obj}/{names[k]}.png", _png((mask == obj).astype(np.uint8) * 255, None))
+        else:
+            raise ValueError(f"unknown export kind {kind!r}")
+    return path

@@ -1,0 +1,45 @@
+"""The settings of one app server: where videos may come from, where exports go, and every limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MB = 1 << 20
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Limits and paths of an app server (``tamvt app`` builds it from its options).
+
+    Attributes:
+        checkpoint: the model (loaded once, shared by every session).
+        workdir: the server's private folder: uploads, the demo video, exports when ``out`` is None.
+        root: server-side videos may be opened only from under this folder; None: uploads only.
+        out: exports are also kept here (``<video>-masks.zip`` ...); None: only downloaded.
+        demo: offer the synthetic demo video (written into ``workdir`` at start).
+        max_upload_bytes: largest accepted upload (video file or mask PNG).
+        max_video_bytes: largest decoded video, ``frames x H x W x 3`` bytes.
+        cache_bytes: decoded videos kept in memory, in all (the least recently used unpinned go first).
+        max_sessions: open sessions at once (one per page).
+        idle_seconds: a session unused this long is closed (its propagation cancelled).
+        max_objects: objects per video (ids 1..max_objects).
+        device: torch device of the model.
+    """
+
+    checkpoint: Path
+    workdir: Path
+    root: Path | None = None
+    out: Path | None = None
+    demo: bool = True
+    max_upload_bytes: int = 512 * MB
+    max_video_bytes: int = 1024 * MB
+    cache_bytes: int = 2048 * MB
+    max_sessions: int = 8
+    idle_seconds: float = 30 * 60
+    max_objects: int = 10
+    device: str = "cpu"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.out if self.out is not None else self.workdir / "exports"
