@@ -3,7 +3,7 @@ other checkpoints (the paper's ablations trained with the same budget).
 
     python benchmarks/accuracy.py [--work DIR] [--seed 20261125] [--num N]
         [--model NAME=CKPT ...] [--no-shipped] [--json FILE] [--reuse] [--short-side N] [--bank-size N]
-        [--grid-oracle HxW]
+        [--set [NAME:]KEY=VALUE ...] [--grid-oracle HxW]
 
 The validation set is the generator's ``val`` suite (>= 30 videos: cuts, peeling / shrinking,
 morphing, occlusion, small objects, look-alike instances, long videos, several objects) rendered
@@ -12,7 +12,10 @@ seed here is not a training run seed used by this project, and the suite's per-v
 derived from it, so the videos are never seen in training. Scores use the DAVIS protocol (first and
 last frame excluded) with J_tr = J over the last quarter of the evaluated frames (VOST's
 definition); the subset rows come from the generator's attributes.json (event tags, length, object
-size) and are computed exactly as ``tamvt eval`` does.
+size) and are computed exactly as ``tamvt eval`` does. ``--set memory=spread`` (repeatable) changes an
+``inference.*`` setting (the memory policy, ``memory_gate``, ...) for every model, ``--set NAME:KEY=VALUE``
+for model ``NAME`` only, so one checkpoint can appear under several settings in one table:
+``--model spread=CKPT --set spread:memory=spread``.
 """
 
 from __future__ import annotations
@@ -66,15 +69,17 @@ def grid_oracle(sequences, out: Path, grid: tuple[int, int]) -> None:
             write_index_png(folder / f"{seq.frame_names[i]}.png", merged, palette)
 
 
-def predict(checkpoint: Path, sequences, out: Path, **inference) -> float:
+def predict(checkpoint: Path, sequences, out: Path, settings=(), **inference) -> float:
     """Segment every sequence with ``checkpoint`` (``inference``: settings that replace the
-    checkpoint's, e.g. ``short_side=240``); returns seconds per frame."""
+    checkpoint's, e.g. ``short_side=240``; ``settings``: ``["memory=spread", ...]`` as ``inference.*``
+    overrides); returns seconds per frame."""
     from tqdm import tqdm
 
     from tamvt.commands.predict import predict_sequence
     from tamvt.inference.predictor import Predictor
 
-    predictor = Predictor.from_checkpoint(checkpoint, **inference)
+    predictor = Predictor.from_checkpoint(checkpoint, config_overrides=[f"inference.{s}" for s in settings],
+                                          **inference)
     frames, start = 0, time.perf_counter()
     for seq in tqdm(sequences, unit="seq", desc=checkpoint.stem, leave=False):
         if (out / seq.name).is_dir():
@@ -143,6 +148,8 @@ def main(argv=None) -> int:
                         help="model input short side for every model (default: each checkpoint's own)")
     parser.add_argument("--bank-size", type=int, default=None,
                         help="memory capacity for every model (default: each checkpoint's own)")
+    parser.add_argument("--set", action="append", default=[], metavar="[NAME:]KEY=VALUE", dest="settings",
+                        help="an inference.* setting for every model, or for model NAME (repeatable), e.g. memory=spread")
     parser.add_argument("--grid-oracle", default=None, metavar="HxW",
                         help="add the ground truth reduced to an HxW logit map (e.g. 30x40: stride 4 at 120 px)")
     args = parser.parse_args(argv)
@@ -187,13 +194,16 @@ def main(argv=None) -> int:
     for name, ckpt in models.items():
         inference = {k: v for k, v in (("short_side", args.short_side), ("bank_size", args.bank_size))
                      if v is not None}
+        settings = [s.partition(":")[2] if ":" in s.partition("=")[0] else s for s in args.settings
+                    if ":" not in s.partition("=")[0] or s.partition(":")[0] == name]
+        stamp = {**inference, **({"settings": settings} if settings else {})}
         pred = args.work / "pred" / name
-        if args.reuse and reusable(ckpt, sequences, pred, inference):
+        if args.reuse and reusable(ckpt, sequences, pred, stamp):
             print(f"{name}: reusing the predictions in {pred}")
         else:
             (pred / ".made-by.json").unlink(missing_ok=True)
-            spf = predict(ckpt, sequences, pred, **inference)
-            (pred / ".made-by.json").write_text(_stamp(ckpt, inference))
+            spf = predict(ckpt, sequences, pred, settings, **inference)
+            (pred / ".made-by.json").write_text(_stamp(ckpt, stamp))
             print(f"{name}: {spf:.3f} s/frame")
         results[name] = score(sequences, pred, attributes)
     print(table(results))

@@ -87,12 +87,19 @@ class InferenceConfig:
     merge: Literal["argmax", "first-wins"] = "argmax"  # multi-object merge policy (SPEC §2)
     bg_threshold: float = 0.5  # argmax merge: background wins unless some p > bg_threshold
     autocast_bf16: bool = True  # bfloat16 autocast on GPU (ignored on CPU)
+    # memory policy (tamvt.memory.MemoryBank): fifo = the paper's; spread = the `memory_recent` newest
+    # entries by FIFO + long-term entries kept evenly spread over the whole past
+    memory: Literal["fifo", "spread"] = "fifo"
+    memory_recent: int | None = None  # spread: newest entries kept by FIFO; None = 2
+    memory_gate: float = 0.0  # don't write a frame where some object's mask confidence is below this; 0 = off
 
     def __post_init__(self) -> None:
         _check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
         _check(self.max_long_side > 0, "inference.max_long_side must be > 0")
         _check(self.bank_size is None or self.bank_size >= 1, "inference.bank_size must be >= 1 or null")
         _check(0.0 <= self.bg_threshold <= 1.0, "inference.bg_threshold must be in [0, 1]")
+        _check(self.memory_recent is None or self.memory_recent >= 1, "inference.memory_recent must be >= 1 or null")
+        _check(0.0 <= self.memory_gate <= 1.0, "inference.memory_gate must be in [0, 1]")
 
 
 @dataclass(frozen=True)

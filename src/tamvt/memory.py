@@ -3,6 +3,7 @@ predictor and by the trainer's unroll."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -12,15 +13,34 @@ from torch import Tensor
 from tamvt.models.matching import rte_rows
 from tamvt.models.tamvt import FrameFeatures, MemoryEntry, TamVT
 
+MEMORY_POLICIES = ("fifo", "spread")
+SPREAD_RECENT = 2  # spread's default short-term part: best of 1 / 2 / 4 / 6 on benchmarks/accuracy.py (N = 9)
+
 
 class MemoryBank:
     """Memory of one group of objects that share their memory frames (usually: all objects of a video
     annotated in the same frame).
 
     Order is ``[reference, (correction), oldest, ..., newest]``. The reference (the first entry added)
-    is never evicted; when the bank is full, adding an entry first evicts the oldest entry that is not
-    a reference (FIFO), so at most ``capacity`` entries are held. With ``capacity == 1`` only the
-    reference is kept and later entries are discarded.
+    is never evicted; when the bank is full, adding an entry first evicts one entry that is not a
+    reference, chosen by the ``policy``, so at most ``capacity`` entries are held. With
+    ``capacity == 1`` only the reference is kept and later entries are discarded.
+
+    Policies (the eviction choice is the only thing they change; entries stay in time order):
+
+    * ``fifo`` (the paper's, default): evict the oldest entry that is not a reference.
+    * ``spread`` (long-term memory, as XMem's long-term store keeps frames from the whole video): the
+      ``recent`` newest entries are a FIFO short-term memory; the other non-reference slots are a
+      long-term memory. An entry that leaves the short-term part joins the long-term part, and when
+      that is over its size the long-term entry whose two neighbours in time are closest together is
+      evicted (the oldest of equals): the kept ones stay evenly spread from the reference to now,
+      their spacing growing with the video.
+
+    Relative time encoding of the held entries: the RTE row of an entry is given by its *rank* in
+    memory order (:meth:`rte_rows`, SPEC §1.5), whatever the frame distances are, under every policy.
+    The RTE encodes order, not frame distance: the reference is already a non-contiguous entry (its
+    slot is the oldest, however far back it lies), and a long-term entry of ``spread`` is encoded like
+    the reference: by its place between its older and newer neighbours.
 
     Corrections (:meth:`add` with ``reference=True`` on a bank that has its first reference): a frame
     whose mask a user gave after the first one is a second permanent entry, placed right after the
@@ -32,13 +52,23 @@ class MemoryBank:
 
     Args:
         capacity: N (the model's RTE table must cover it).
+        policy: ``fifo`` or ``spread``.
+        recent: ``spread`` only: how many of the newest entries are kept by FIFO (``None``: 2, so 6
+            long-term slots for N = 9).
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, policy: str = "fifo", recent: int | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"memory capacity must be >= 1, got {capacity}")
+        if policy not in MEMORY_POLICIES:
+            raise ValueError(f"unknown memory policy {policy!r}; expected one of {', '.join(MEMORY_POLICIES)}")
+        if recent is not None and recent < 1:
+            raise ValueError(f"recent must be >= 1, got {recent}")
         self.capacity = capacity
+        self.policy = policy
+        self.recent = SPREAD_RECENT if recent is None else recent
         self._entries: list[MemoryEntry] = []
+        self._frames: list[int | None] = []  # the video frame of each entry, when the caller says it
         self._next_id = 0
         self._fixed = 0  # leading entries that are never evicted: the reference (+ the latest correction)
 
@@ -56,46 +86,70 @@ class MemoryBank:
         return [e.entry_id for e in self._entries]
 
     @property
+    def frames(self) -> list[int | None]:
+        """Video frame index of each held entry, in memory order (``None`` where :meth:`add` was not told)."""
+        return list(self._frames)
+
+    @property
     def num_references(self) -> int:
         """Permanent entries at the front: 1 (the reference) or 2 (+ the latest correction); 0 if empty."""
         return self._fixed
 
     def rte_rows(self) -> list[int]:
-        """Rows of the RTE table used by the held entries, in memory order (SPEC §1.5)."""
+        """Rows of the RTE table used by the held entries, in memory order (SPEC §1.5): by rank, under
+        every policy (see the class docstring)."""
         return rte_rows(len(self._entries))
 
-    def add(self, entry: MemoryEntry, reference: bool = False) -> MemoryEntry | None:
+    def add(self, entry: MemoryEntry, reference: bool = False, frame: int | None = None) -> MemoryEntry | None:
         """Append ``entry`` (newest), or with ``reference=True`` keep it as a permanent entry (the first
         reference, or a correction that replaces the previous one); returns the entry that left the
-        bank, if any."""
+        bank, if any. ``frame``: the entry's video frame (for :attr:`frames`; ``spread`` measures time
+        with it, or with the insertion number when it is not given)."""
         if self._entries and entry.num_objects != self._entries[0].num_objects:
             raise ValueError(f"entry has {entry.num_objects} objects, the bank {self._entries[0].num_objects}")
         entry.entry_id = self._next_id
         self._next_id += 1
         if not self._entries:
-            self._entries.append(entry)
+            self._insert(0, entry, frame)
             self._fixed = 1
             return None
         if self.capacity == 1:
             return entry
         if reference:
             if self._fixed == 2:
-                replaced, self._entries[1] = self._entries[1], entry
+                replaced, self._entries[1], self._frames[1] = self._entries[1], entry, frame
                 return replaced
-            self._entries.insert(1, entry)
+            self._insert(1, entry, frame)
             self._fixed = 2
-            return self._entries.pop(2) if len(self._entries) > self.capacity else None
+            return self._pop(self._victim()) if len(self._entries) > self.capacity else None
         if len(self._entries) < self.capacity:
-            self._entries.append(entry)
+            self._insert(len(self._entries), entry, frame)
             return None
         if self._fixed >= self.capacity:  # only permanent entries fit: the new one is not kept
             return entry
-        evicted = self._entries.pop(self._fixed)
-        self._entries.append(entry)
-        return evicted
+        self._insert(len(self._entries), entry, frame)
+        return self._pop(self._victim())
+
+    def _victim(self) -> int:
+        """Index of the entry to evict from a bank that holds ``capacity + 1`` entries."""
+        long_term = range(self._fixed, len(self._entries) - self.recent)
+        if self.policy == "fifo" or len(long_term) == 0:
+            return self._fixed
+        time = [e.entry_id if f is None else f for e, f in zip(self._entries, self._frames)]
+        # the entry whose neighbours are closest in time leaves the smallest hole (min picks the oldest)
+        return min(long_term, key=lambda i: abs(time[i + 1] - time[i - 1]))
+
+    def _insert(self, index: int, entry: MemoryEntry, frame: int | None) -> None:
+        self._entries.insert(index, entry)
+        self._frames.insert(index, frame)
+
+    def _pop(self, index: int) -> MemoryEntry:
+        self._frames.pop(index)
+        return self._entries.pop(index)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._frames.clear()
         self._next_id = 0
         self._fixed = 0
 
@@ -107,7 +161,8 @@ class MemoryBank:
 
 
 def seed_bank(model: TamVT, frames: FrameFeatures, masks: Tensor, capacity: int, *,
-              references: bool = False) -> MemoryBank:
+              references: bool = False, policy: str = "fifo", recent: int | None = None,
+              frame_indices: Sequence[int] | None = None) -> MemoryBank:
     """A new bank of ``capacity`` holding the ``T`` given frames as entries, in order (the first is the
     reference): frame ``t`` of ``frames`` with ``masks[:, t]``.
 
@@ -117,11 +172,14 @@ def seed_bank(model: TamVT, frames: FrameFeatures, masks: Tensor, capacity: int,
         references: keep every entry permanently (the predictor's references: the first mask and a
             correction, ``T <= 2``); False: the entries after the first are ordinary FIFO entries (the
             trainer's ground-truth memory frames).
+        policy, recent: the bank's eviction policy (:class:`MemoryBank`).
+        frame_indices: the ``T`` video frame indices (recorded in :attr:`MemoryBank.frames`).
     """
-    bank = MemoryBank(capacity)
+    bank = MemoryBank(capacity, policy, recent)
     dtype = frames.match_in[0].dtype
     for t in range(frames.num_frames):
-        bank.add(model.encode_memory(frames.select(t), masks[:, t : t + 1].to(dtype)), reference=references)
+        bank.add(model.encode_memory(frames.select(t), masks[:, t : t + 1].to(dtype)), reference=references,
+                 frame=None if frame_indices is None else frame_indices[t])
     return bank
 
 
@@ -138,6 +196,7 @@ class ClipOutput:
 
     logits: list[Tensor]
     memory_mask: Tensor
+    written: bool = False
 
     @property
     def pred_logits(self) -> Tensor:
@@ -145,7 +204,24 @@ class ClipOutput:
         return self.logits[-1]
 
 
-def step_clip(model: TamVT, bank: MemoryBank, frames: FrameFeatures, *, update_memory: bool = True) -> ClipOutput:
+def mask_confidence(mask: Tensor) -> Tensor:
+    """``(B,)`` confidence of soft masks ``(B, 1, H, W)``: the mean of ``2p - 1`` over the pixels the
+    mask claims (``p > 0.5``), so 1 for a crisp mask, near 0 for a mask that barely passes 0.5, and 0
+    for an empty one."""
+    p = mask.flatten(1).float()
+    fg = p > 0.5
+    total = torch.where(fg, 2 * p - 1, torch.zeros_like(p)).sum(1)
+    return total / fg.sum(1).clamp(min=1)
+
+
+def confident(mask: Tensor, min_confidence: float) -> bool:
+    """Whether soft masks ``(B, 1, H, W)`` may be written to memory under confidence gating: every
+    object's :func:`mask_confidence` reaches ``min_confidence`` (always, when it is 0)."""
+    return min_confidence <= 0 or bool((mask_confidence(mask) >= min_confidence).all())
+
+
+def step_clip(model: TamVT, bank: MemoryBank, frames: FrameFeatures, *, update_memory: bool = True,
+              frame: int | None = None, min_confidence: float = 0.0) -> ClipOutput:
     """Segment one clip against the bank, then append its last frame + soft prediction to the bank.
 
     Works with or without gradients (the trainer calls it with grad enabled; the memory mask is
@@ -156,12 +232,18 @@ def step_clip(model: TamVT, bank: MemoryBank, frames: FrameFeatures, *, update_m
         bank: memory of the ``B`` objects (at least the reference entry).
         frames: the clip's ``T`` encoded frames (:meth:`TamVT.encode_frames`).
         update_memory: append the last frame to ``bank`` (False: leave the bank untouched).
+        frame: the video frame index of the clip's last frame (recorded in the bank).
+        min_confidence: confidence gating: the last frame is not written when some object's
+            :func:`mask_confidence` is below this: the entry is shared by the ``B`` objects, and an
+            empty or very uncertain mask in it would push a good entry out; 0 = always write (the
+            paper's).
     """
     z = model.match(frames, bank.entries)
     logits = model.decode(frames, z)
     last = logits[-1][:, -1:].detach()  # (B, 1, H/4, W/4)
     # interpolate logits first, then sigmoid (authors' order)
     mask = torch.sigmoid(F.interpolate(last.float(), size=frames.image_size, mode="bilinear", align_corners=False))
-    if update_memory:
-        bank.add(model.encode_memory(frames.select(-1), mask))
-    return ClipOutput(logits=logits, memory_mask=mask)
+    write = update_memory and confident(mask, min_confidence)
+    if write:
+        bank.add(model.encode_memory(frames.select(-1), mask), frame=frame)
+    return ClipOutput(logits=logits, memory_mask=mask, written=write)

@@ -86,7 +86,8 @@ class Predictor:
     Args:
         model: the network (put in eval mode; its device is used). With ``config.bank_size`` above
             ``model.bank_size`` the model's RTE table is resampled in place (RTE interpolation).
-        config: inference settings (resize, memory capacity, merge policy, bf16 autocast on GPU).
+        config: inference settings (resize, memory capacity and policy, confidence gating, merge policy,
+            bf16 autocast on GPU).
         clip_length: L, frames decoded together (the model's ``ModelConfig.clip_length``).
         channels_last: run the convolutions on NHWC tensors (the model's conv weights are converted in
             place; values unchanged). ``None``: on CPU only, where oneDNN is markedly faster with it
@@ -299,12 +300,14 @@ class Predictor:
                 for g in starting:  # earlier reference frames are read and encoded again: once per walk
                     ref_feats = [feats if ref == idx else self._encode(s, s.source.read_frame(ref)) for ref in g.references]
                     masks = torch.cat([self._reference_masks(s, g, ref) for ref in g.references], dim=1)  # (B, R, h, w)
-                    g.start(seed_bank(self.model, FrameFeatures.cat(ref_feats), masks, s.capacity, references=True))
+                    g.start(seed_bank(self.model, FrameFeatures.cat(ref_feats), masks, s.capacity, references=True,
+                                      policy=self.config.memory, recent=self.config.memory_recent,
+                                      frame_indices=g.references))
                 for g in given:
                     if g not in starting:  # a correction met by the walk: finish the clip before it
                         if g.pending:
                             self._run_clip(s, walk, g, update_memory=True)
-                        g.bank.add(self._reference_entry(s, g, idx, feats), reference=True)
+                        g.bank.add(self._reference_entry(s, g, idx, feats), reference=True, frame=idx)
                     for obj, m in zip(g.object_ids, self._given_masks(s, g, idx)):
                         rec.probs[obj] = torch.from_numpy(m.astype(np.float32))
                 for g in segmenting:
@@ -333,7 +336,8 @@ class Predictor:
         indices = [idx for idx, _ in g.pending]
         clip = FrameFeatures.cat([f for _, f in g.pending])
         g.pending.clear()  # frames no other group waits for are freed now: only the clip copy stays
-        out = step_clip(self.model, g.bank, clip, update_memory=update_memory)
+        out = step_clip(self.model, g.bank, clip, update_memory=update_memory, frame=indices[-1],
+                        min_confidence=self.config.memory_gate)
         del clip
         logits = out.pred_logits  # (B, T, h/4, w/4)
         for t, idx in enumerate(indices):
