@@ -3,7 +3,7 @@ self-attention, frame-wise cross-attention to one FPN level, and an FFN."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,10 +44,42 @@ class DecoderLayer(nn.Module):
         q = tgt + query_pos
         tgt = self.norm1(tgt + self.dropout1(self.self_attn(q, q, tgt, need_weights=False)[0]))
         q = (tgt + query_pos).reshape(b * t, 1, d)
-        cross = self.cross_attn(q, memory + memory_pos, memory, need_weights=False)[0]
+        if self.training:
+            cross = self.cross_attn(q, memory + memory_pos, memory, need_weights=False)[0]
+        else:
+            cross = single_query_attention(self.cross_attn, q, memory + memory_pos, memory)
         tgt = self.norm2(tgt + self.dropout2(cross.reshape(b, t, d)))
         ffn = self.linear2(self.dropout(F.relu(self.linear1(tgt))))
         return self.norm3(tgt + self.dropout3(ffn))
+
+
+def single_query_attention(attn: nn.MultiheadAttention, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+    """``attn(query, key, value)`` (no dropout, no mask) for one query per sequence, without projecting
+    the ``N`` keys and values.
+
+    With a single query, each head's query is folded into the key projection instead
+    (``q_h . (W_k,h k + b_k,h) = (W_k,h^T q_h) . k + const``, and a constant drops out of the softmax),
+    and the value projection is applied once to the attention-weighted sum of the raw values
+    (the weights sum to 1, so ``sum_j a_j (W_v,h v_j + b_v,h) = W_v,h (sum_j a_j v_j) + b_v,h``).
+    That is ``heads * N * d`` multiply-adds per query instead of ``2 * N * d^2``: the decoder reads
+    up to stride 8, thousands of tokens per frame and object. Same arithmetic up to float rounding.
+
+    Args:
+        query: ``(S, 1, d)``; key, value: ``(S, N, d)`` (batch first, as ``attn``).
+    Returns:
+        ``(S, 1, d)``.
+    """
+    s, _, d = query.shape
+    h = attn.num_heads
+    dh = d // h
+    w_q, w_k, w_v = attn.in_proj_weight.chunk(3)
+    b_q, _, b_v = attn.in_proj_bias.chunk(3)
+    q = F.linear(query[:, 0], w_q, b_q).reshape(s, h, dh) * dh**-0.5  # (S, H, dh)
+    q_in = torch.einsum("she,hed->shd", q, w_k.reshape(h, dh, d))  # (S, H, d): queries in key-input space
+    weights = torch.einsum("shd,snd->shn", q_in, key).softmax(dim=-1)  # (S, H, N)
+    mixed = torch.einsum("shn,snd->shd", weights, value)  # (S, H, d)
+    out = torch.einsum("shd,hed->she", mixed, w_v.reshape(h, dh, d)) + b_v.reshape(h, dh)  # (S, H, dh)
+    return attn.out_proj(out.reshape(s, 1, d))
 
 
 class SpaceTimeDecoder(nn.Module):

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -44,14 +44,24 @@ class PixelDecoder(nn.Module):
         self.mask_features = nn.Conv2d(dim, dim, 3, padding=1)
 
     def forward(self, feats: Mapping[str, Tensor], z: Mapping[str, Tensor]) -> tuple[Tensor, list[Tensor]]:
-        """Decode ``B`` objects over the same ``T`` frames.
+        """Decode ``B`` objects over the same ``T`` frames (arguments as :meth:`top_down`).
+
+        Returns:
+            ``mask_features`` ``(B*T, d, H/4, W/4)`` and ``[y32, y16, y8]`` (each ``(B*T, d, h, w)``).
+        """
+        y4, multi_scale = self.top_down(feats, z)
+        return self.mask_features(y4), multi_scale
+
+    def top_down(self, feats: Mapping[str, Tensor], z: Mapping[str, Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """The FPN without the final mask-feature convolution, which the model leaves to
+        :meth:`tamvt.models.mask_head.MaskHead.project` (a cheaper order of the same arithmetic).
 
         Args:
             feats: backbone levels of the ``T`` frames, ``{"res2": (T, C2, H/4, W/4), ...}``; the
                 lateral convolutions run once per frame and are shared by all objects.
             z: matching outputs by level (``"res5"``, ``"res4"``[, ``"res3"``]), ``(B*T, d, h, w)``.
         Returns:
-            ``mask_features`` ``(B*T, d, H/4, W/4)`` and ``[y32, y16, y8]`` (each ``(B*T, d, h, w)``).
+            ``y4`` ``(B*T, d, H/4, W/4)`` and ``[y32, y16, y8]`` (each ``(B*T, d, h, w)``).
         """
         t = feats["res5"].shape[0]
         b = z["res5"].shape[0] // t
@@ -69,4 +79,4 @@ class PixelDecoder(nn.Module):
             if name != "res2":
                 multi_scale.append(y)
         assert y is not None
-        return self.mask_features(y), multi_scale
+        return y, multi_scale

@@ -182,9 +182,10 @@ class TamVT(nn.Module):
             z: :meth:`match` outputs.
         """
         b = z[0].shape[0] // query.num_frames
-        mask_features, multi_scale = self.pixel_decoder(query.levels, dict(zip(self.matching_levels, z)))
+        # the mask-feature conv is folded into the mask head (MaskHead.project: same logits, far cheaper)
+        y4, multi_scale = self.pixel_decoder.top_down(query.levels, dict(zip(self.matching_levels, z)))
         hidden = self.decoder(multi_scale, [query.pos[n] for n in DECODER_LEVELS], b)
-        return [self.mask_head(h, mask_features) for h in hidden]
+        return self.mask_head.project(hidden, y4, self.pixel_decoder.mask_features)
 
 
 def build_tamvt(cfg: ModelConfig) -> TamVT:
