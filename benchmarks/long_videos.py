@@ -8,13 +8,14 @@ videos, under one or more inference settings.
 ``--run fifo`` (default) uses the checkpoint's settings; ``--run spread:memory=spread,memory_gate=0.3``
 changes ``inference.*`` fields; the setting ``oracle_memory=true`` (not an inference field) writes the
 ground-truth mask instead of the prediction into every memory entry (the model's best case when its
-memory is never wrong: what is lost without it is error accumulation). The suite (same seed and folder as ``benchmarks/accuracy.py``) is
+memory is never wrong: what is lost without it is error accumulation), and ``checkpoint=PATH`` runs
+another checkpoint. The suite (same seed and folder as ``benchmarks/accuracy.py``) is
 generated if missing. For each object the script finds the *losses*: runs of >= 4 frames where the
 object is visible and J < 0.2; for each it prints the frame, what the prediction covered (nothing, the
 background, another object), the events and occlusions around it, the memory the clip was matched
 against (frame indices and how good the masks written there were) and whether the object came back
 (J >= 0.5 on 2 frames in a row). Per object it also splits the J lost, ``1 - J = (FP near + FP far
-+ FN) / union``, into false positives within 4 px (input pixels) of the object (boundary), false
++ FN) / union``, into false positives within 4 px (frame pixels) of the object (boundary), false
 positives farther away (a separate blob: background, a look-alike, the place the object left) and
 missed object pixels. ``--plots`` writes one PNG per video: J per frame per object and run,
 losses marked, ground-truth absence and the generator's events shaded, and the frames the memory held
@@ -24,6 +25,7 @@ at every clip.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from dataclasses import dataclass, field
@@ -231,7 +233,11 @@ def plot_video(path: Path, name: str, results: dict[str, dict], events: list[dic
 
     runs = list(results)
     objs = sorted(results[runs[0]]["objects"], key=int)
-    memory_runs = [r for r in runs if not results[r].get("oracle")]  # an oracle's memory frames are FIFO's
+    memory_runs: list[str] = []  # one memory row per distinct memory history (an oracle's is FIFO's)
+    for r in runs:
+        held = [c["memory"] for c in results[r]["clips"]]
+        if all(held != [c["memory"] for c in results[m]["clips"]] for m in memory_runs):
+            memory_runs.append(r)
     rows = len(objs) + len(memory_runs)
     fig, axes = plt.subplots(rows, 1, figsize=(9, 1.35 * rows + 0.4), sharex=True, squeeze=False)
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
@@ -274,8 +280,12 @@ def plot_video(path: Path, name: str, results: dict[str, dict], events: list[dic
                            "\u25b2 lost and back.  Memory rows: the frames held when that clip was segmented",
                            fontsize=7)
     fig.tight_layout(h_pad=0.3)
-    fig.savefig(path, dpi=80)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=80)
     plt.close(fig)
+    from PIL import Image  # a 256-colour palette: a third of the size, the same look
+
+    Image.open(buf).convert("RGB").quantize(256).save(path, optimize=True)
 
 
 def parse_run(text: str) -> tuple[str, dict]:
@@ -323,7 +333,8 @@ def main(argv=None) -> int:
     report: dict[str, dict] = {}
     for run, settings in runs:
         oracle = str(settings.pop("oracle_memory", "false")).lower() in ("1", "true", "yes")
-        base = Predictor.from_checkpoint(args.checkpoint, config_overrides=[f"inference.{k}={v}" for k, v in settings.items()])
+        checkpoint = settings.pop("checkpoint", args.checkpoint)
+        base = Predictor.from_checkpoint(checkpoint, config_overrides=[f"inference.{k}={v}" for k, v in settings.items()])
         predictor = recording_predictor(base, oracle)
         for seq in sequences:
             traces, clips = trace_video(predictor, seq)
