@@ -200,32 +200,43 @@ def iter_video(path: str | Path, start: int = 0) -> Iterator[tuple[int, np.ndarr
         container.close()
 
 
+def _count_packets(container, stream, path: Path) -> int:
+    """Frames whose data is in the file, by demuxing (no decoding); the final flush packet has size 0."""
+    av = _av()
+    try:
+        return sum(1 for p in container.demux(stream) if p.size > 0)
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        raise InputError(path, f"cannot read video: the file is damaged ({_ffmpeg_words(err)})") from None
+
+
+def _read_header(path: Path, count_packets: bool) -> tuple[int | None, int | None, tuple[int, int], float | None]:
+    """``(header frame count or None, demuxed frame count or None, (H, W), fps or None)`` of a video file."""
+    container = _open_video(path)
+    try:
+        stream = container.streams.video[0]
+        h, w = stream.codec_context.height, stream.codec_context.width
+        rate = stream.average_rate or stream.guessed_rate
+        header = int(stream.frames) or None
+        counted = _count_packets(container, stream, path) if count_packets or header is None else None
+    finally:
+        container.close()
+    if h <= 0 or w <= 0:
+        raise InputError(path, "video has no frames")
+    return header, counted, (int(h), int(w)), float(rate) if rate else None
+
+
 def probe_video(path: str | Path) -> tuple[int, tuple[int, int], float | None]:
     """``(num_frames, (H, W), fps)`` of a video file without decoding pixels.
 
     The frame count comes from the container header; when the container has none (e.g. some
     WebM / raw streams), the video packets are counted by demuxing. ``fps`` is ``None`` if unknown.
     """
-    av = _av()
     path = Path(path)
-    container = _open_video(path)
-    try:
-        stream = container.streams.video[0]
-        h, w = stream.codec_context.height, stream.codec_context.width
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else None
-        count = stream.frames
-        if not count:
-            try:
-                # The final flush packet has size 0 and carries no frame.
-                count = sum(1 for p in container.demux(stream) if p.size > 0)
-            except (av.error.FFmpegError, OSError, ValueError) as err:
-                raise InputError(path, f"cannot read video: the file is damaged ({_ffmpeg_words(err)})") from None
-    finally:
-        container.close()
-    if count <= 0 or h <= 0 or w <= 0:
+    header, counted, size, fps = _read_header(path, count_packets=False)
+    count = header or counted
+    if not count:
         raise InputError(path, "video has no frames")
-    return int(count), (int(h), int(w)), fps
+    return int(count), size, fps
 
 
 @dataclass(frozen=True)
@@ -254,24 +265,9 @@ class VideoInfo:
 def inspect_video(path: str | Path) -> VideoInfo:
     """Count the frames a video file really holds (demuxing, cheap next to decoding) and compare them
     with its header: a cut-off file shows as :attr:`VideoInfo.truncated`."""
-    av = _av()
     path = Path(path)
-    container = _open_video(path)
-    try:
-        stream = container.streams.video[0]
-        h, w = stream.codec_context.height, stream.codec_context.width
-        rate = stream.average_rate or stream.guessed_rate
-        try:
-            # The final flush packet has size 0 and carries no frame.
-            count = sum(1 for p in container.demux(stream) if p.size > 0)
-        except (av.error.FFmpegError, OSError, ValueError) as err:
-            raise InputError(path, f"cannot read video: the file is damaged ({_ffmpeg_words(err)})") from None
-        header = int(stream.frames) or None
-    finally:
-        container.close()
-    if h <= 0 or w <= 0:
-        raise InputError(path, "video has no frames")
-    return VideoInfo(int(count), header, (int(h), int(w)), float(rate) if rate else None)
+    header, counted, size, fps = _read_header(path, count_packets=True)
+    return VideoInfo(int(counted), header, size, fps)
 
 
 def available_video_codec() -> str:
