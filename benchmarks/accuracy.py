@@ -170,7 +170,7 @@ def main(argv=None) -> int:
 
     models: dict[str, Path] = {}
     if not args.no_shipped:
-        from tamvt.commands.demo import shipped_model_path
+        from tamvt.checkpoint import shipped_model_path
 
         models["shipped"] = shipped_model_path()
     for item in args.model:

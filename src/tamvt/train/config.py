@@ -171,6 +171,28 @@ class TrainConfig:
     def clip_length(self) -> int:
         return self.data.clip_length or self.model.clip_length
 
+    def window_memory_sizes(self) -> list[int]:
+        """Memory entries each clip of a training window is matched against, in unroll order.
+
+        The ``num_memory`` ground-truth frames start the bank; every clip but the last adds one entry,
+        up to ``model.bank_size``. The RTE table has one block per memory size (SPEC §1.5): blocks larger
+        than ``max(window_memory_sizes())`` are never trained by this config.
+        """
+        d = self.data
+        clips = -(-(d.window_length - d.num_memory) // self.clip_length)
+        return [min(self.model.bank_size, d.num_memory + i) for i in range(clips)]
+
+    def untrained_rte_note(self) -> str | None:
+        """One line when training windows never fill the memory to ``model.bank_size`` (else None)."""
+        top = max(self.window_memory_sizes())
+        n = self.model.bank_size
+        if self.model.rte == "none" or top >= n:
+            return None
+        need = self.data.num_memory + (n - self.data.num_memory) * self.clip_length + 1
+        return (f"note: training windows fill the memory to at most {top} entries, so the RTE blocks for "
+                f"{top + 1}..{n} entries (used at inference, model.bank_size {n}) stay untrained; "
+                f"data.window_length >= {need} trains them all")
+
 
 # ----------------------------------------------------------------------------------------------
 

@@ -242,7 +242,7 @@ class Trainer:
         logger = MetricsLogger(self.out, enabled=main)
         logger.write({"event": "start", "step": self.step, "epoch": self.epoch, "total_steps": self.total_steps,
                       "steps_per_epoch": self.steps_per_epoch, "world_size": self.dist.world_size,
-                      "device": str(self.dist.device)})
+                      "device": str(self.dist.device), "memory_sizes": self.cfg.window_memory_sizes()})
         bar = None
         if main and self.cfg.run.progress:
             from tqdm import tqdm
