@@ -56,3 +56,12 @@ def test_grid_oracle_is_exact_at_full_size_and_loses_detail_on_a_coarse_grid(tmp
     assert bench.main([*base, "--grid-oracle", "8x10"]) == 0
     coarse = json.loads(out.read_text())["gt-at-8x10"]["global"]
     assert 0.2 < coarse["J-Mean"] < 0.95
+
+
+def test_the_shipped_model_row_beats_copying_the_first_mask(tmp_path):
+    bench = _script()
+    out = tmp_path / "all.json"
+    assert bench.main(["--work", str(tmp_path / "work"), "--num", "1", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    shipped, copy = results["shipped"]["global"]["J&F-Mean"], results["copy-first-mask"]["global"]["J&F-Mean"]
+    assert shipped > copy + 0.2, (shipped, copy)
