@@ -44,3 +44,33 @@ def test_note_for_the_shipped_and_long_span_presets():
     assert max(long.window_memory_sizes()) == long.model.bank_size == 9
     assert long.untrained_rte_note() is None
     assert load_train_config("synthetic-small", ["model.rte=none"]).untrained_rte_note() is None
+
+
+def test_rte_table_gets_its_own_learning_rate(tiny_config):
+    from tamvt.models.matching import RTE_KEY
+    from tamvt.models.tamvt import build_tamvt
+    from tamvt.train.optim import StepSchedule, param_groups
+
+    cfg = load_train_config(tiny_config(), ["optim.lr_rte=3e-3"])
+    net = build_tamvt(cfg.model)
+    o = cfg.optim
+    groups = param_groups(net, o.lr, o.lr_backbone, o.weight_decay, lr_rte=o.lr_rte)
+    by_name = {g["name"]: g for g in groups}
+    rte = dict(net.named_parameters())[RTE_KEY]
+    assert [id(p) for p in by_name["rte"]["params"]] == [id(rte)]
+    assert all(id(p) != id(rte) for g in groups if g["name"] != "rte" for p in g["params"])
+    assert sum(len(g["params"]) for g in groups) == len([p for p in net.parameters() if p.requires_grad])
+    opt = torch.optim.AdamW(groups)
+    StepSchedule("paper", 10, milestones=(5,)).apply(opt, 5)  # the schedule scales it like the others
+    assert {g["name"]: g["lr"] for g in opt.param_groups}["rte"] == pytest.approx(3e-4)
+    # one AdamW step moves the RTE scalars by about their own learning rate
+    rte.grad = torch.ones_like(rte)
+    before = rte.detach().clone()
+    for g in opt.param_groups:
+        g["lr"] = g["base_lr"]
+    opt.step()
+    assert (before - rte.detach()).abs().mean().item() == pytest.approx(3e-3, rel=0.05)
+    # without lr_rte the table stays in the main group
+    assert [g["name"] for g in param_groups(net, o.lr, o.lr_backbone, o.weight_decay)] == ["rest", "backbone"]
+    with pytest.raises(Exception, match="lr_rte"):
+        load_train_config(tiny_config(), ["optim.lr_rte=0"])

@@ -107,6 +107,7 @@ class OptimConfig:
 
     lr: float = 2e-4
     lr_backbone: float = 1e-5
+    lr_rte: float | None = None  # the RTE table's own learning rate (a third group); None = lr
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     schedule: Literal["paper", "authors", "constant"] = "paper"
@@ -124,6 +125,7 @@ class OptimConfig:
         _check(self.epochs is None or self.epochs >= 1, "optim.epochs must be >= 1")
         _check(self.steps is None or self.steps >= 1, "optim.steps must be >= 1")
         _check(self.lr > 0 and self.lr_backbone >= 0, "optim.lr must be > 0 and optim.lr_backbone >= 0")
+        _check(self.lr_rte is None or self.lr_rte > 0, "optim.lr_rte must be > 0 or null")
         _check(0.0 <= self.warmup_fraction < 1.0, "optim.warmup_fraction must be in [0, 1)")
         _check(0.0 <= self.ema_decay < 1.0, "optim.ema_decay must be in [0, 1)")
         _check(self.grad_clip >= 0, "optim.grad_clip must be >= 0")

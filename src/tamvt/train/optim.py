@@ -22,6 +22,8 @@ from typing import Iterable, Literal
 import torch
 from torch import nn
 
+from tamvt.models.matching import RTE_KEY
+
 Schedule = Literal["paper", "authors", "constant"]
 
 
@@ -31,21 +33,30 @@ def param_groups(
     lr_backbone: float,
     weight_decay: float,
     backbone_prefix: str = "backbone.",
+    lr_rte: float | None = None,
+    rte_name: str = RTE_KEY,
 ) -> list[dict]:
-    """Two AdamW groups: parameters under ``backbone_prefix`` and all others.
+    """Two AdamW groups: parameters under ``backbone_prefix`` and all others (a third, ``rte``, holding
+    the parameter ``rte_name`` alone when ``lr_rte`` is set: the relative-time-encoding scalars, whose
+    blocks for memory sizes a run never trained move slowly at a fine-tuning learning rate).
 
     Frozen parameters (``requires_grad=False``: the backbone stem and layer1) are left out. With
     ``lr_backbone == 0`` the backbone group is dropped and its parameters are frozen, as the authors
     do. Each group carries ``base_lr`` for the schedule. Parameters shared by two modules (the
     matching pre-LayerNorm) appear once.
     """
-    backbone, rest, seen = [], [], set()
+    backbone, rest, rte, seen = [], [], [], set()
     for name, p in model.named_parameters():
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        (backbone if name.startswith(backbone_prefix) else rest).append(p)
+        if lr_rte is not None and name == rte_name:
+            rte.append(p)
+        else:
+            (backbone if name.startswith(backbone_prefix) else rest).append(p)
     groups = [{"params": rest, "lr": lr, "base_lr": lr, "weight_decay": weight_decay, "name": "rest"}]
+    if rte:
+        groups.append({"params": rte, "lr": lr_rte, "base_lr": lr_rte, "weight_decay": weight_decay, "name": "rte"})
     if lr_backbone > 0 and backbone:
         groups.append({"params": backbone, "lr": lr_backbone, "base_lr": lr_backbone,
                        "weight_decay": weight_decay, "name": "backbone"})
