@@ -108,7 +108,11 @@ def test_a_intermediates(model, vector_a, main_file, extra_file):
     clip0 = feats.select(slice(1, 3))
     with torch.no_grad():
         for name in ("res2", "res3", "res4", "res5"):
-            assert max_diff(clip0.levels[name], extra_file[f"A.clip0.backbone.{name}"]) <= FEAT_TOL, name
+            # deep ResNet features reach |x| ~ 60 (res5): float32 rounding differs between CPUs by a few
+            # 1e-6 of that (1.03e-4 on an AMD EPYC), so the bound is relative there (FIXTURES README §6)
+            ref = extra_file[f"A.clip0.backbone.{name}"]
+            tol = max(FEAT_TOL, 1e-5 * ref.abs().max().item())
+            assert max_diff(clip0.levels[name], ref) <= tol, name
         for name in ("res5", "res4"):
             proj = model.frame_proj[name](clip0.levels[name])
             assert max_diff(proj, extra_file[f"A.clip0.input_proj.{name}"]) <= FEAT_TOL

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -39,9 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from tamvt.train.trainer import train
 
     check_output_folder(Path(cfg.run.out_dir))
-    note = cfg.untrained_rte_note()
-    if note:
-        print(note, file=sys.stderr)
     summary = train(cfg, cfg.run.out_dir, resume=args.resume)
     if summary.get("rank", 0) == 0:
         print(json.dumps({"run": cfg.run.out_dir, **summary}, default=float))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -236,6 +237,9 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train until ``total_steps``; returns the final training and validation metrics."""
         main = self.dist.is_main
+        note = self.cfg.untrained_rte_note()
+        if main and note:  # after every check of the run's inputs: an error stays one line
+            print(note, file=sys.stderr)
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(config_to_yaml(self.cfg))
