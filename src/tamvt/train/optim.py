@@ -54,12 +54,15 @@ def param_groups(
             rte.append(p)
         else:
             (backbone if name.startswith(backbone_prefix) else rest).append(p)
-    groups = [{"params": rest, "lr": lr, "base_lr": lr, "weight_decay": weight_decay, "name": "rest"}]
+
+    def group(name: str, params: list, group_lr: float) -> dict:
+        return {"params": params, "lr": group_lr, "base_lr": group_lr, "weight_decay": weight_decay, "name": name}
+
+    groups = [group("rest", rest, lr)]
     if rte:
-        groups.append({"params": rte, "lr": lr_rte, "base_lr": lr_rte, "weight_decay": weight_decay, "name": "rte"})
+        groups.append(group("rte", rte, lr_rte))
     if lr_backbone > 0 and backbone:
-        groups.append({"params": backbone, "lr": lr_backbone, "base_lr": lr_backbone,
-                       "weight_decay": weight_decay, "name": "backbone"})
+        groups.append(group("backbone", backbone, lr_backbone))
     else:
         for p in backbone:
             p.requires_grad_(False)

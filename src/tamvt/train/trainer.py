@@ -123,7 +123,8 @@ class Trainer:
         seed_everything(D.rank_seed(cfg.run.seed, self.dist.rank))  # per-rank dropout draws
         o = cfg.optim
         # groups first: lr_backbone = 0 freezes the backbone, which DDP must know when it is built
-        self.optimizer = build_adamw(param_groups(self.net, o.lr, o.lr_backbone, o.weight_decay, lr_rte=o.lr_rte), o.betas)
+        groups = param_groups(self.net, o.lr, o.lr_backbone, o.weight_decay, lr_rte=o.lr_rte)
+        self.optimizer = build_adamw(groups, o.betas)
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         self.window_model: nn.Module = WindowModel(self.net, cfg.clip_length, cfg.model.bank_size)
         if self.dist.distributed:
