@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +38,24 @@ def test_training_summary_needs_metrics(tmp_path):
 
     with pytest.raises(InputError, match="metrics.jsonl"):
         training_summary(tmp_path)
+
+
+def test_reproducing_command_gives_back_the_config():
+    """The summary's command: the preset plus the overrides that turn it into the run's config; parsed
+    back (as a shell would) and loaded, it gives the same config. Not a preset: the run's config.yaml."""
+    import shlex
+
+    from tamvt.train.config import config_to_dict, load_train_config
+    from tamvt.train.export import reproducing_command
+
+    overrides = ["optim.lr=1.0e-05", "data.crop_size=[64,80]", "init_from=runs/a b/x.safetensors",
+                 "optim.lr_rte=null", "run.seed=3", "data.hflip_prob=0.25"]
+    cfg = load_train_config("synthetic-small", overrides)
+    command = reproducing_command(Path("runs/x"), cfg)
+    words = shlex.split(command)
+    assert words[:5] == ["tamvt", "train", "synthetic-small", "--out", "runs/x"]
+    assert len(words) == 5 + 5  # optim.lr_rte=null is the preset's own value: not an override
+    again = load_train_config("synthetic-small", [*words[5:], f"run.out_dir={cfg.run.out_dir}"])
+    assert config_to_dict(again) == config_to_dict(cfg)
+    plain = load_train_config("synthetic-small")
+    assert reproducing_command(Path("runs/y"), plain) == "tamvt train synthetic-small --out runs/y"

@@ -259,3 +259,41 @@ def test_long_videos_diagnostic_runs(tmp_path, monkeypatch):
     held = [c["memory"] for c in report["spread"]["clips"]]
     assert max(len(m) for m in held) == 3 and all(m[0] == 0 for m in held)
     assert (tmp_path / "plots" / "val-000.png").stat().st_size > 1000
+
+
+# ---- top-k memory reading (inference.top_k) ---------------------------------------------------------
+
+
+def test_top_k_keeps_the_k_largest_weights_renormalised():
+    """Each query's weights under top-k are its k largest dense attention weights, rescaled to sum 1."""
+    from tamvt.models.matching import MatchingBlock
+
+    torch.manual_seed(0)
+    block = MatchingBlock(32, 4).eval()
+    q, k, v = torch.randn(10, 32), torch.randn(20, 32), torch.randn(3, 20, 32)
+    seen = []
+    block.attention_hook = seen.append
+    with torch.no_grad():
+        dense_out = block.attend(q, k, v)
+        sparse_out = block.attend(q, k, v, top_k=5)
+        assert torch.equal(block.attend(q, k, v, top_k=20), dense_out)  # k >= all keys: the paper's reading
+    dense, sparse = seen[0], seen[1]
+    assert ((sparse > 0).sum(-1) == 5).all()
+    top, index = dense.topk(5, dim=-1)
+    torch.testing.assert_close(sparse.gather(-1, index), top / top.sum(-1, keepdim=True))
+    assert not torch.allclose(sparse_out, dense_out, atol=1e-3)
+
+
+def test_predictor_top_k(small_model):
+    frames, mask = video(9)
+    base, _ = propagate(Predictor(small_model, InferenceConfig(short_side=None), clip_length=2), frames, mask)
+    # 48x64 frames, 5 memory entries at most: every scale holds fewer than 10**4 memory tokens
+    wide, _ = propagate(Predictor(small_model, InferenceConfig(short_side=None, top_k=10**4), clip_length=2),
+                        frames, mask)
+    one, _ = propagate(Predictor(small_model, InferenceConfig(short_side=None, top_k=1), clip_length=2), frames, mask)
+    assert all(torch.equal(base[i], wide[i]) for i in base)
+    assert not torch.equal(base[1], one[1]) and torch.equal(base[0], one[0])
+    assert apply_overrides(TamvtConfig(), ["inference.top_k=30"]).inference.top_k == 30
+    assert InferenceConfig().top_k is None
+    with pytest.raises(TamvtError):
+        apply_overrides(TamvtConfig(), ["inference.top_k=0"])

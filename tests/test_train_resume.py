@@ -87,6 +87,22 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_config):
     assert summary["command"] == f"tamvt train {straight / 'config.yaml'}"  # "tiny" is not a shipped preset
     for key, value in a["ema"].items():
         assert torch.equal(tensors[key], value.float()), key
+    assert tcfg.inference.memory == "fifo" and summary["inference"]["memory"] == "fifo"  # the run's
+
+    # the inference settings the checkpoint carries can be changed on export (weights unchanged)
+    retuned = tmp_path / "retuned.safetensors"
+    r = subprocess.run([*TAMVT, "export", str(straight), str(retuned), "inference.memory=spread",
+                        "inference.short_side=40", "--summary"], check=False, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    tensors2, tcfg2, _ = read_checkpoint(retuned)
+    assert (tcfg2.inference.memory, tcfg2.inference.short_side, tcfg2.model) == ("spread", 40, tcfg.model)
+    assert json.loads(retuned.with_suffix(".json").read_text())["inference"]["short_side"] == 40
+    assert all(torch.equal(tensors2[k], tensors[k]) for k in tensors)
+    for bad in ("model.hidden_dim=16", "inference.memory=lifo"):
+        r = subprocess.run([*TAMVT, "export", str(straight), str(tmp_path / "bad.safetensors"), bad],
+                           check=False, capture_output=True, text=True)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert not (tmp_path / "bad.safetensors").exists()
 
 
 def _load_after_zero_steps(tmp_path: Path) -> dict:

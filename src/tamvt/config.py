@@ -92,6 +92,9 @@ class InferenceConfig:
     memory: Literal["fifo", "spread"] = "fifo"
     memory_recent: int | None = None  # spread: newest entries kept by FIFO; None = 2
     memory_gate: float = 0.0  # don't write a frame where some object's mask confidence is below this; 0 = off
+    # memory reading as XMem / STCN: each query token attends only to its top_k most similar memory
+    # tokens per matching scale; None = all of them (the paper's)
+    top_k: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
@@ -100,6 +103,7 @@ class InferenceConfig:
         _check(0.0 <= self.bg_threshold <= 1.0, "inference.bg_threshold must be in [0, 1]")
         _check(self.memory_recent is None or self.memory_recent >= 1, "inference.memory_recent must be >= 1 or null")
         _check(0.0 <= self.memory_gate <= 1.0, "inference.memory_gate must be in [0, 1]")
+        _check(self.top_k is None or self.top_k >= 1, "inference.top_k must be >= 1 or null")
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,7 @@ def confident(mask: Tensor, min_confidence: float) -> bool:
 
 
 def step_clip(model: TamVT, bank: MemoryBank, frames: FrameFeatures, *, update_memory: bool = True,
-              frame: int | None = None, min_confidence: float = 0.0) -> ClipOutput:
+              frame: int | None = None, min_confidence: float = 0.0, top_k: int | None = None) -> ClipOutput:
     """Segment one clip against the bank, then append its last frame + soft prediction to the bank.
 
     Works with or without gradients (the trainer calls it with grad enabled; the memory mask is
@@ -237,8 +237,9 @@ def step_clip(model: TamVT, bank: MemoryBank, frames: FrameFeatures, *, update_m
             :func:`mask_confidence` is below this: the entry is shared by the ``B`` objects, and an
             empty or very uncertain mask in it would push a good entry out; 0 = always write (the
             paper's).
+        top_k: top-k memory reading (:meth:`TamVT.match`); ``None``: every memory token (the paper's).
     """
-    z = model.match(frames, bank.entries)
+    z = model.match(frames, bank.entries, top_k)
     logits = model.decode(frames, z)
     last = logits[-1][:, -1:].detach()  # (B, 1, H/4, W/4)
     # interpolate logits first, then sigmoid (authors' order)

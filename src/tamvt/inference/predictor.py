@@ -86,8 +86,8 @@ class Predictor:
     Args:
         model: the network (put in eval mode; its device is used). With ``config.bank_size`` above
             ``model.bank_size`` the model's RTE table is resampled in place (RTE interpolation).
-        config: inference settings (resize, memory capacity and policy, confidence gating, merge policy,
-            bf16 autocast on GPU).
+        config: inference settings (resize, memory capacity and policy, confidence gating, top-k memory
+            reading, merge policy, bf16 autocast on GPU).
         clip_length: L, frames decoded together (the model's ``ModelConfig.clip_length``).
         channels_last: run the convolutions on NHWC tensors (the model's conv weights are converted in
             place; values unchanged). ``None``: on CPU only, where oneDNN is markedly faster with it
@@ -337,7 +337,7 @@ class Predictor:
         clip = FrameFeatures.cat([f for _, f in g.pending])
         g.pending.clear()  # frames no other group waits for are freed now: only the clip copy stays
         out = step_clip(self.model, g.bank, clip, update_memory=update_memory, frame=indices[-1],
-                        min_confidence=self.config.memory_gate)
+                        min_confidence=self.config.memory_gate, top_k=self.config.top_k)
         del clip
         logits = out.pred_logits  # (B, T, h/4, w/4)
         for t, idx in enumerate(indices):

@@ -166,7 +166,8 @@ class MatchingBlock(nn.Module):
         """``(..., d)`` tokens -> ``fc_v(x)`` (cached per memory entry)."""
         return self.fc_v(x)
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, key_bias: Tensor | None = None) -> Tensor:
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, key_bias: Tensor | None = None,
+               top_k: int | None = None) -> Tensor:
         """Attention of projected queries to projected keys/values, then ``LN`` and the GELU branch.
 
         Q and K do not depend on the object, so the attention weights are shared by all ``B``
@@ -177,6 +178,8 @@ class MatchingBlock(nn.Module):
             k: ``(Lk, d)`` projected key tokens (multiplicative RTE already folded in).
             v: ``(B, Lk, d)`` projected value tokens, one set per object.
             key_bias: ``(Lk,)`` additive logit bias per key (additive RTE) or ``None``.
+            top_k: each query reads only its ``top_k`` most similar keys (softmax over those logits,
+                zero weight elsewhere: XMem / STCN's top-k memory reading); ``None``: all (the paper's).
         Returns:
             ``(B, Lq, d)``.
         """
@@ -189,7 +192,8 @@ class MatchingBlock(nn.Module):
         mask = None if key_bias is None else key_bias.to(q.dtype).reshape(1, 1, lk)
         p = self.dropout if self.training else 0.0
         chunk = max(1, MAX_ATTENTION_ELEMENTS // max(1, h * lk))
-        if self.attention_hook is None:
+        sparse = top_k is not None and top_k < lk
+        if self.attention_hook is None and not sparse:
             outs = [
                 F.scaled_dot_product_attention(qh[:, s:s + chunk], kh, vh, attn_mask=mask, dropout_p=p,
                                                scale=1.0 / math.sqrt(d))
@@ -199,8 +203,14 @@ class MatchingBlock(nn.Module):
             weights = []
             for s in range(0, lq, chunk):
                 logits = qh[:, s:s + chunk] @ kh.transpose(1, 2) / math.sqrt(d)  # (H, chunk, Lk)
-                weights.append((logits if mask is None else logits + mask).softmax(-1))
-            self.attention_hook(torch.cat(weights, dim=1).detach())
+                logits = logits if mask is None else logits + mask
+                if sparse:  # softmax over the k largest logits of each query, zero weight elsewhere
+                    top, index = logits.topk(top_k, dim=-1)
+                    weights.append(torch.zeros_like(logits).scatter_(-1, index, top.softmax(-1)))
+                else:
+                    weights.append(logits.softmax(-1))
+            if self.attention_hook is not None:
+                self.attention_hook(torch.cat(weights, dim=1).detach())
             outs = [F.dropout(w, p) @ vh for w in weights]
         o = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]  # (H, Lq, B*dh)
         o = o.reshape(h, lq, b, dh).permute(2, 1, 0, 3).reshape(b, lq, d)
@@ -240,13 +250,14 @@ class Matching(nn.Module):
                 block.attention_hook = None
 
     def forward(self, queries: Sequence[Tensor], keys: Sequence[Sequence[Tensor]],
-                values: Sequence[Sequence[Tensor]]) -> list[Tensor]:
+                values: Sequence[Sequence[Tensor]], top_k: int | None = None) -> list[Tensor]:
         """Match the query frames against the memory at every scale.
 
         Args:
             queries: per scale ``(T, d, h, w)`` query-frame features (projection + position).
             keys: per scale, per memory entry (memory order), ``(h*w, d)`` projected keys.
             values: per scale, per memory entry, ``(B, h*w, d)`` projected values.
+            top_k: top-k memory reading at every scale (:meth:`MatchingBlock.attend`); ``None``: off.
         Returns:
             per scale ``Z``: ``(B*T, d, h, w)``, objects major (index ``b*T + t``).
         """
@@ -268,7 +279,7 @@ class Matching(nn.Module):
                 if self.rte.mode == "add":
                     bias = torch.cat([theta[i].expand(kk.shape[0]) for i, kk in enumerate(k_list)])
             v = torch.cat(list(v_list), dim=1)
-            z = block.attend(q, k, v, bias)  # (B, T*h*w, d)
+            z = block.attend(q, k, v, bias, top_k)  # (B, T*h*w, d)
             b = z.shape[0]
             out.append(z.reshape(b * t, hh, ww, d).permute(0, 3, 1, 2))
         return out

@@ -162,17 +162,18 @@ class TamVT(nn.Module):
             values.append(block.project_values(v.flatten(2).transpose(1, 2)))  # (B, h*w, d)
         return MemoryEntry(tuple(keys), tuple(values))
 
-    def match(self, query: FrameFeatures, entries: Sequence[MemoryEntry]) -> list[Tensor]:
+    def match(self, query: FrameFeatures, entries: Sequence[MemoryEntry], top_k: int | None = None) -> list[Tensor]:
         """Matching outputs ``Z`` per scale, ``(B*T, d, h, w)`` (index ``b*T + t``).
 
         ``entries`` must be in memory order ``[reference, oldest, ..., newest]`` (the RTE depends on it).
+        ``top_k``: each query token reads only its ``top_k`` most similar memory tokens; ``None``: all.
         """
         if not entries:
             raise ValueError("matching needs at least one memory entry")
         scales = range(len(self.matching_levels))
         keys = [[e.keys[s] for e in entries] for s in scales]
         values = [[e.values[s] for e in entries] for s in scales]
-        return self.matching(query.match_in, keys, values)
+        return self.matching(query.match_in, keys, values, top_k)
 
     def decode(self, query: FrameFeatures, z: Sequence[Tensor]) -> list[Tensor]:
         """Per-decoder-layer mask logits ``(B, T, H/4, W/4)``; the last is the prediction.

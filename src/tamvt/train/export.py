@@ -8,6 +8,8 @@ validation history, the command that reproduces the run)."""
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,26 +63,37 @@ def _read_run(run: str | Path) -> tuple[Path, dict[str, Any], Any]:
     return path, ckpt, cfg
 
 
-def export_run(run: str | Path, out: str | Path, raw: bool = False, summary: bool = False) -> list[Path]:
+def export_run(run: str | Path, out: str | Path, raw: bool = False, summary: bool = False,
+               inference: Sequence[str] = ()) -> list[Path]:
     """Write the weights of ``run`` (a run folder or its ``last.pt``) to ``out``, and with ``summary``
-    also ``out``'s ``.json`` (see :func:`summary_document`); returns the paths written."""
+    also ``out``'s ``.json`` (see :func:`summary_document`); returns the paths written.
+
+    ``inference``: ``["inference.short_side=192", ...]``, the default inference settings the checkpoint
+    carries, changed from the run's (the weights do not change)."""
     from tamvt.atomic import write_text_atomic
     from tamvt.checkpoint import load_state_dict_strict, save_checkpoint
-    from tamvt.config import TamvtConfig
+    from tamvt.config import TamvtConfig, apply_overrides, to_dict
+    from tamvt.errors import TamvtError
     from tamvt.models.tamvt import build_tamvt
 
     run = Path(run)
     if summary and not run.is_dir():
         raise InputError(run, "--summary needs the run folder (it reads metrics.jsonl)")
+    bad = [item for item in inference if not item.strip().startswith("inference.")]
+    if bad:
+        raise TamvtError(f"export changes inference.* settings only, not {bad[0]!r}")
     path, ckpt, cfg = _read_run(run)
+    carried = apply_overrides(TamvtConfig(model=cfg.model, inference=cfg.inference), list(inference))
     document = summary_document(run, ckpt, cfg) if summary else None  # before writing anything
+    if document is not None:
+        document["inference"] = to_dict(carried.inference)
     use_ema = ckpt.get("ema") is not None and not raw
     weights = ckpt["ema"] if use_ema else ckpt["model"]
     model = build_tamvt(cfg.model)
     load_state_dict_strict(model, weights, source=str(path))
     meta = {"source": "tamvt train", "run": cfg.name, "step": ckpt["step"], "epoch": ckpt["epoch"],
             "weights": "ema" if use_ema else "raw", "val": ckpt.get("extra", {}).get("last_val", {})}
-    written = [save_checkpoint(out, model, TamvtConfig(model=cfg.model, inference=cfg.inference), meta)]
+    written = [save_checkpoint(out, model, carried, meta)]
     if document is not None:
         written.append(Path(out).with_suffix(".json"))
         write_text_atomic(written[-1], json.dumps(document, indent=2, default=str) + "\n")
@@ -90,14 +103,49 @@ def export_run(run: str | Path, out: str | Path, raw: bool = False, summary: boo
 def summary_document(run: Path, ckpt: dict[str, Any], cfg: Any) -> dict[str, Any]:
     """Configs + :func:`training_summary` of the run folder ``run`` whose checkpoint is ``ckpt``."""
     from tamvt.config import to_dict
+
+    return {"run": cfg.name, "command": reproducing_command(run, cfg), "model_preset": cfg.model_preset,
+            **training_summary(run), "model": to_dict(cfg.model), "inference": to_dict(cfg.inference),
+            "train": ckpt["config"]}
+
+
+def reproducing_command(run: Path, cfg: Any) -> str:
+    """``tamvt train PRESET --out RUN key=value ...``: the shipped training preset the run is named after
+    with the overrides that turn it into the run's config (none if it is the preset as shipped; where
+    and whether progress bars were drawn do not count), or ``tamvt train RUN/config.yaml`` when no
+    preset plus overrides gives back the run's config."""
     from tamvt.errors import TamvtError
     from tamvt.train.config import config_to_dict, load_train_config
 
-    try:  # the shipped training preset of that name reproduces the run only if nothing was overridden
-        preset = load_train_config(cfg.name, [f"run.out_dir={cfg.run.out_dir}", f"run.progress={cfg.run.progress}"])
-        same = config_to_dict(preset) == config_to_dict(cfg)  # (progress bars do not change the training)
-    except TamvtError:  # not a shipped preset
-        same = False
-    command = f"tamvt train {cfg.name} --out {run}" if same else f"tamvt train {run / 'config.yaml'}"
-    return {"run": cfg.name, "command": command, "model_preset": cfg.model_preset, **training_summary(run),
-            "model": to_dict(cfg.model), "inference": to_dict(cfg.inference), "train": ckpt["config"]}
+    fixed = [f"run.out_dir={cfg.run.out_dir}", f"run.progress={cfg.run.progress}"]
+    target = config_to_dict(cfg)
+    try:
+        base = _flat(config_to_dict(load_train_config(cfg.name, fixed)))
+        overrides = [f"{key}={_scalar(value)}" for key, value in _flat(target).items() if base.get(key, ...) != value]
+        if config_to_dict(load_train_config(cfg.name, [*fixed, *overrides])) == target:
+            return " ".join(["tamvt", "train", cfg.name, "--out", str(run), *map(shlex.quote, overrides)])
+    except TamvtError:  # not a shipped preset, or a value that does not survive the round trip
+        pass
+    return f"tamvt train {run / 'config.yaml'}"
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 1e-4}}`` -> ``{"optim.lr": 1e-4}`` (lists are values)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _scalar(value: Any) -> str:
+    """A value as the command line writes it (a YAML scalar; floats keep a dot, YAML 1.1 needs it)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        text = repr(value)
+        mantissa, e, exponent = text.partition("e")
+        return f"{mantissa}.0e{exponent}" if e and "." not in mantissa else text
+    return json.dumps(value, separators=(",", ":"))
