@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import subprocess
 import sys
 
@@ -14,24 +15,38 @@ from PIL import Image
 TAMVT = [sys.executable, "-m", "tamvt.cli"]
 
 
-def test_shipped_model_is_small_trained_and_described():
+@pytest.mark.parametrize("name", ["mini-synthetic", "mini-synthetic-base"])
+def test_shipped_models_are_small_trained_and_described(name):
+    """Each model in the package: small, EMA weights of the tamvt-mini preset, and described by its .json
+    with a command whose preset and overrides give back the training config it was trained with."""
     from tamvt.checkpoint import read_checkpoint, shipped_model_path
     from tamvt.config import load_preset, to_dict
+    from tamvt.hub.registry import resolve_checkpoint
 
-    path = shipped_model_path()
+    path = resolve_checkpoint(name)
     assert path.stat().st_size <= 25 * 2**20
     _, cfg, meta = read_checkpoint(path)
     assert to_dict(cfg.model) == to_dict(load_preset("tamvt-mini").model)
-    assert meta["weights"] == "ema" and meta["run"] == "synthetic-small"
     summary = json.loads(path.with_suffix(".json").read_text())
+    assert meta["weights"] == "ema" and meta["run"] == summary["run"]
     assert summary["steps"] == meta["step"] and summary["train_seconds"] > 0
     assert summary["val"] and summary["val"][-1]["step"] == summary["steps"]
-    assert summary["command"].startswith("tamvt train synthetic-small")
-    # the shipped training preset still reproduces the model (nobody changed it after training)
+    # the settings it runs with by default (a summary older than a setting lacks it)
+    assert summary["inference"].items() <= to_dict(cfg.inference).items()
+    command = shlex.split(summary["command"])
+    assert command[:3] == ["tamvt", "train", summary["run"]] and command[3] == "--out"
+    overrides = command[5:]
+    if name == "mini-synthetic":  # the default: fine-tuned from the base at 160 px, run at 192 with spread memory
+        assert path == shipped_model_path() and "data.synthetic_size=[160,213]" in overrides
+        assert (cfg.inference.short_side, cfg.inference.memory) == (192, "spread")
+    else:  # trained from scratch by the preset as shipped
+        assert overrides == [] and summary["run"] == "synthetic-small" and cfg.inference.memory == "fifo"
+    # the shipped training preset with those overrides still reproduces the model (nobody changed it after)
     from tamvt.train.config import config_to_dict, load_train_config
 
     run = summary["train"]["run"]  # where it was written and whether it drew progress bars: not training
-    preset = load_train_config("synthetic-small", [f"run.out_dir={run['out_dir']}", f"run.progress={run['progress']}"])
+    preset = load_train_config(summary["run"], [*overrides, f"run.out_dir={run['out_dir']}",
+                                                f"run.progress={run['progress']}"])
     now = config_to_dict(preset)
     # settings added to the schema after training must hold their defaults (which keep the old behaviour)
     import dataclasses

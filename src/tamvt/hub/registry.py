@@ -74,6 +74,9 @@ def _drive(name: str, file_id: str, filename: str, summary: str) -> ModelEntry:
 MODELS: dict[str, ModelEntry] = {e.name: e for e in (
     ModelEntry("mini-synthetic", "tamvt-mini (narrow ResNet-18), trained on synthetic videos only; shipped in the package",
                package_file="tamvt-mini-synthetic.safetensors"),
+    ModelEntry("mini-synthetic-base", "the 9000-step synthetic-small run mini-synthetic was fine-tuned from (the default "
+               "until 2026-12; where synthetic-long starts); shipped in the package",
+               package_file="tamvt-mini-synthetic-base.safetensors"),
     # Google Drive ids from the README of github.com/davidhalladay/TAM-VT
     _drive("official-vost", "1Cw5v6DvwqtPJD_37STRuJo5cv52Tk3xb", "tamvt_vost.pth",
            "the authors' TAM-VT (ResNet-50), fine-tuned on VOST"),
