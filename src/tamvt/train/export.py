@@ -72,7 +72,7 @@ def export_run(run: str | Path, out: str | Path, raw: bool = False, summary: boo
     carries, changed from the run's (the weights do not change)."""
     from tamvt.atomic import write_text_atomic
     from tamvt.checkpoint import load_state_dict_strict, save_checkpoint
-    from tamvt.config import TamvtConfig, apply_overrides, to_dict
+    from tamvt.config import TamvtConfig, apply_overrides
     from tamvt.errors import TamvtError
     from tamvt.models.tamvt import build_tamvt
 
@@ -84,9 +84,7 @@ def export_run(run: str | Path, out: str | Path, raw: bool = False, summary: boo
         raise TamvtError(f"export changes inference.* settings only, not {bad[0]!r}")
     path, ckpt, cfg = _read_run(run)
     carried = apply_overrides(TamvtConfig(model=cfg.model, inference=cfg.inference), list(inference))
-    document = summary_document(run, ckpt, cfg) if summary else None  # before writing anything
-    if document is not None:
-        document["inference"] = to_dict(carried.inference)
+    document = summary_document(run, ckpt, cfg, carried.inference) if summary else None  # before writing anything
     use_ema = ckpt.get("ema") is not None and not raw
     weights = ckpt["ema"] if use_ema else ckpt["model"]
     model = build_tamvt(cfg.model)
@@ -100,13 +98,14 @@ def export_run(run: str | Path, out: str | Path, raw: bool = False, summary: boo
     return written
 
 
-def summary_document(run: Path, ckpt: dict[str, Any], cfg: Any) -> dict[str, Any]:
-    """Configs + :func:`training_summary` of the run folder ``run`` whose checkpoint is ``ckpt``."""
+def summary_document(run: Path, ckpt: dict[str, Any], cfg: Any, inference: Any = None) -> dict[str, Any]:
+    """Configs + :func:`training_summary` of the run folder ``run`` whose checkpoint is ``ckpt``;
+    ``inference``: the exported checkpoint's inference settings (default: the run's)."""
     from tamvt.config import to_dict
 
     return {"run": cfg.name, "command": reproducing_command(run, cfg), "model_preset": cfg.model_preset,
-            **training_summary(run), "model": to_dict(cfg.model), "inference": to_dict(cfg.inference),
-            "train": ckpt["config"]}
+            **training_summary(run), "model": to_dict(cfg.model),
+            "inference": to_dict(inference if inference is not None else cfg.inference), "train": ckpt["config"]}
 
 
 def reproducing_command(run: Path, cfg: Any) -> str:
