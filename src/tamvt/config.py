@@ -213,6 +213,13 @@ def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
     return from_dict(type(cfg), to_dict(cfg))  # rebuild: runs every section's checks on the final values
 
 
+def apply_inference_overrides(cfg: TamvtConfig, overrides: Sequence[str]) -> TamvtConfig:
+    """:func:`apply_overrides` for a checkpoint's config: only ``inference.*`` keys (its architecture is fixed)."""
+    if any(not item.strip().startswith("inference.") for item in overrides):
+        raise TamvtError("only inference.* settings can be overridden; the architecture comes from the checkpoint")
+    return apply_overrides(cfg, overrides)
+
+
 def _replace_unchecked(obj: Any, **changes: Any) -> Any:
     """``dataclasses.replace`` without ``__post_init__``: intermediate states may be inconsistent."""
     new = copy.copy(obj)

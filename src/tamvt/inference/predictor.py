@@ -121,12 +121,10 @@ class Predictor:
         ``overrides``, :class:`InferenceConfig` fields (``short_side=None``, ``merge="first-wins"``, ...).
         ``preset``: fail with a clear error if the checkpoint holds another architecture."""
         from tamvt.checkpoint import load_checkpoint
-        from tamvt.config import apply_overrides
+        from tamvt.config import apply_inference_overrides
 
         model, cfg = load_checkpoint(path, preset, device=device)
-        if any(not item.strip().startswith("inference.") for item in config_overrides):
-            raise TamvtError("only inference.* settings can be overridden; the architecture comes from the checkpoint")
-        cfg = apply_overrides(cfg, list(config_overrides))
+        cfg = apply_inference_overrides(cfg, list(config_overrides))
         try:
             inference = dataclasses.replace(cfg.inference, **overrides)
         except TypeError as err:

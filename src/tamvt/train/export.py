@@ -72,18 +72,14 @@ def export_run(run: str | Path, out: str | Path, raw: bool = False, summary: boo
     carries, changed from the run's (the weights do not change)."""
     from tamvt.atomic import write_text_atomic
     from tamvt.checkpoint import load_state_dict_strict, save_checkpoint
-    from tamvt.config import TamvtConfig, apply_overrides
-    from tamvt.errors import TamvtError
+    from tamvt.config import TamvtConfig, apply_inference_overrides
     from tamvt.models.tamvt import build_tamvt
 
     run = Path(run)
     if summary and not run.is_dir():
         raise InputError(run, "--summary needs the run folder (it reads metrics.jsonl)")
-    bad = [item for item in inference if not item.strip().startswith("inference.")]
-    if bad:
-        raise TamvtError(f"export changes inference.* settings only, not {bad[0]!r}")
     path, ckpt, cfg = _read_run(run)
-    carried = apply_overrides(TamvtConfig(model=cfg.model, inference=cfg.inference), list(inference))
+    carried = apply_inference_overrides(TamvtConfig(model=cfg.model, inference=cfg.inference), list(inference))
     document = summary_document(run, ckpt, cfg, carried.inference) if summary else None  # before writing anything
     use_ema = ckpt.get("ema") is not None and not raw
     weights = ckpt["ema"] if use_ema else ckpt["model"]
