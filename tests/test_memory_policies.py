@@ -17,7 +17,7 @@ from tamvt.checkpoint import save_checkpoint
 from tamvt.config import InferenceConfig, TamvtConfig, apply_overrides, load_preset
 from tamvt.errors import TamvtError
 from tamvt.inference.predictor import Predictor
-from tamvt.memory import MemoryBank, confident, mask_confidence, step_clip
+from tamvt.memory import OUTSIDE_LOGIT, MemoryBank, confident, mask_confidence, search_region, step_clip
 from tamvt.models.matching import rte_rows
 from tamvt.models.tamvt import MemoryEntry, build_tamvt
 
@@ -297,3 +297,91 @@ def test_predictor_top_k(small_model):
     assert InferenceConfig().top_k is None
     with pytest.raises(TamvtError):
         apply_overrides(TamvtConfig(), ["inference.top_k=0"])
+
+
+# ---- local search (inference.search_window) ----------------------------------------------------------
+
+
+def test_search_region_hand_checked():
+    masks = torch.zeros(3, 64, 64, dtype=torch.bool)
+    masks[0, 10:20, 20:25] = True  # box 10 x 5: margin ceil(0.5 * 10) + 8 = 13
+    masks[2, 60:64, 0:2] = True  # box 4 x 4 at the corner: margin 2 + 8 = 10
+    region = search_region(masks, 0.5)
+    assert region.shape == (3, 1, 64, 64) and region.dtype == torch.bool
+    expected = torch.zeros(64, 64, dtype=torch.bool)
+    expected[0:33, 7:38] = True
+    assert torch.equal(region[0, 0], expected)
+    assert bool(region[1].all())  # empty mask: a lost object is searched everywhere
+    expected = torch.zeros(64, 64, dtype=torch.bool)
+    expected[50:64, 0:12] = True
+    assert torch.equal(region[2, 0], expected)
+
+
+def test_step_clip_region(small_model):
+    feats = small_model.encode_frames(torch.randn(3, 3, 32, 32))
+    region = torch.zeros(1, 1, 32, 32, dtype=torch.bool)
+    region[..., 8:24, 0:16] = True  # at the input size; the stride-4 logits are 8 x 8: cells 2..5, 0..3
+    with torch.no_grad():
+        bank = MemoryBank(4)
+        bank.add(small_model.encode_memory(feats.select(0), torch.ones(1, 1, 32, 32)), frame=0)
+        clip = feats.select(slice(1, 3))
+        free = step_clip(small_model, bank, clip, update_memory=False)
+        held = step_clip(small_model, bank, clip, update_memory=False, region=region)
+    inside = torch.zeros(8, 8, dtype=torch.bool)
+    inside[2:6, 0:4] = True
+    assert torch.equal(held.pred_logits[..., inside], free.pred_logits[..., inside])
+    assert bool((held.pred_logits[..., ~inside] == OUTSIDE_LOGIT).all())
+    assert all(torch.equal(a, b) for a, b in zip(held.logits[:-1], free.logits[:-1]))  # auxiliary outputs untouched
+    far = torch.ones(32, 32, dtype=torch.bool)
+    far[4:28, 0:20] = False  # the region and one logit cell around it (bilinear upsampling)
+    assert float(held.memory_mask[..., far].max()) < 1e-6  # the memory never sees beyond the region
+    assert float(free.memory_mask[..., far].max()) > 1e-3
+
+
+def test_predictor_search_window(small_model):
+    frames, mask = video(9)
+    base, _ = propagate(Predictor(small_model, InferenceConfig(short_side=None), clip_length=2), frames, mask)
+    wide, _ = propagate(Predictor(small_model, InferenceConfig(short_side=None, search_window=100.0), clip_length=2),
+                        frames, mask)
+    assert all(torch.equal(base[i], wide[i]) for i in base)  # a window wider than the frame: the paper's output
+    tight = Predictor(small_model, InferenceConfig(short_side=None, search_window=0.0), clip_length=2)
+    session = tight.start(frames)
+    tight.add_mask(session, 0, 1, mask)
+    out = {i: r.probs[0] for i, r in tight.propagate(session)}
+    # frame 1 and 2 are searched around the given box (rows 10:26, cols 5:21) grown by 8 px; "far" is
+    # 8 px further (the region is applied to the stride-4 logits, then upsampled bilinearly)
+    far = torch.ones(48, 64, dtype=torch.bool)
+    far[0:42, 0:37] = False
+    assert float(out[1][far].max()) < 1e-6 and float(out[2][far].max()) < 1e-6
+    assert float(base[1][far].max()) > 1e-3  # the random model does put mass there without the window
+    # a correction elsewhere moves the search there
+    moved = np.zeros_like(mask)
+    moved[30:40, 45:55] = True
+    tight.add_mask(session, 4, 1, moved)
+    out = {i: r.probs[0] for i, r in tight.propagate(session, start=4)}
+    far = torch.ones(48, 64, dtype=torch.bool)
+    far[14:48, 29:64] = False
+    assert float(out[5][far].max()) < 1e-6
+    assert InferenceConfig().search_window is None
+    assert apply_overrides(TamvtConfig(), ["inference.search_window=0.5"]).inference.search_window == 0.5
+    with pytest.raises(TamvtError):
+        apply_overrides(TamvtConfig(), ["inference.search_window=-1"])
+
+
+def test_search_window_remove_object(small_model):
+    frames, mask = video(9)
+    other = np.zeros_like(mask)
+    other[30:40, 40:50] = True
+    predictor = Predictor(small_model, InferenceConfig(short_side=None, search_window=0.0), clip_length=2)
+    session = predictor.start(frames)
+    predictor.add_mask(session, 0, 1, mask)
+    predictor.add_mask(session, 0, 2, other)
+    results = predictor.propagate(session)
+    for i, _ in results:
+        if i == 3:
+            break
+    assert session.walk.groups[0].last_masks.shape[0] == 2
+    predictor.remove_object(session, 1)
+    assert session.walk.groups[0].last_masks.shape[0] == 1
+    rest = dict(predictor.propagate(session))
+    assert max(rest) == 8 and all(r.object_ids == (2,) for i, r in rest.items() if i > 4)

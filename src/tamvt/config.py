@@ -95,6 +95,10 @@ class InferenceConfig:
     # memory reading as XMem / STCN: each query token attends only to its top_k most similar memory
     # tokens per matching scale; None = all of them (the paper's)
     top_k: int | None = None
+    # local search: each object's prediction is kept inside the bounding box of its last mask grown on each
+    # side by this times the box's longer side (+ 8 input px); an object whose last mask is empty is searched
+    # everywhere; None = the whole frame (the paper's)
+    search_window: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
@@ -104,6 +108,7 @@ class InferenceConfig:
         _check(self.memory_recent is None or self.memory_recent >= 1, "inference.memory_recent must be >= 1 or null")
         _check(0.0 <= self.memory_gate <= 1.0, "inference.memory_gate must be in [0, 1]")
         _check(self.top_k is None or self.top_k >= 1, "inference.top_k must be >= 1 or null")
+        _check(self.search_window is None or self.search_window >= 0, "inference.search_window must be >= 0 or null")
 
 
 @dataclass(frozen=True)

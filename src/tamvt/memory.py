@@ -3,6 +3,7 @@ predictor and by the trainer's unroll."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -220,8 +221,34 @@ def confident(mask: Tensor, min_confidence: float) -> bool:
     return min_confidence <= 0 or bool((mask_confidence(mask) >= min_confidence).all())
 
 
+OUTSIDE_LOGIT = -20.0  # final logit outside an object's search region (probability ~2e-9)
+
+
+def search_region(masks: Tensor, window: float) -> Tensor:
+    """Where each object may be in the next clip (local search): ``(B, 1, H, W)`` bool, from the objects'
+    last masks ``(B, H, W)`` bool.
+
+    The region is the mask's bounding box grown on every side by ``window`` times its longer side plus
+    8 pixels, so it follows a moving object and holds the pieces of a cut one that drift apart a little
+    per clip. An object whose last mask is empty (lost or occluded) is searched everywhere, so it can be
+    found again."""
+    b, height, width = masks.shape
+    region = torch.ones((b, 1, height, width), dtype=torch.bool, device=masks.device)
+    for k in range(b):
+        ys = torch.nonzero(masks[k].any(1)).flatten()
+        xs = torch.nonzero(masks[k].any(0)).flatten()
+        if ys.numel() == 0:
+            continue
+        y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+        margin = math.ceil(window * max(y1 - y0, x1 - x0)) + 8
+        region[k] = False
+        region[k, :, max(0, y0 - margin) : y1 + margin, max(0, x0 - margin) : x1 + margin] = True
+    return region
+
+
 def step_clip(model: TamVT, bank: MemoryBank, frames: FrameFeatures, *, update_memory: bool = True,
-              frame: int | None = None, min_confidence: float = 0.0, top_k: int | None = None) -> ClipOutput:
+              frame: int | None = None, min_confidence: float = 0.0, top_k: int | None = None,
+              region: Tensor | None = None) -> ClipOutput:
     """Segment one clip against the bank, then append its last frame + soft prediction to the bank.
 
     Works with or without gradients (the trainer calls it with grad enabled; the memory mask is
@@ -238,9 +265,18 @@ def step_clip(model: TamVT, bank: MemoryBank, frames: FrameFeatures, *, update_m
             empty or very uncertain mask in it would push a good entry out; 0 = always write (the
             paper's).
         top_k: top-k memory reading (:meth:`TamVT.match`); ``None``: every memory token (the paper's).
+        region: local search, ``(B, 1, h, w)`` bool at any size (:func:`search_region`; resized to the
+            logits by nearest neighbour): the final logits of
+            object ``b`` are set to :data:`OUTSIDE_LOGIT` outside ``region[b]`` in every frame of the clip,
+            before the memory mask is made from them; ``None``: the whole frame (the paper's).
     """
     z = model.match(frames, bank.entries, top_k)
     logits = model.decode(frames, z)
+    if region is not None:
+        final = logits[-1]
+        if tuple(region.shape[-2:]) != tuple(final.shape[-2:]):
+            region = F.interpolate(region.float(), size=final.shape[-2:], mode="nearest") > 0.5
+        logits = [*logits[:-1], final.masked_fill(~region, OUTSIDE_LOGIT)]
     last = logits[-1][:, -1:].detach()  # (B, 1, H/4, W/4)
     # interpolate logits first, then sigmoid (authors' order)
     mask = torch.sigmoid(F.interpolate(last.float(), size=frames.image_size, mode="bilinear", align_corners=False))

@@ -51,8 +51,8 @@ from tamvt.inference.preprocess import (
 )
 from tamvt.inference.session import ObjectGroup, Session, Walk
 from tamvt.inference.source import check_frame, open_video
-from tamvt.memory import seed_bank, step_clip
-from tamvt.models.tamvt import FrameFeatures, MemoryEntry, TamVT
+from tamvt.memory import search_region, seed_bank, step_clip
+from tamvt.models.tamvt import FrameFeatures, TamVT
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class Predictor:
         model: the network (put in eval mode; its device is used). With ``config.bank_size`` above
             ``model.bank_size`` the model's RTE table is resampled in place (RTE interpolation).
         config: inference settings (resize, memory capacity and policy, confidence gating, top-k memory
-            reading, merge policy, bf16 autocast on GPU).
+            reading, local search around each object, merge policy, bf16 autocast on GPU).
         clip_length: L, frames decoded together (the model's ``ModelConfig.clip_length``).
         channels_last: run the convolutions on NHWC tensors (the model's conv weights are converted in
             place; values unchanged). ``None``: on CPU only, where oneDNN is markedly faster with it
@@ -275,9 +275,6 @@ class Predictor:
     def _given_masks(self, s: Session, g: ObjectGroup, frame_idx: int) -> list[np.ndarray]:
         return [s.annotations[obj][frame_idx] for obj in g.object_ids]
 
-    def _reference_entry(self, s: Session, g: ObjectGroup, frame_idx: int, feats: FrameFeatures) -> MemoryEntry:
-        return self.model.encode_memory(feats, self._reference_masks(s, g, frame_idx))
-
     def _reference_masks(self, s: Session, g: ObjectGroup, frame_idx: int) -> Tensor:
         """``(B, 1, h, w)`` binary masks given for the group's objects in ``frame_idx``, at the input size."""
         masks = [prepare_mask(m, s.input_size) for m in self._given_masks(s, g, frame_idx)]  # each (1, h, w)
@@ -301,11 +298,14 @@ class Predictor:
                     g.start(seed_bank(self.model, FrameFeatures.cat(ref_feats), masks, s.capacity, references=True,
                                       policy=self.config.memory, recent=self.config.memory_recent,
                                       frame_indices=g.references))
+                    self._keep_last_masks(g, masks[:, -1])
                 for g in given:
                     if g not in starting:  # a correction met by the walk: finish the clip before it
                         if g.pending:
                             self._run_clip(s, walk, g, update_memory=True)
-                        g.bank.add(self._reference_entry(s, g, idx, feats), reference=True, frame=idx)
+                        masks = self._reference_masks(s, g, idx)
+                        g.bank.add(self.model.encode_memory(feats, masks), reference=True, frame=idx)
+                        self._keep_last_masks(g, masks[:, 0])
                     for obj, m in zip(g.object_ids, self._given_masks(s, g, idx)):
                         rec.probs[obj] = torch.from_numpy(m.astype(np.float32))
                 for g in segmenting:
@@ -334,9 +334,13 @@ class Predictor:
         indices = [idx for idx, _ in g.pending]
         clip = FrameFeatures.cat([f for _, f in g.pending])
         g.pending.clear()  # frames no other group waits for are freed now: only the clip copy stays
+        region = None
+        if self.config.search_window is not None and g.last_masks is not None:
+            region = search_region(g.last_masks, self.config.search_window)
         out = step_clip(self.model, g.bank, clip, update_memory=update_memory, frame=indices[-1],
-                        min_confidence=self.config.memory_gate, top_k=self.config.top_k)
+                        min_confidence=self.config.memory_gate, top_k=self.config.top_k, region=region)
         del clip
+        self._keep_last_masks(g, out.memory_mask[:, 0])
         logits = out.pred_logits  # (B, T, h/4, w/4)
         for t, idx in enumerate(indices):
             probs = logits_to_probs(logits[:, t], s.size).cpu()  # (B, H, W) at the original size
@@ -344,6 +348,11 @@ class Predictor:
             for b, obj in enumerate(g.object_ids):
                 rec.probs[obj] = probs[b]
             rec.waiting.discard(g.key)
+
+    def _keep_last_masks(self, g: ObjectGroup, masks: Tensor) -> None:
+        """Local search: the group's newest masks ``(B, h, w)`` (soft or binary, input size) bound the next clip."""
+        if self.config.search_window is not None:
+            g.last_masks = masks > 0.5
 
     def _emit(self, s: Session, walk: Walk) -> list[FrameResult]:
         """Results of the frames that are complete (outside inference mode: returned tensors are normal)."""

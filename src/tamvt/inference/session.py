@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from tamvt.errors import SessionError
@@ -102,6 +103,8 @@ class ObjectGroup:
             may be ``start_frame`` itself).
         bank: the memory, created when ``start_frame`` is processed.
         pending: ``(frame index, encoded frame (T=1))`` of the clip being filled (< L entries).
+        last_masks: ``(B, h, w)`` bool, the objects' newest masks at the input size (given or predicted),
+            kept for local search (``inference.search_window``); None when it is off.
     """
 
     key: int
@@ -111,6 +114,7 @@ class ObjectGroup:
     references: tuple[int, ...]
     bank: MemoryBank | None = None
     pending: list[tuple[int, FrameFeatures]] = field(default_factory=list)
+    last_masks: Tensor | None = None
 
     @property
     def encoded(self) -> bool:
@@ -222,6 +226,8 @@ class Walk:
             rec.probs.pop(obj_id, None)
         if group.encoded and group.object_ids:
             group.bank.drop_slot(slot)
+        if group.last_masks is not None:
+            group.last_masks = torch.cat([group.last_masks[:slot], group.last_masks[slot + 1 :]])
         if not group.object_ids:
             self.groups.remove(group)
             for rec in self.pending_frames.values():
