@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from tamvt.checkpoint import save_checkpoint
@@ -65,3 +66,34 @@ def test_the_shipped_model_row_beats_copying_the_first_mask(tmp_path):
     results = json.loads(out.read_text())
     shipped, copy = results["shipped"]["global"]["J&F-Mean"], results["copy-first-mask"]["global"]["J&F-Mean"]
     assert shipped > copy + 0.2, (shipped, copy)
+
+
+def test_crops_script(tmp_path, capsys):
+    from PIL import Image
+
+    from tamvt.data.palette import write_index_png
+
+    spec = importlib.util.spec_from_file_location("crops_benchmark", SCRIPT.parent / "crops.py")
+    crops = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(crops)
+    data, good, empty = tmp_path / "data", tmp_path / "good", tmp_path / "empty"
+    (data / "JPEGImages/480p/v").mkdir(parents=True)
+    gt = np.zeros((60, 80), np.uint8)
+    gt[20:30, 50:60] = 2
+    for frame in (0, 3):
+        Image.fromarray(np.full((60, 80, 3), 90, np.uint8)).save(data / f"JPEGImages/480p/v/{frame:05d}.jpg")
+        write_index_png(data / f"Annotations/480p/v/{frame:05d}.png", gt)
+        write_index_png(good / f"v/{frame:05d}.png", gt)
+        write_index_png(empty / f"v/{frame:05d}.png", np.zeros_like(gt))
+    out = tmp_path / "crops.png"
+    assert crops.main(["--data", str(data), "--video", "v", "--object", "2", "--frames", "0,3", "--size", "32",
+                       "--zoom", "2", "--pred", f"good={good}", "--pred", f"empty={empty}", "--out", str(out)]) == 0
+    image = np.asarray(Image.open(out))
+    assert image.shape == (2 * (64 + 4), 3 * (64 + 4), 3)  # rows: frames; columns: frame + 2 predictions
+    # the crop (32 px) is centred on the object (rows 20:30, cols 50:60; mean 24, 54): top 8, left 38
+    inner = image[2 + 2 * (25 - 8), 68 + 2 + 2 * (55 - 38)]  # the object's centre, "good" column: tinted red
+    assert inner[0] > 150 and inner[1] < 100
+    edge = image[2 + 2 * (20 - 8), 68 + 2 + 2 * (55 - 38)]  # its top edge: the green outline
+    assert tuple(edge) == (0, 255, 0)
+    untinted = image[2 + 2 * (25 - 8), 2 * 68 + 2 + 2 * (55 - 38)]  # "empty" column: no red
+    assert abs(int(untinted[0]) - int(untinted[1])) < 10
