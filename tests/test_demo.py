@@ -37,8 +37,8 @@ def test_shipped_models_are_small_trained_and_described(name):
     assert command[:3] == ["tamvt", "train", summary["run"]] and command[3] == "--out"
     overrides = command[5:]
     if name == "mini-synthetic":  # the default: fine-tuned from the base at 160 px, run at 192 with spread memory
-        assert path == shipped_model_path() and "data.synthetic_size=[160,213]" in overrides
-        assert (cfg.inference.short_side, cfg.inference.memory) == (192, "spread")
+        assert path == shipped_model_path() and "data.synthetic_size=[160,213]" in overrides  # and local search
+        assert (cfg.inference.short_side, cfg.inference.memory, cfg.inference.search_window) == (192, "spread", 0.5)
     else:  # trained from scratch by the preset as shipped
         assert overrides == [] and summary["run"] == "synthetic-small" and cfg.inference.memory == "fifo"
     # the shipped training preset with those overrides still reproduces the model (nobody changed it after)
