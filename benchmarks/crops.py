@@ -39,11 +39,6 @@ def tile(image: np.ndarray, gt: np.ndarray, pred: np.ndarray | None, top: int, l
     return cv2.resize(view.astype(np.uint8), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
 
 
-def jaccard(gt: np.ndarray, pred: np.ndarray) -> float:
-    union = (gt | pred).sum()
-    return 1.0 if union == 0 else float((gt & pred).sum() / union)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="a DAVIS-layout folder (JPEGImages/480p, Annotations/480p)")
@@ -60,6 +55,7 @@ def main(argv=None) -> int:
     from PIL import Image
 
     from tamvt.data.palette import read_index_png
+    from tamvt.evaluation.metrics import region_similarity
 
     preds = [item.partition("=")[::2] for item in args.pred]
     rows = []
@@ -72,7 +68,7 @@ def main(argv=None) -> int:
         for label, folder in preds:
             pred = read_index_png(Path(folder) / args.video / f"{name}.png")[0] == args.object
             cell = tile(image, gt, pred, top, left, args.size, args.zoom)
-            cv2.putText(cell, f"{label} J={jaccard(gt, pred):.2f}", (4, cell.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX,
+            cv2.putText(cell, f"{label} J={region_similarity(gt, pred):.2f}", (4, cell.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX,
                         0.45, (255, 255, 255), 1, cv2.LINE_AA)
             cells.append(cell)
         cv2.putText(cells[0], f"{args.video} frame {number}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
