@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from tamvt.errors import TamvtError
-from tamvt.losses import LossConfig, MaskCriterion, build_criterion, frame_weights
+from tamvt.config import LossConfig
+from tamvt.losses import MaskCriterion, build_criterion, frame_weights
 
 TERMS = ["loss_mask", "loss_dice"] + [f"loss_{k}_{i}" for i in range(5) for k in ("mask", "dice")]
 

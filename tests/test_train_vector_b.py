@@ -42,7 +42,8 @@ def model(official_vectors):
 
 @pytest.fixture(scope="module")
 def result(model, official_vectors):
-    from tamvt.losses import LossConfig, build_criterion
+    from tamvt.config import LossConfig
+    from tamvt.losses import build_criterion
 
     torch.manual_seed(0)
     crit = build_criterion(LossConfig())  # authors' defaults: area re-weighting on focal, weights 5/5

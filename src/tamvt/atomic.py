@@ -1,7 +1,9 @@
 """Atomic file output: write to a temporary file in the target folder, rename onto the target.
 
 A reader never sees a half-written file, and an interrupted write leaves the old file (if any)
-untouched. The temporary file is removed on failure.
+untouched. The temporary file is removed on failure. Every file the package writes in one piece goes
+through :func:`atomic_path`; ``fsync=True`` where a power cut must not leave an empty file behind the
+rename (training checkpoints).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+
+from tamvt.errors import InputError
+from collections.abc import Iterator
 
 
 def _umask() -> int:
@@ -20,15 +24,26 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, *, make_parents: bool = True) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it becomes ``path`` (usual file mode)."""
+def atomic_path(path: str | Path, *, make_parents: bool = True, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it becomes ``path`` (usual file mode).
+
+    ``make_parents=False``: a missing folder is an :class:`~tamvt.errors.InputError` naming it.
+
+    ``fsync``: flush the written file to disk before the rename (the data is durable once ``path``
+    names it); without it the rename alone is atomic but may reach the disk before the data.
+    """
     path = Path(path)
     if make_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise InputError(path.parent, "output folder does not exist")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
+        if fsync:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600
         os.replace(tmp, path)
     finally:

@@ -56,24 +56,24 @@ class ModelConfig:
     pixel_decoder_dim: int = 256  # FPN width; must equal hidden_dim (Z is added to the FPN levels)
 
     def __post_init__(self) -> None:
-        _check(self.hidden_dim > 0 and self.hidden_dim % 2 == 0, "model.hidden_dim must be a positive even number")
-        _check(self.backbone_width >= 8 and self.backbone_width % 8 == 0,
+        check(self.hidden_dim > 0 and self.hidden_dim % 2 == 0, "model.hidden_dim must be a positive even number")
+        check(self.backbone_width >= 8 and self.backbone_width % 8 == 0,
                "model.backbone_width must be a positive multiple of 8")
-        _check(1 <= self.matching_scales <= 3, "model.matching_scales must be 1, 2 or 3")
-        _check(self.matching_heads > 0 and self.hidden_dim % self.matching_heads == 0,
+        check(1 <= self.matching_scales <= 3, "model.matching_scales must be 1, 2 or 3")
+        check(self.matching_heads > 0 and self.hidden_dim % self.matching_heads == 0,
                "model.hidden_dim must be divisible by model.matching_heads")
-        _check(self.decoder_heads > 0 and self.hidden_dim % self.decoder_heads == 0,
+        check(self.decoder_heads > 0 and self.hidden_dim % self.decoder_heads == 0,
                "model.hidden_dim must be divisible by model.decoder_heads")
-        _check(self.decoder_layers >= 1, "model.decoder_layers must be >= 1")
-        _check(self.decoder_ffn >= 1, "model.decoder_ffn must be >= 1")
-        _check(0.0 <= self.dropout < 1.0 and 0.0 <= self.matching_dropout < 1.0, "dropout must be in [0, 1)")
-        _check(self.clip_length >= 1, "model.clip_length must be >= 1")
-        _check(self.bank_size >= 1, "model.bank_size must be >= 1")
-        _check(self.time_embed_len >= self.clip_length, "model.time_embed_len must be >= model.clip_length")
-        _check(self.pixel_decoder_dim == self.hidden_dim,
+        check(self.decoder_layers >= 1, "model.decoder_layers must be >= 1")
+        check(self.decoder_ffn >= 1, "model.decoder_ffn must be >= 1")
+        check(0.0 <= self.dropout < 1.0 and 0.0 <= self.matching_dropout < 1.0, "dropout must be in [0, 1)")
+        check(self.clip_length >= 1, "model.clip_length must be >= 1")
+        check(self.bank_size >= 1, "model.bank_size must be >= 1")
+        check(self.time_embed_len >= self.clip_length, "model.time_embed_len must be >= model.clip_length")
+        check(self.pixel_decoder_dim == self.hidden_dim,
                "model.pixel_decoder_dim must equal model.hidden_dim (matching outputs are added to the "
                "FPN levels and the decoder attends to them)")
-        _check(self.pixel_decoder_dim % 32 == 0, "model.pixel_decoder_dim must be a multiple of 32 (GroupNorm(32))")
+        check(self.pixel_decoder_dim % 32 == 0, "model.pixel_decoder_dim must be a multiple of 32 (GroupNorm(32))")
 
 
 @dataclass(frozen=True)
@@ -101,14 +101,14 @@ class InferenceConfig:
     search_window: float | None = None
 
     def __post_init__(self) -> None:
-        _check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
-        _check(self.max_long_side > 0, "inference.max_long_side must be > 0")
-        _check(self.bank_size is None or self.bank_size >= 1, "inference.bank_size must be >= 1 or null")
-        _check(0.0 <= self.bg_threshold <= 1.0, "inference.bg_threshold must be in [0, 1]")
-        _check(self.memory_recent is None or self.memory_recent >= 1, "inference.memory_recent must be >= 1 or null")
-        _check(0.0 <= self.memory_gate <= 1.0, "inference.memory_gate must be in [0, 1]")
-        _check(self.top_k is None or self.top_k >= 1, "inference.top_k must be >= 1 or null")
-        _check(self.search_window is None or self.search_window >= 0, "inference.search_window must be >= 0 or null")
+        check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
+        check(self.max_long_side > 0, "inference.max_long_side must be > 0")
+        check(self.bank_size is None or self.bank_size >= 1, "inference.bank_size must be >= 1 or null")
+        check(0.0 <= self.bg_threshold <= 1.0, "inference.bg_threshold must be in [0, 1]")
+        check(self.memory_recent is None or self.memory_recent >= 1, "inference.memory_recent must be >= 1 or null")
+        check(0.0 <= self.memory_gate <= 1.0, "inference.memory_gate must be in [0, 1]")
+        check(self.top_k is None or self.top_k >= 1, "inference.top_k must be >= 1 or null")
+        check(self.search_window is None or self.search_window >= 0, "inference.search_window must be >= 0 or null")
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,25 @@ class TamvtConfig:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
 
 
-def _check(ok: bool, message: str) -> None:
+Reweighting = Literal["area", "centroid", "components", "none"]
+ApplyTo = Literal["focal", "dice", "both"]
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Schema of the training objective. Defaults = the authors' training script."""
+
+    focal_weight: float = 5.0
+    dice_weight: float = 5.0
+    alpha: float = 0.25
+    gamma: float = 2.0
+    reweighting: Reweighting = "area"
+    tau: float = 1.0
+    apply_to: ApplyTo = "focal"
+
+
+def check(ok: bool, message: str) -> None:
+    """Raise :class:`TamvtError` with ``message`` unless ``ok`` (the config validators' one test)."""
     if not ok:
         raise TamvtError(message)
 

@@ -19,8 +19,6 @@ Void pixels (255) are background, exactly as in the authors' code.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -28,24 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tamvt.config import ApplyTo, LossConfig, Reweighting
 from tamvt.errors import TamvtError
 
-Reweighting = Literal["area", "centroid", "components", "none"]
-ApplyTo = Literal["focal", "dice", "both"]
 VOID = 255
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Schema of the training objective. Defaults = the authors' training script."""
-
-    focal_weight: float = 5.0
-    dice_weight: float = 5.0
-    alpha: float = 0.25
-    gamma: float = 2.0
-    reweighting: Reweighting = "area"
-    tau: float = 1.0
-    apply_to: ApplyTo = "focal"
 
 
 def binary_targets(targets: Tensor) -> Tensor:

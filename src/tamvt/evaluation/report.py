@@ -159,16 +159,8 @@ def to_json(result: EvalResult, attributes: Mapping[str, Any] | None = None) -> 
     }
 
 
-def _atomic_write(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
-    path = Path(path)
-    if path.parent and not path.parent.is_dir():
-        raise InputError(path.parent, "output folder does not exist")
-    write_text_atomic(path, text, make_parents=False)
-
-
 def write_json(path: str | Path, result: EvalResult, attributes: Mapping[str, Any] | None = None) -> None:
-    _atomic_write(path, json.dumps(to_json(result, attributes), indent=2) + "\n")
+    write_text_atomic(path, json.dumps(to_json(result, attributes), indent=2) + "\n", make_parents=False)
 
 
 def write_csv(path: str | Path, result: EvalResult) -> None:
@@ -179,7 +171,7 @@ def write_csv(path: str | Path, result: EvalResult) -> None:
     for o, s in zip(result.objects, result.object_scores):
         area = "" if math.isnan(o.area_frac) else repr(100.0 * o.area_frac)
         w.writerow([o.sequence, o.object, len(o.frames), area, *("" if math.isnan(s[k]) else repr(s[k]) for k in SCORE_KEYS)])
-    _atomic_write(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue(), make_parents=False)
 
 
 TABLE_KEYS: tuple[str, ...] = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay", "J_tr-Mean")

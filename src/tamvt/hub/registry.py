@@ -148,10 +148,10 @@ def fetch(name: str, *, progress: bool = True, verify: bool = True, timeout: flo
     ckpt, src = checkpoint_path(entry), download_path(entry)
     with _locked(ckpt.parent):
         if ckpt.is_file() and _record_path(ckpt).is_file():
-            _check(ckpt, name, full=verify)
+            _verify_record(ckpt, name, full=verify)
             return ckpt
         if src.is_file() and _record_path(src).is_file():
-            _check(src, name, full=True)
+            _verify_record(src, name, full=True)
         elif src.is_file():  # put there by hand: record what it is now
             _write_record(src, {"url": None, "size": src.stat().st_size, "sha256": sha256_file(src),
                                 "added": "by hand"})
@@ -218,7 +218,7 @@ def _write_record(path: Path, record: dict) -> None:
     write_text_atomic(_record_path(path), json.dumps(record, indent=2) + "\n")
 
 
-def _check(path: Path, name: str, *, full: bool) -> None:
+def _verify_record(path: Path, name: str, *, full: bool) -> None:
     """``path`` still has the size (and with ``full`` the sha256) recorded beside it."""
     try:
         record = json.loads(_record_path(path).read_text(encoding="utf-8"))

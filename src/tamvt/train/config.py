@@ -22,15 +22,10 @@ from typing import Any, Literal, Sequence
 import yaml
 
 from tamvt.config import InferenceConfig, ModelConfig, apply_overrides, from_dict, load_preset, read_yaml_mapping, to_dict
+from tamvt.config import LossConfig, check
 from tamvt.errors import InputError, TamvtError
-from tamvt.losses import LossConfig
 
 Source = Literal["synthetic", "static", "davis", "vost", "visor", "youtube"]
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise TamvtError(message)
 
 
 @dataclass(frozen=True)
@@ -62,15 +57,15 @@ class DataConfig:
     static_paste_prob: float = 1.0  # static: probability of pasting a second image's objects on top
 
     def __post_init__(self) -> None:
-        _check(self.window_length >= 2, "data.window_length must be >= 2")
-        _check(1 <= self.num_memory < self.window_length, "data.num_memory must be in [1, data.window_length - 1]")
-        _check(self.clip_length is None or self.clip_length >= 1, "data.clip_length must be >= 1 or null")
-        _check(min(self.crop_size) > 0, "data.crop_size must be positive")
-        _check(0 < self.scale_range[0] <= self.scale_range[1], "data.scale_range must be 0 < lo <= hi")
-        _check(0.0 <= self.reverse_prob <= 1.0, "data.reverse_prob must be in [0, 1]")
-        _check(self.max_skip >= 1, "data.max_skip must be >= 1")
-        _check(0.0 <= self.hflip_prob <= 1.0, "data.hflip_prob must be in [0, 1]")
-        _check(self.epoch_size >= 1, "data.epoch_size must be >= 1")
+        check(self.window_length >= 2, "data.window_length must be >= 2")
+        check(1 <= self.num_memory < self.window_length, "data.num_memory must be in [1, data.window_length - 1]")
+        check(self.clip_length is None or self.clip_length >= 1, "data.clip_length must be >= 1 or null")
+        check(min(self.crop_size) > 0, "data.crop_size must be positive")
+        check(0 < self.scale_range[0] <= self.scale_range[1], "data.scale_range must be 0 < lo <= hi")
+        check(0.0 <= self.reverse_prob <= 1.0, "data.reverse_prob must be in [0, 1]")
+        check(self.max_skip >= 1, "data.max_skip must be >= 1")
+        check(0.0 <= self.hflip_prob <= 1.0, "data.hflip_prob must be in [0, 1]")
+        check(self.epoch_size >= 1, "data.epoch_size must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -92,7 +87,7 @@ class ValConfig:
     short_side: int | None = None  # model input short side for validation; None = native frame size
 
     def __post_init__(self) -> None:
-        _check(self.num_videos >= 0, "val.num_videos must be >= 0")
+        check(self.num_videos >= 0, "val.num_videos must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -121,15 +116,15 @@ class OptimConfig:
     ema_decay: float = 0.0  # 0 = no EMA (validation / export use the raw weights)
 
     def __post_init__(self) -> None:
-        _check(self.epochs is not None or self.steps is not None, "optim: set optim.epochs or optim.steps")
-        _check(self.epochs is None or self.epochs >= 1, "optim.epochs must be >= 1")
-        _check(self.steps is None or self.steps >= 1, "optim.steps must be >= 1")
-        _check(self.lr > 0 and self.lr_backbone >= 0, "optim.lr must be > 0 and optim.lr_backbone >= 0")
-        _check(self.lr_rte is None or self.lr_rte > 0, "optim.lr_rte must be > 0 or null")
-        _check(0.0 <= self.warmup_fraction < 1.0, "optim.warmup_fraction must be in [0, 1)")
-        _check(0.0 <= self.ema_decay < 1.0, "optim.ema_decay must be in [0, 1)")
-        _check(self.grad_clip >= 0, "optim.grad_clip must be >= 0")
-        _check(list(self.milestones) == sorted(self.milestones), "optim.milestones must be increasing")
+        check(self.epochs is not None or self.steps is not None, "optim: set optim.epochs or optim.steps")
+        check(self.epochs is None or self.epochs >= 1, "optim.epochs must be >= 1")
+        check(self.steps is None or self.steps >= 1, "optim.steps must be >= 1")
+        check(self.lr > 0 and self.lr_backbone >= 0, "optim.lr must be > 0 and optim.lr_backbone >= 0")
+        check(self.lr_rte is None or self.lr_rte > 0, "optim.lr_rte must be > 0 or null")
+        check(0.0 <= self.warmup_fraction < 1.0, "optim.warmup_fraction must be in [0, 1)")
+        check(0.0 <= self.ema_decay < 1.0, "optim.ema_decay must be in [0, 1)")
+        check(self.grad_clip >= 0, "optim.grad_clip must be >= 0")
+        check(list(self.milestones) == sorted(self.milestones), "optim.milestones must be increasing")
 
 
 @dataclass(frozen=True)
@@ -148,9 +143,9 @@ class RunConfig:
     progress: bool = True  # tqdm bar on rank 0
 
     def __post_init__(self) -> None:
-        _check(self.checkpoint_every >= 1, "run.checkpoint_every must be >= 1")
-        _check(self.validate_every >= 0 and self.log_every >= 1, "run.validate_every >= 0, run.log_every >= 1")
-        _check(self.num_workers >= 0 and self.threads >= 0, "run.num_workers and run.threads must be >= 0")
+        check(self.checkpoint_every >= 1, "run.checkpoint_every must be >= 1")
+        check(self.validate_every >= 0 and self.log_every >= 1, "run.validate_every >= 0, run.log_every >= 1")
+        check(self.num_workers >= 0 and self.threads >= 0, "run.num_workers and run.threads must be >= 0")
 
 
 @dataclass(frozen=True)

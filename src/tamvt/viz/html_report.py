@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from tamvt.atomic import write_text_atomic
-from tamvt.errors import InputError
 from tamvt.evaluation.evaluate import EvalResult
 from tamvt.evaluation.report import TABLE_KEYS, TableRow, table_rows, to_json
 
@@ -80,7 +79,4 @@ def eval_html(result: EvalResult, attributes: Mapping[str, Any] | None = None, *
 
 def write_page(path: str | Path, page: str) -> None:
     """Write the page atomically; the folder must exist (as for ``--json`` / ``--csv``)."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise InputError(path.parent, "output folder does not exist")
     write_text_atomic(path, page, make_parents=False)
