@@ -208,7 +208,7 @@ def from_dict(cls: type[T], data: dict[str, Any], _prefix: str = "") -> T:
     if not isinstance(data, dict):
         raise TamvtError(f"{_prefix.rstrip('.') or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]  # T is any dataclass
     unknown = [k for k in data if k not in names]
     if unknown:
         raise TamvtError(f"unknown config key(s) {', '.join(_prefix + str(k) for k in unknown)} "
@@ -286,7 +286,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     bad = TamvtError(f"config key {key!r}: invalid value {value!r} (expected {_describe(hint)})")
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return from_dict(hint, value, key + ".")
     if origin is Literal:
         if value not in args or isinstance(value, bool) != isinstance(args[0], bool):

@@ -244,11 +244,9 @@ class MaskCriterion(nn.Module):
         out["loss_mask"], out["loss_dice"] = terms(layer_logits[-1])
         for i, logits in enumerate(layer_logits[:-1]):
             out[f"loss_mask_{i}"], out[f"loss_dice_{i}"] = terms(logits)
-        total = None
-        for key, value in out.items():
-            part = value * (self.focal_weight if key.startswith("loss_mask") else self.dice_weight)
-            total = part if total is None else total + part
-        out["total"] = total
+        out["total"] = sum(  # type: ignore[assignment]  # a sum of tensors is a tensor
+            value * (self.focal_weight if key.startswith("loss_mask") else self.dice_weight)
+            for key, value in out.items())
         return out
 
 

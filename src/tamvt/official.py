@@ -36,7 +36,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor
@@ -140,13 +140,15 @@ def infer_model_config(official: Mapping[str, Tensor], base: ModelConfig | None 
     except (KeyError, StopIteration) as err:
         raise TamvtError(f"not a TAM-VT state dict: missing {err}") from None
     theta = official.get("transformer.encoder.rel_time_theta.weight")
-    rte, bank = "none", base.bank_size
+    rte: Literal["none", "mul", "add"] = "none"
+    bank = base.bank_size
     if theta is not None:
-        bank = rte_bank_size(theta.numel())
-        if bank is None:
+        found = rte_bank_size(theta.numel())
+        if found is None:
             raise TamvtError(f"RTE table of {theta.numel()} rows is not N(N+1)/2 for any bank size N")
-        rte = "mul"  # the released models use 'embedding_dyna_mul' (the weights cannot tell mul from add)
-    return dataclasses.replace(base, backbone=backbone, hidden_dim=d, pixel_decoder_dim=d, matching_scales=scales,
+        bank, rte = found, "mul"  # the released models use 'embedding_dyna_mul' (the weights cannot tell mul from add)
+    arch = cast(Literal["resnet18", "resnet34", "resnet50"], backbone)  # checked against the three above
+    return dataclasses.replace(base, backbone=arch, hidden_dim=d, pixel_decoder_dim=d, matching_scales=scales,
                                decoder_layers=layers, decoder_ffn=ffn, time_embed_len=te.shape[0], rte=rte,
                                bank_size=bank)
 

@@ -62,10 +62,10 @@ def run(args: argparse.Namespace) -> int:
                 writer.write(overlay(result.image, result.mask, palette))
         commit_output(tmp, pred_root / seq.name)
 
-    result = evaluate(sequences, pred_root, "davis", workers=1)
+    scores = evaluate(sequences, pred_root, "davis", workers=1)
     attributes = load_attributes(data)
-    print(format_table(result, attributes))
-    write_json(out / "report.json", result, attributes)
+    print(format_table(scores, attributes))
+    write_json(out / "report.json", scores, attributes)
     print(f"tamvt demo: masks in {pred_root}, overlay in {out}, report in {out / 'report.json'} "
           f"(model: {checkpoint.name})")
     return 0

@@ -103,7 +103,7 @@ def _attention(args: argparse.Namespace) -> list[Path]:
         raise InputError(args.mask, f"object {obj} is not in the mask (ids: {', '.join(map(str, present))})")
     if args.short_side is not None and args.short_side < 0:
         raise TamvtError(f"--short-side must be >= 0 (0 = keep the size), got {args.short_side}")
-    fields = {} if args.short_side is None else {"short_side": args.short_side or None}
+    fields: dict[str, Any] = {} if args.short_side is None else {"short_side": args.short_side or None}
     predictor = Predictor.from_checkpoint(args.checkpoint, device=resolve_device(args.device), **fields)
     cap = capture_attention(predictor, seq, ids == obj, args.mask_frame, args.frame, obj)
     return [_save(plot_attention(cap), args, f"attention-frame{args.frame}-obj{obj}.png")]

@@ -170,7 +170,7 @@ def evaluate_sequence(seq: VideoSequence, pred_dir: Path, protocol: str) -> Sequ
     annotated = seq.annotated
     duration = _duration(seq, protocol)
     if not annotated:
-        return SequenceResult(seq.name, len(seq), tuple(seq.size), duration, dict(seq.extra), ())
+        return SequenceResult(seq.name, len(seq), (seq.size[0], seq.size[1]), duration, dict(seq.extra), ())
     first = to_labels(seq.read_mask(annotated[0]), seq.void_id)
     plan = make_plan(protocol, seq, first)
     objects = plan.objects
@@ -217,7 +217,7 @@ def evaluate_sequence(seq: VideoSequence, pred_dir: Path, protocol: str) -> Sequ
         + (f" (also in {len(frames) - 1} more frames)" if len(frames) > 1 else "")
         for i, frames in sorted(unknown.items())
     )
-    return SequenceResult(seq.name, len(seq), tuple(seq.size), duration, dict(seq.extra), results, warns)
+    return SequenceResult(seq.name, len(seq), (seq.size[0], seq.size[1]), duration, dict(seq.extra), results, warns)
 
 
 def _duration(seq: VideoSequence, protocol: str) -> float | None:
@@ -257,10 +257,10 @@ def evaluate(
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = {i: pool.submit(_job, *jobs[i]) for i in order}
         for i in order:
-            outs[i] = futures[i].result()
-            if isinstance(outs[i], tuple):  # bad input: stop, report it
+            out = outs[i] = futures[i].result()
+            if isinstance(out, tuple):  # bad input: stop, report it
                 pool.shutdown(wait=True, cancel_futures=True)
-                raise InputError(*outs[i])
+                raise InputError(*out)
     return EvalResult(protocol, tuple(outs))  # type: ignore[arg-type]
 
 

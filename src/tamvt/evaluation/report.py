@@ -56,6 +56,7 @@ def load_attributes(gt_root: str | Path, warn: Callable[[str], None] | None = No
     path = Path(gt_root) / "attributes.json"
     if not path.is_file():
         return None
+    why: str | None
     try:
         data = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as err:
@@ -185,12 +186,12 @@ def table_rows(result: EvalResult, attributes: Mapping[str, Any] | None = None
     """The global row, one row per sequence (mean of its objects) and one per subset."""
     scores = result.object_scores
     start = 0
-    seq_rows = []
+    seq_rows: list[TableRow] = []
     for seq in result.sequences:
         n = len(seq.objects)
         seq_rows.append((seq.name, n, mean_scores(scores[start : start + n])))
         start += n
-    sub_rows = [(name, len(ids), mean_scores([scores[i] for i in ids]))
+    sub_rows: list[TableRow] = [(name, len(ids), mean_scores([scores[i] for i in ids]))
                 for name, ids in subsets(result, attributes).items()]
     return ("GLOBAL", len(scores), result.global_scores()), seq_rows, sub_rows
 

@@ -8,6 +8,7 @@ narrower (``width``), use trainable GroupNorm and train every layer.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,11 @@ class FrozenBatchNorm2d(nn.Module):
 
     ``y = x * scale + shift`` with ``scale = w * rsqrt(rv + eps)``, ``shift = b - rm * scale``.
     """
+
+    weight: Tensor  # the four buffers, each (C,)
+    bias: Tensor
+    running_mean: Tensor
+    running_var: Tensor
 
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -59,7 +65,9 @@ def conv_norm(conv: nn.Conv2d, norm: nn.Module, x: Tensor) -> Tensor:
 
 def _output_size(conv: nn.Conv2d, x: Tensor) -> int:
     """Number of elements of ``conv(x)``."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    # padding is a pair here: every convolution of the backbone is built with int padding
+    (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
+    ph, pw = cast(tuple[int, int], conv.padding)
     h = (x.shape[-2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     w = (x.shape[-1] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     return x.shape[0] * conv.out_channels * h * w
@@ -114,7 +122,7 @@ class Bottleneck(nn.Module):
 
 def _shortcut(downsample: nn.Sequential | None, x: Tensor) -> Tensor:
     """The residual branch: ``x`` or ``downsample(x)`` (conv + norm, folded like the others)."""
-    return x if downsample is None else conv_norm(downsample[0], downsample[1], x)
+    return x if downsample is None else conv_norm(cast(nn.Conv2d, downsample[0]), downsample[1], x)
 
 
 def _add_residual(out: Tensor, shortcut: Tensor) -> Tensor:
@@ -129,13 +137,14 @@ def _downsample(cin: int, cout: int, stride: int, norm: str) -> nn.Sequential | 
     return nn.Sequential(_conv(cin, cout, 1, stride), _norm(norm, cout))
 
 
-_BLOCKS = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet34": (BasicBlock, (3, 4, 6, 3)),
+_BLOCKS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet34": (BasicBlock, (3, 4, 6, 3)),
            "resnet50": (Bottleneck, (3, 4, 6, 3))}
 
 
-def _layer(block: type[nn.Module], cin: int, width: int, blocks: int, stride: int,
+def _layer(block: type[BasicBlock] | type[Bottleneck], cin: int, width: int, blocks: int, stride: int,
            norm: str) -> tuple[nn.Sequential, int]:
-    layers, cout = [], width * block.expansion
+    layers: list[nn.Module] = []
+    cout = width * block.expansion
     for i in range(blocks):
         layers.append(block(cin if i == 0 else cout, width, stride if i == 0 else 1, norm))
     return nn.Sequential(*layers), cout
@@ -157,6 +166,11 @@ class Backbone(nn.Module):
             from scratch with batch size 1).
         freeze_stem: keep conv1 + layer1 frozen (authors); ``False`` trains every layer.
     """
+
+    layer1: nn.Sequential  # registered by name in __init__ (torchvision's parameter names)
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
     def __init__(self, name: str, width: int = 64, norm: str = "frozen_bn", freeze_stem: bool = True) -> None:
         super().__init__()

@@ -95,6 +95,8 @@ class SpaceTimeDecoder(nn.Module):
         num_levels: FPN levels cycled through (3).
     """
 
+    time_embed: Tensor  # buffer (time_embed_len, d)
+
     def __init__(self, dim: int, heads: int, ffn: int, dropout: float, num_layers: int,
                  time_embed_len: int, num_levels: int = 3) -> None:
         super().__init__()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -204,7 +204,7 @@ class MatchingBlock(nn.Module):
             for s in range(0, lq, chunk):
                 logits = qh[:, s:s + chunk] @ kh.transpose(1, 2) / math.sqrt(d)  # (H, chunk, Lk)
                 logits = logits if mask is None else logits + mask
-                if sparse:  # softmax over the k largest logits of each query, zero weight elsewhere
+                if top_k is not None and sparse:  # softmax over the k largest logits of each query, zero elsewhere
                     top, index = logits.topk(top_k, dim=-1)
                     weights.append(torch.zeros_like(logits).scatter_(-1, index, top.softmax(-1)))
                 else:
@@ -235,18 +235,22 @@ class Matching(nn.Module):
         self.blocks = nn.ModuleList(MatchingBlock(dim, heads, dropout) for _ in range(num_scales))
         self.rte = RelativeTimeEncoding(rte, bank_size)
 
+    def scale_blocks(self) -> list[MatchingBlock]:
+        """The blocks, coarse to fine (``nn.ModuleList`` hands them out untyped)."""
+        return [cast(MatchingBlock, block) for block in self.blocks]
+
     @contextmanager
     def hook_attention(self, fn: Callable[[int, Tensor], None]) -> Iterator[None]:
         """While active, every forward calls ``fn(scale, weights)`` per matching scale, where ``weights``
         ``(H, T*h*w, n*h*w)`` are the softmax attention of the query tokens (frame-major) over the
         memory tokens (entries in memory order, each ``h*w`` row-major), RTE included. The attention
         then runs unfused (same logits, softmax and output, float rounding aside); for analysis only."""
-        for s, block in enumerate(self.blocks):
+        for s, block in enumerate(self.scale_blocks()):
             block.attention_hook = lambda w, s=s: fn(s, w)
         try:
             yield
         finally:
-            for block in self.blocks:
+            for block in self.scale_blocks():
                 block.attention_hook = None
 
     def forward(self, queries: Sequence[Tensor], keys: Sequence[Sequence[Tensor]],
@@ -264,11 +268,12 @@ class Matching(nn.Module):
         n = len(keys[0])
         theta = self.rte.for_entries(n)
         out = []
-        for block, q_map, k_list, v_list in zip(self.blocks, queries, keys, values):
+        for block, q_map, k_list, v_list in zip(self.scale_blocks(), queries, keys, values):
             t, d, hh, ww = q_map.shape
             q = block.project_queries(q_map.flatten(2).transpose(1, 2).reshape(t * hh * ww, d))
             bias = None
             if self.rte.mode == "mul":
+                assert theta is not None  # mode mul / add always has a table
                 # theta multiplies the scaled logits of all tokens of its memory frame
                 # (L = clip(QK^T/sqrt(d), +-1e4) * theta in the authors' code); it is folded into that
                 # frame's keys so that fused attention can be used. The +-1e4 clip is a no-op here:
@@ -277,6 +282,7 @@ class Matching(nn.Module):
             else:
                 k = torch.cat(list(k_list))
                 if self.rte.mode == "add":
+                    assert theta is not None
                     bias = torch.cat([theta[i].expand(kk.shape[0]) for i, kk in enumerate(k_list)])
             v = torch.cat(list(v_list), dim=1)
             z = block.attend(q, k, v, bias, top_k)  # (B, T*h*w, d)

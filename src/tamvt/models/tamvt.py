@@ -156,7 +156,7 @@ class TamVT(nn.Module):
         mask_levels = self.backbone(masks.to(dtype).expand(-1, 3, -1, -1))
         keys, values = [], []
         for s, name in enumerate(self.matching_levels):
-            block = self.matching.blocks[s]
+            block = self.matching.scale_blocks()[s]
             keys.append(block.project_keys(frame.match_in[s][0].flatten(1).t()))  # (h*w, d)
             v = self.mask_proj[name](mask_levels[name]) + frame.pos[name]  # (B, d, h, w)
             values.append(block.project_values(v.flatten(2).transpose(1, 2)))  # (B, h*w, d)
@@ -207,5 +207,7 @@ def build_tamvt(cfg: ModelConfig) -> TamVT:
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
     with torch.no_grad():
-        pixel_decoder.mask_features.bias.zero_()
+        bias = pixel_decoder.mask_features.bias
+        assert bias is not None  # built with a bias
+        bias.zero_()
     return TamVT(backbone, frame_proj, mask_proj, matching, pixel_decoder, decoder, mask_head)

@@ -45,7 +45,10 @@ def param_groups(
     do. Each group carries ``base_lr`` for the schedule. Parameters shared by two modules (the
     matching pre-LayerNorm) appear once.
     """
-    backbone, rest, rte, seen = [], [], [], set()
+    backbone: list[nn.Parameter] = []
+    rest: list[nn.Parameter] = []
+    rte: list[nn.Parameter] = []
+    seen: set[int] = set()
     for name, p in model.named_parameters():
         if not p.requires_grad or id(p) in seen:
             continue
@@ -59,7 +62,7 @@ def param_groups(
         return {"params": params, "lr": group_lr, "base_lr": group_lr, "weight_decay": weight_decay, "name": name}
 
     groups = [group("rest", rest, lr)]
-    if rte:
+    if rte and lr_rte is not None:
         groups.append(group("rte", rte, lr_rte))
     if lr_backbone > 0 and backbone:
         groups.append(group("backbone", backbone, lr_backbone))
@@ -154,6 +157,6 @@ def clip_grad_norm(params: Iterable[torch.Tensor], max_norm: float) -> float:
         return 0.0
     if max_norm > 0:
         return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    norms = torch.stack([p.grad.detach().float().norm() for p in params])
+    norms = torch.stack([p.grad.detach().float().norm() for p in params if p.grad is not None])
     total = float(norms.norm())
     return total if math.isfinite(total) else float("nan")

@@ -18,7 +18,7 @@ import hashlib
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,7 +37,8 @@ def capture_rng() -> dict[str, Any]:
     """RNG states of python ``random``, numpy's legacy global generator and torch (CPU + CUDA),
     as tensors / lists / ints (loadable with ``weights_only=True``)."""
     version, state, gauss = random.getstate()
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np_state
     out: dict[str, Any] = {
         "python": {"version": int(version), "state": list(state), "gauss": gauss},
         "numpy": {"name": str(np_name), "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),

@@ -17,14 +17,16 @@ import dataclasses
 import math
 import sys
 import time
+from collections.abc import Sized
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from tamvt.errors import TamvtError
+from tamvt.models.tamvt import TamVT
 from tamvt.train import distributed as D
 from tamvt.train.config import TrainConfig, config_to_dict, config_to_yaml
 from tamvt.train.data import ShardedOrder, build_train_dataset, steps_per_epoch
@@ -47,7 +49,7 @@ Resume = Literal["auto", "never"]
 class WindowModel(nn.Module):
     """Wraps the network so that DDP sees one ``forward`` per window (it syncs gradients per forward)."""
 
-    def __init__(self, net: nn.Module, clip_length: int, capacity: int | None) -> None:
+    def __init__(self, net: TamVT, clip_length: int, capacity: int | None) -> None:
         super().__init__()
         self.net = net
         self.clip_length = clip_length
@@ -133,8 +135,12 @@ class Trainer:
                                                                     broadcast_buffers=False)
         self.criterion = build_criterion(cfg.loss)
         self.dataset = dataset if dataset is not None else build_train_dataset(cfg.data, cfg.run.seed)
-        self.steps_per_epoch = steps_per_epoch(len(self.dataset), self.dist.world_size)
-        self.total_steps = o.steps if o.steps is not None else o.epochs * self.steps_per_epoch
+        self.steps_per_epoch = steps_per_epoch(len(cast(Sized, self.dataset)), self.dist.world_size)
+        if o.steps is not None:
+            self.total_steps = o.steps
+        else:
+            assert o.epochs is not None  # OptimConfig requires one of the two
+            self.total_steps = o.epochs * self.steps_per_epoch
         self.schedule = build_schedule(o.schedule, self.total_steps, self.steps_per_epoch, o.steps is None,
                                        o.milestones, o.gamma, o.final_drop, o.warmup_fraction)
         self.ema = ModelEma(self.net, o.ema_decay) if o.ema_decay > 0 else None
@@ -225,7 +231,7 @@ class Trainer:
     def _loader(self) -> DataLoader:
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(self.epoch)
-        order = ShardedOrder(len(self.dataset), self.dist.rank, self.dist.world_size, self.cfg.run.seed,
+        order = ShardedOrder(len(cast(Sized, self.dataset)), self.dist.rank, self.dist.world_size, self.cfg.run.seed,
                              self.epoch, start=self.epoch_step)
         # a private generator: creating the iterator must not draw from the global torch RNG, or a
         # resumed run (iterator created mid-epoch) would see other dropout masks than an uninterrupted one
@@ -301,7 +307,7 @@ class Trainer:
 
     # -------------------------------------------------------------------------- validation
 
-    def _val_model(self) -> nn.Module:
+    def _val_model(self) -> TamVT:
         """A fresh eval copy holding the EMA (or raw) weights (the predictor may resample its RTE table)."""
         from tamvt.models.tamvt import build_tamvt
 
@@ -345,7 +351,7 @@ class Trainer:
             self.last_val = {**scores, "step": self.step, "seconds": time.perf_counter() - start}
             if logger is not None:
                 logger.write({"event": "val", **self.last_val})
-        self.last_val = D.broadcast_object(self.last_val)
+        self.last_val = cast(dict[str, Any], D.broadcast_object(self.last_val))
         return self.last_val
 
 

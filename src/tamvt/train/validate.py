@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from tamvt.config import InferenceConfig
+from tamvt.models.tamvt import TamVT
 from tamvt.evaluation.metrics import bound_pix, boundary_f, j_tr_values, region_similarity
 
 
@@ -51,7 +52,7 @@ def synthetic_videos(suite: str, seed: int, num: int, size: tuple[int, int] | No
 
     out = []
     for cfg in preset_suite(suite, seed=seed, num=num):
-        changes = {k: v for k, v in (("size", size), ("length", length)) if v is not None}
+        changes: dict[str, Any] = {k: v for k, v in (("size", size), ("length", length)) if v is not None}
         video = make_video(dataclasses.replace(cfg, **changes))
         out.append(ValVideo(video.name, video.frames, dict(enumerate(np.asarray(video.masks)))))
     return out
@@ -98,7 +99,7 @@ def score_video(labels: Mapping[int, np.ndarray], pred: Mapping[int, np.ndarray]
 
 
 @torch.no_grad()
-def segment(model: torch.nn.Module, video: ValVideo, config: InferenceConfig, clip_length: int) -> dict[int, np.ndarray]:
+def segment(model: TamVT, video: ValVideo, config: InferenceConfig, clip_length: int) -> dict[int, np.ndarray]:
     """Merged index masks of the annotated frames of ``video`` (the reference frame: its ground truth)."""
     from tamvt.inference.predictor import Predictor
 
@@ -117,7 +118,7 @@ def segment(model: torch.nn.Module, video: ValVideo, config: InferenceConfig, cl
     return pred
 
 
-def validate(model: torch.nn.Module, videos: Sequence[ValVideo], config: InferenceConfig,
+def validate(model: TamVT, videos: Sequence[ValVideo], config: InferenceConfig,
              clip_length: int) -> dict[str, Any]:
     """Mean J / F / J&F / J_tr over all objects of ``videos``. ``model`` is put in eval mode (and its
     RTE table resampled if ``config.bank_size`` exceeds it): pass a copy, not the trained module."""

@@ -14,10 +14,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from tamvt.config import Reweighting
 from tamvt.errors import InputError, TamvtError
 from tamvt.losses import VOID, frame_weights
 
-KINDS: tuple[str, ...] = ("area", "centroid", "components")
+KINDS: tuple[Reweighting, ...] = ("area", "centroid", "components")
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class LossWeightCurves:
     frames: tuple[str, ...]
     area: np.ndarray
     frame_pixels: int
-    weights: dict[str, np.ndarray]
+    weights: dict[Reweighting, np.ndarray]
     tau: float
     window: int | None
 
@@ -49,7 +50,7 @@ def read_mask_folder(folder: str | Path) -> tuple[tuple[str, ...], np.ndarray]:
     paths = list_mask_files(folder)
     if not paths:
         raise InputError(folder, "no mask PNGs in the folder")
-    masks = []
+    masks: list[np.ndarray] = []
     for path in paths:
         ids, _ = read_index_png(path)
         if masks and ids.shape != masks[0].shape:
@@ -66,7 +67,7 @@ def object_ids(masks: np.ndarray) -> list[int]:
 
 
 def loss_weight_curves(frames: Sequence[str], masks: np.ndarray, object_id: int, tau: float = 1.0,
-                       kinds: Sequence[str] = KINDS, window: int | None = None) -> LossWeightCurves:
+                       kinds: Sequence[Reweighting] = KINDS, window: int | None = None) -> LossWeightCurves:
     """Weights of every ``kind`` for object ``object_id`` of ``masks (T, H, W)`` ids."""
     if tau <= 0:
         raise TamvtError(f"--tau must be > 0, got {tau}")
