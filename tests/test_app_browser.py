@@ -141,6 +141,13 @@ class Page:
     def js(self, script: str, *args):
         return self.d.execute_script(script, *args)
 
+    def state(self, expr: str):
+        """The value of ``expr``, JavaScript over the page's state ``S`` (app.js, a module, exports it: the
+        page has no globals)."""
+        return self.d.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            f"import('/static/app.js').then(({{ S }}) => done({expr}), (err) => done(`no state: ${{err}}`));")
+
     def wait(self, cond, timeout: float = 60, what: str = "") -> None:
         try:
             WebDriverWait(self.d, timeout, poll_frequency=0.05).until(lambda d: cond())
@@ -294,7 +301,7 @@ def test_annotate_propagate_correct_export_in_chromium(server, browser, tmp_path
         r = api.get(f"/api/sessions/{sid}/masks/{k}")
         return np.frombuffer(r.content, np.uint8).reshape(seq.size) if r.content else np.zeros(seq.size, np.uint8)
 
-    assert page.js("return S.video.frames") == len(seq) == 48
+    assert page.state("S.video.frames") == len(seq) == 48
     page.shot("opened")
 
     # 2. paint frame 0: object 1 with the polygon tool, object 2 with the brush; a stray stroke undone
@@ -302,7 +309,7 @@ def test_annotate_propagate_correct_export_in_chromium(server, browser, tmp_path
     page.click("tool-polygon")
     for poly in _polygons(gt[0] == 1):
         page.clicks(poly + poly[:1])  # a click on the first vertex closes it
-        assert page.js("return S.poly.length") == 0
+        assert page.state("S.poly.length") == 0
     assert "polygon" not in browser.find_element(By.ID, "message").text
     page.click("add-object")
     assert "selected" in browser.find_element(By.ID, "obj-2").get_attribute("class")
@@ -349,7 +356,7 @@ def test_annotate_propagate_correct_export_in_chromium(server, browser, tmp_path
     for poly in _polygons(gt[worst] == obj):
         page.clicks(poly)
         page.keys(Keys.ENTER)  # Enter closes it too
-        assert page.js("return S.poly.length") == 0
+        assert page.state("S.poly.length") == 0
     assert "polygon" not in browser.find_element(By.ID, "message").text  # no polygon closed early
     page.saved()
     corrected = _iou(server_mask(worst) == obj, gt[worst] == obj)

@@ -10,6 +10,7 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -21,17 +22,26 @@ with warnings.catch_warnings():  # starlette's notice about httpx versions
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+from tamvt.app import media
 from tamvt.app.engine import Engine
 from tamvt.app.server import create_app
 from tamvt.app.settings import AppSettings
 from tamvt.checkpoint import shipped_model_path
 from tamvt.data.palette import DAVIS_PALETTE
+from tamvt.inference import Predictor
 
 H, W = 240, 320  # the demo video
 
 
 @pytest.fixture(scope="module")
-def engine():
+def model_loads():
+    """A spy on the model loads of this module's servers (the engine must load its model once)."""
+    with mock.patch.object(Predictor, "from_checkpoint", wraps=Predictor.from_checkpoint) as spy:
+        yield spy
+
+
+@pytest.fixture(scope="module")
+def engine(model_loads):
     return Engine(shipped_model_path())  # one model for every server of this module
 
 
@@ -88,6 +98,17 @@ def _wait(client, sid: str, job: int) -> dict:
         events = [json.loads(line[5:]) for line in r.iter_lines() if line.startswith("data:")]
     assert events[-1]["type"] == "end"
     return events[-1]
+
+
+# ---- the page ------------------------------------------------------------------------------------------
+
+def test_the_page_is_one_module_script_served_as_javascript(make_client):
+    client = make_client()
+    page = client.get("/").text
+    assert page.count("<script") == 1 and '<script type="module" src="/static/app.js"></script>' in page
+    for name in ("app.js", "edit.js", "paint.js"):  # a module script of any other type is not run
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript"), r.headers
 
 
 # ---- uploads ----------------------------------------------------------------------------------------
@@ -204,18 +225,21 @@ def test_bad_requests_are_400_not_500(make_client):
 
 # ---- bounds -------------------------------------------------------------------------------------------
 
-def test_sessions_are_bounded_evicted_when_idle_and_share_one_model_and_decode(make_client, engine):
+def test_sessions_are_bounded_evicted_when_idle_and_share_one_model_and_decode(make_client, model_loads,
+                                                                               monkeypatch):
     client = make_client(max_sessions=2, idle_seconds=60)
     ctx = client.app.state.ctx
+    decodes = mock.Mock(wraps=media.decode_video)
+    monkeypatch.setattr(media, "decode_video", decodes)
     a, b = _demo(client)["id"], _demo(client)["id"]
-    assert ctx.videos.decodes == 1  # the second session reuses the decoded video
+    assert decodes.call_count == 1  # the second session reuses the decoded video
     _error(client.post("/api/sessions", json={"source": "demo"}), 429, "too many")
     ctx.sessions.get(b).last_used -= 120  # b unused for 2 minutes
     assert ctx.sessions.evict_idle() == [b]
     _error(client.get(f"/api/sessions/{b}"), 404, "reload")
     assert client.get(f"/api/sessions/{a}").status_code == 200
     _demo(client)  # room again
-    assert engine.loads <= 1
+    assert model_loads.call_count <= 1
 
 
 def test_decoded_videos_are_bounded(make_client):
@@ -225,7 +249,7 @@ def test_decoded_videos_are_bounded(make_client):
 
 # ---- propagation round trip ----------------------------------------------------------------------------
 
-def test_propagate_correct_both_directions_and_export(make_client, tmp_path, engine):
+def test_propagate_correct_both_directions_and_export(make_client, tmp_path, model_loads):
     out = tmp_path / "out"
     client = make_client(out=out)
     sid = _demo(client)["id"]
@@ -283,7 +307,7 @@ def test_propagate_correct_both_directions_and_export(make_client, tmp_path, eng
 
     assert probe_video(out / r["name"])[:2] == (48, (H, W))
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
-    assert engine.loads == 1
+    assert model_loads.call_count == 1
 
 
 def test_delete_an_object_from_every_frame(make_client):

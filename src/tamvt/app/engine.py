@@ -22,7 +22,6 @@ class Engine:
         self.checkpoint = checkpoint
         self.device = device
         self.lock = threading.RLock()
-        self.loads = 0  # the server must load the model once; tests check this
         self._predictor = None
 
     def load(self):
@@ -32,7 +31,6 @@ class Engine:
                 from tamvt.inference import Predictor
 
                 self._predictor = Predictor.from_checkpoint(self.checkpoint, device=self.device)
-                self.loads += 1
             return self._predictor
 
     def open(self, frames: np.ndarray) -> EngineVideo:

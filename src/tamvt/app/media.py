@@ -182,7 +182,6 @@ class VideoCache:
         self._videos: dict[str, Video] = {}
         self._lock = threading.Lock()
         self._decoding: dict[str, threading.Lock] = {}
-        self.decodes = 0  # how many videos were decoded (tests check that a reopen does not decode)
 
     def open(self, key: str, name: str, path: Path, max_bytes: int) -> Video:
         """The video ``key`` pinned (decoded from ``path`` if it is not cached); :meth:`release` it after."""
@@ -199,7 +198,6 @@ class VideoCache:
                 frames, names, fps = decode_video(path, max_bytes)
                 video = Video(key, name, frames, names, fps, pins=1)
                 with self._lock:
-                    self.decodes += 1
                     self._make_room(video.nbytes)
                     self._videos[key] = video
                 return video

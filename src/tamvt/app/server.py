@@ -1,7 +1,7 @@
 """The app's HTTP API and page (FastAPI). Every error is a JSON ``{"error": message}`` with a 4xx status
 that the page shows; an unexpected one is a 500 without details (the traceback goes to the log).
 
-    GET  /                                   the page          GET /static/...   its script and style
+    GET  /                                   the page          GET /static/...   its scripts (modules) and style
     GET  /api/sources                        what can be opened (demo, files under --root)
     POST /api/sessions                       {"source": "demo"} | {"source": "path", "path": "rel/clip.mp4"}
     POST /api/sessions/upload?name=clip.mp4  the video file as the request body
@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import json
 import logging
+import os
 import re
 import tempfile
 from importlib import resources
@@ -36,6 +37,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.types import Scope
 
 from tamvt.app.context import AppContext
 from tamvt.app.engine import Engine
@@ -73,12 +75,24 @@ def create_app(settings: AppSettings, engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="tamvt", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = ctx
     app.include_router(router)
-    app.mount("/static", StaticFiles(directory=str(resources.files("tamvt.app") / "static")), name="static")
+    app.mount("/static", _Static(directory=str(resources.files("tamvt.app") / "static")), name="static")
     app.add_exception_handler(TamvtError, _tamvt_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     return app
+
+
+class _Static(StaticFiles):
+    """The page's script modules and style. A browser runs a module script only when it comes as JavaScript,
+    and the type guessed from the system's MIME table may not be (Windows' registry can say text/plain)."""
+
+    def file_response(self, full_path: str | os.PathLike, stat_result: os.stat_result, scope: Scope,
+                      status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        if isinstance(response, FileResponse) and str(full_path).endswith(".js"):
+            response.headers["content-type"] = "text/javascript; charset=utf-8"
+        return response
 
 
 # ---- errors -----------------------------------------------------------------------------------------

@@ -1,10 +1,15 @@
 // The page: one session (a video on the server), its frames and masks, the painting tools, propagation
 // with live progress (server-sent events) and the exports. Masks travel as raw bytes, one id per pixel.
-"use strict";
+// The page's one script (a module, loaded by index.html): it imports the drawing from paint.js and the
+// editing tools from edit.js.
+import { editor } from "./edit.js";
+import { overlay } from "./paint.js";
 
 const $ = (id) => document.getElementById(id);
 
-const S = {
+// The page's state; exported so that the browser's console (and the browser test) can read it with
+// `await import("/static/app.js")`.
+export const S = {
   sid: null, video: null, colors: [], maxObjects: 10,
   cur: 0, obj: 1, objects: [1], hidden: new Set(),
   tool: "brush", size: 10, opacity: 0.5, showOverlay: true,
@@ -64,6 +69,9 @@ function guard(fn) {  // run an async UI action; its error goes to the message l
     try { await fn(...args); } catch (err) { message(err.message, "error"); }
   };
 }
+
+const { undo, flushSaves, closePolygon, onPointerDown, onPointerMove, onPointerUp, onDoubleClick } =
+  editor({ S, view, api, message, sessionUrl, render });
 
 // ---- opening a video -----------------------------------------------------------------------------
 
@@ -163,7 +171,7 @@ function render() {
   ctx.drawImage(img, 0, 0, w, h);
   if (entry && entry.mask && S.showOverlay) {
     const g = overlayCanvas.getContext("2d");
-    const data = Paint.overlay(g.createImageData(w, h), entry.mask, w, h, S.colors, (id) => !S.hidden.has(id), S.opacity);
+    const data = overlay(g.createImageData(w, h), entry.mask, w, h, S.colors, (id) => !S.hidden.has(id), S.opacity);
     g.putImageData(data, 0, 0);
     ctx.drawImage(overlayCanvas, 0, 0);
   }

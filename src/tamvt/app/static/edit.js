@@ -1,120 +1,124 @@
 // Editing the current frame's mask with the pointer: brush, eraser, polygon, fill, undo; each edit is
-// sent to the server (debounced) as the frame's painted mask. Uses the page's state S, the canvas `view`
-// and api() / message() from app.js (loaded after this file; these functions run only once it is).
-"use strict";
+// sent to the server (debounced) as the frame's painted mask. The page (app.js) hands `editor` its state S,
+// the canvas `view` and its helpers, and wires the tools it returns to the canvas, the buttons and the keys.
+import { fill, line, polygon } from "./paint.js";
 
-function editable() {  // the current frame's mask, ready to change (the previous state goes on its undo stack)
-  const k = S.cur;
-  const entry = S.masks.get(k) || { mask: null, source: "none" };
-  const mask = entry.mask ? entry.mask.slice() : new Uint8Array(S.video.width * S.video.height);
-  const stack = S.undo.get(k) || [];
-  stack.push(entry.mask ? entry.mask.slice() : new Uint8Array(mask.length));
-  if (stack.length > 50) stack.shift();
-  S.undo.set(k, stack);
-  S.masks.set(k, { mask, source: "annotation" });
-  return mask;
-}
+export function editor({ S, view, api, message, sessionUrl, render }) {
+  function editable() {  // the current frame's mask, ready to change (the previous state goes on its undo stack)
+    const k = S.cur;
+    const entry = S.masks.get(k) || { mask: null, source: "none" };
+    const mask = entry.mask ? entry.mask.slice() : new Uint8Array(S.video.width * S.video.height);
+    const stack = S.undo.get(k) || [];
+    stack.push(entry.mask ? entry.mask.slice() : new Uint8Array(mask.length));
+    if (stack.length > 50) stack.shift();
+    S.undo.set(k, stack);
+    S.masks.set(k, { mask, source: "annotation" });
+    return mask;
+  }
 
-function edited(k) {
-  S.annotated.add(k);
-  scheduleSave(k);
-  render();
-}
+  function edited(k) {
+    S.annotated.add(k);
+    scheduleSave(k);
+    render();
+  }
 
-function scheduleSave(k) {
-  clearTimeout(S.saves.get(k));
-  S.saves.set(k, setTimeout(() => save(k), 250));
-  document.body.dataset.saving = String(S.saves.size + S.inflight);
-}
-
-async function save(k) {
-  clearTimeout(S.saves.get(k));
-  S.saves.delete(k);
-  S.inflight++;
-  try {
-    await api("PUT", sessionUrl(`/masks/${k}`), S.masks.get(k).mask);
-  } catch (err) {
-    message(`frame ${k} not saved: ${err.message}`, "error");
-  } finally {
-    S.inflight--;
+  function scheduleSave(k) {
+    clearTimeout(S.saves.get(k));
+    S.saves.set(k, setTimeout(() => save(k), 250));
     document.body.dataset.saving = String(S.saves.size + S.inflight);
   }
-}
 
-async function flushSaves() {
-  await Promise.all([...S.saves.keys()].map(save));
-  while (S.inflight > 0) await new Promise((r) => setTimeout(r, 20));
-}
+  async function save(k) {
+    clearTimeout(S.saves.get(k));
+    S.saves.delete(k);
+    S.inflight++;
+    try {
+      await api("PUT", sessionUrl(`/masks/${k}`), S.masks.get(k).mask);
+    } catch (err) {
+      message(`frame ${k} not saved: ${err.message}`, "error");
+    } finally {
+      S.inflight--;
+      document.body.dataset.saving = String(S.saves.size + S.inflight);
+    }
+  }
 
-function undo() {
-  const stack = S.undo.get(S.cur);
-  if (!stack || !stack.length) { message("nothing to undo on this frame"); return; }
-  S.masks.set(S.cur, { mask: stack.pop(), source: "annotation" });
-  edited(S.cur);
-}
+  async function flushSaves() {
+    await Promise.all([...S.saves.keys()].map(save));
+    while (S.inflight > 0) await new Promise((r) => setTimeout(r, 20));
+  }
 
-function toImage(ev) {
-  const r = view.getBoundingClientRect();
-  return [((ev.clientX - r.left) * view.width) / r.width, ((ev.clientY - r.top) * view.height) / r.height];
-}
-
-function closePolygon() {
-  const pts = S.poly.filter((p, i, a) => i === 0 || p[0] !== a[i - 1][0] || p[1] !== a[i - 1][1]);
-  S.poly = [];
-  if (pts.length < 3) { message("a polygon needs 3 points or more"); render(); return; }
-  Paint.polygon(editable(), view.width, view.height, pts, S.obj);
-  edited(S.cur);
-}
-
-function onPointerDown(ev) {
-  if (!S.video || ev.button !== 0) return;
-  view.focus();
-  const [x, y] = toImage(ev);
-  const { width: w, height: h } = view;
-  if (S.tool === "brush" || S.tool === "eraser") {
-    view.setPointerCapture(ev.pointerId);
-    const mask = editable();
-    S.stroke = { last: [x, y], mask };
-    paintAt(mask, x, y, x, y);
-    render();
-  } else if (S.tool === "polygon") {
-    const first = S.poly[0];
-    const near = first && Math.hypot(first[0] - x, first[1] - y) * (view.getBoundingClientRect().width / w) < 8;
-    if (S.poly.length >= 3 && near) closePolygon();
-    else { S.poly.push([x, y]); render(); }
-  } else if (S.tool === "fill") {
-    const mask = editable();
-    if (Paint.fill(mask, w, h, x, y, S.obj) === 0) { S.undo.get(S.cur).pop(); return; }
+  function undo() {
+    const stack = S.undo.get(S.cur);
+    if (!stack || !stack.length) { message("nothing to undo on this frame"); return; }
+    S.masks.set(S.cur, { mask: stack.pop(), source: "annotation" });
     edited(S.cur);
   }
-}
 
-function onDoubleClick() {
-  // a double click on one spot closes the polygon; its two clicks added that spot twice. Two quick clicks
-  // on different spots are two vertices (the browser may report them as a double click too).
-  const n = S.poly.length;
-  if (S.tool !== "polygon" || n < 4) return;
-  const [a, b] = [S.poly[n - 2], S.poly[n - 1]];
-  if (Math.hypot(a[0] - b[0], a[1] - b[1]) * (view.getBoundingClientRect().width / view.width) <= 2) closePolygon();
-}
-
-function paintAt(mask, x0, y0, x1, y1) {
-  const erase = S.tool === "eraser";
-  Paint.line(mask, view.width, view.height, x0, y0, x1, y1, S.size / 2, erase ? 0 : S.obj, erase ? S.obj : undefined);
-}
-
-function onPointerMove(ev) {
-  const p = toImage(ev);
-  S.hover = p;
-  if (S.stroke) {
-    paintAt(S.stroke.mask, ...S.stroke.last, ...p);
-    S.stroke.last = p;
+  function toImage(ev) {
+    const r = view.getBoundingClientRect();
+    return [((ev.clientX - r.left) * view.width) / r.width, ((ev.clientY - r.top) * view.height) / r.height];
   }
-  render();
-}
 
-function onPointerUp() {
-  if (!S.stroke) return;
-  S.stroke = null;
-  edited(S.cur);
+  function closePolygon() {
+    const pts = S.poly.filter((p, i, a) => i === 0 || p[0] !== a[i - 1][0] || p[1] !== a[i - 1][1]);
+    S.poly = [];
+    if (pts.length < 3) { message("a polygon needs 3 points or more"); render(); return; }
+    polygon(editable(), view.width, view.height, pts, S.obj);
+    edited(S.cur);
+  }
+
+  function onPointerDown(ev) {
+    if (!S.video || ev.button !== 0) return;
+    view.focus();
+    const [x, y] = toImage(ev);
+    const { width: w, height: h } = view;
+    if (S.tool === "brush" || S.tool === "eraser") {
+      view.setPointerCapture(ev.pointerId);
+      const mask = editable();
+      S.stroke = { last: [x, y], mask };
+      paintAt(mask, x, y, x, y);
+      render();
+    } else if (S.tool === "polygon") {
+      const first = S.poly[0];
+      const near = first && Math.hypot(first[0] - x, first[1] - y) * (view.getBoundingClientRect().width / w) < 8;
+      if (S.poly.length >= 3 && near) closePolygon();
+      else { S.poly.push([x, y]); render(); }
+    } else if (S.tool === "fill") {
+      const mask = editable();
+      if (fill(mask, w, h, x, y, S.obj) === 0) { S.undo.get(S.cur).pop(); return; }
+      edited(S.cur);
+    }
+  }
+
+  function onDoubleClick() {
+    // a double click on one spot closes the polygon; its two clicks added that spot twice. Two quick clicks
+    // on different spots are two vertices (the browser may report them as a double click too).
+    const n = S.poly.length;
+    if (S.tool !== "polygon" || n < 4) return;
+    const [a, b] = [S.poly[n - 2], S.poly[n - 1]];
+    if (Math.hypot(a[0] - b[0], a[1] - b[1]) * (view.getBoundingClientRect().width / view.width) <= 2) closePolygon();
+  }
+
+  function paintAt(mask, x0, y0, x1, y1) {
+    const erase = S.tool === "eraser";
+    line(mask, view.width, view.height, x0, y0, x1, y1, S.size / 2, erase ? 0 : S.obj, erase ? S.obj : undefined);
+  }
+
+  function onPointerMove(ev) {
+    const p = toImage(ev);
+    S.hover = p;
+    if (S.stroke) {
+      paintAt(S.stroke.mask, ...S.stroke.last, ...p);
+      S.stroke.last = p;
+    }
+    render();
+  }
+
+  function onPointerUp() {
+    if (!S.stroke) return;
+    S.stroke = null;
+    edited(S.cur);
+  }
+
+  return { undo, flushSaves, closePolygon, onPointerDown, onPointerMove, onPointerUp, onDoubleClick };
 }
