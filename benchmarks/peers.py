@@ -22,7 +22,7 @@ as 1024x1024 float32 up front, its design). Ratios are to tamvt-r50 with the sam
 measured in the same run. A peer that cannot be imported or run is reported in the table with the
 reason; nothing else fails.
 
-The peers live in another virtual environment (benchmarks/peers.md says how to make one):
+The peers live in another virtual environment (docs/benchmarks.md, "Setting up the peers", says how to make one):
 
     .venv/bin/python benchmarks/peers.py --peer-python /tmp/peers-venv/bin/python [--frames 41] [--threads 2]
     .venv/bin/python benchmarks/peers.py --frames 11 --engines tamvt-r50,sam2.1-tiny --objects 1   # a quick try
@@ -44,8 +44,8 @@ ENGINES = ("tamvt-r50", "tamvt-mini", "sam2.1-tiny", "sam2.1-base+", "sam2.1-tin
 SIZE = (480, 854)
 SEQUENCE = "demo-000"  # the name `tamvt synth --preset demo` gives its one video
 INSTALL_HINT = {
-    "sam2": "SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2 (benchmarks/peers.md)",
-    "cutie": "pip install rf-cutie hydra-core (benchmarks/peers.md)",
+    "sam2": "SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2 (docs/benchmarks.md)",
+    "cutie": "pip install rf-cutie hydra-core (docs/benchmarks.md)",
 }
 
 
