@@ -1,4 +1,4 @@
-"""The user documentation holds together: README.md, CHANGELOG.md and every page under docs/.
+"""The user documentation holds together: README.md, CHANGELOG.md, CONTRIBUTING.md and every page under docs/.
 
 - every relative link and image (``[text](path)``, ``![alt](path)``, ``[name]: path``, ``<img src=...>``)
   points to a file or folder that exists, and a ``#anchor`` into a markdown page to one of its headings
@@ -44,7 +44,7 @@ _TRACKER = re.compile(r"\bissues?\s+\d|(?<![\w/&#])#\d+\b")
 
 
 def markdown_files() -> list[Path]:
-    return [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 @dataclass(frozen=True)
