@@ -12,7 +12,7 @@ class OneVideoWindows(Dataset):
     """``n`` training windows of 8 frames cut from one video; sample i of epoch e is fixed by (e, i)."""
 
     def __init__(self, video, n: int) -> None:
-        from tamvt.data.windows import SyntheticWindowStream
+        from tamvt.data.training.windows import SyntheticWindowStream
 
         self.video, self.n, self.epoch = video, n, 0
         self.cutter = SyntheticWindowStream(None, length=8, num_memory=2)

@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader
 
 from tamvt.data.palette import write_index_png
 from tamvt.data.sequence import VideoSequence
-from tamvt.data.transforms import WindowAugment
-from tamvt.data.windows import SyntheticWindowStream, WindowDataset, draw_stride, pingpong
+from tamvt.data.training.transforms import WindowAugment
+from tamvt.data.training.windows import SyntheticWindowStream, WindowDataset, draw_stride, pingpong
 
 H, W = 36, 48
 N_FRAMES = 30

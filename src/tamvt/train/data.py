@@ -4,8 +4,8 @@ Every source is indexable, and a sample depends only on ``(seed, epoch, index)``
 position of a run is just ``(epoch, batches consumed in the epoch)``: a resumed run rebuilds the
 epoch's order and skips what was consumed, without replaying the skipped samples.
 
-* real videos: :class:`tamvt.data.windows.WindowDataset` over ``read_dataset(source, root, split)``;
-* ``static``: :class:`tamvt.data.static_pseudo.StaticPseudoVideoDataset` (``root/images`` + ``root/masks``);
+* real videos: :class:`tamvt.data.training.windows.WindowDataset` over ``read_dataset(source, root, split)``;
+* ``static``: :class:`tamvt.data.training.static_pseudo.StaticPseudoVideoDataset` (``root/images`` + ``root/masks``);
 * ``synthetic``: :class:`SyntheticWindows`, ``epoch_size`` fresh generated videos per epoch.
 """
 
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tamvt.data.batch import TrainingSample
-from tamvt.data.transforms import WindowAugment
+from tamvt.data.training.batch import TrainingSample
+from tamvt.data.training.transforms import WindowAugment
 from tamvt.errors import TamvtError
 
 
@@ -42,7 +42,7 @@ class _MaskedVideo:
 class SyntheticWindows(Dataset):
     """``epoch_size`` synthetic training windows per epoch; item ``i`` of epoch ``e`` is a fresh video
     (seed ``derive_seed(seed, e * epoch_size + i)``, spec cycling through the generator suite
-    ``suite``) cut and augmented like :class:`~tamvt.data.windows.SyntheticWindowStream`.
+    ``suite``) cut and augmented like :class:`~tamvt.data.training.windows.SyntheticWindowStream`.
 
     Only the masks of the whole video and the frames of the window are rendered.
 
@@ -51,7 +51,7 @@ class SyntheticWindows(Dataset):
         epoch_size: items per epoch.
         size, length: override the suite's frame size ``(H, W)`` / video length (None = keep).
         fixed_video: when set, every item uses this one video seed (overfitting tests).
-        Others as in :class:`~tamvt.data.windows.SyntheticWindowStream`.
+        Others as in :class:`~tamvt.data.training.windows.SyntheticWindowStream`.
     """
 
     def __init__(self, suite: str = "train", epoch_size: int = 1000, length: int = 12, num_memory: int = 2,
@@ -59,7 +59,7 @@ class SyntheticWindows(Dataset):
                  size: tuple[int, int] | None = None, video_length: int | None = None,
                  fixed_video: int | None = None, max_skip: int = 1) -> None:
         from tamvt.data.synthetic import preset_suite
-        from tamvt.data.windows import SyntheticWindowStream
+        from tamvt.data.training.windows import SyntheticWindowStream
 
         self.specs = preset_suite(suite, seed=seed)
         changes = {k: v for k, v in (("size", size), ("length", video_length)) if v is not None}
@@ -117,13 +117,13 @@ def build_train_dataset(d: Any, seed: int) -> Dataset:
     if d.root is None:
         raise TamvtError(f"data.root is required for data.source={d.source}")
     if d.source == "static":
-        from tamvt.data.static_pseudo import StaticPseudoVideoDataset
+        from tamvt.data.training.static_pseudo import StaticPseudoVideoDataset
 
         return StaticPseudoVideoDataset.from_root(d.root, out_size=tuple(d.crop_size), num_frames=d.window_length,
                                                   num_memory=d.num_memory, seed=seed, hflip_prob=d.hflip_prob,
                                                   jitter=tuple(d.jitter), paste_prob=d.static_paste_prob)
     from tamvt.data.registry import read_dataset
-    from tamvt.data.windows import WindowDataset
+    from tamvt.data.training.windows import WindowDataset
 
     sequences = read_dataset(d.source, d.root, d.split)
     ds = WindowDataset(sequences, d.window_length, d.num_memory, augment, d.reverse_prob, seed, d.short_videos,

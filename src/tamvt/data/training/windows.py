@@ -2,7 +2,7 @@
 
 :class:`WindowDataset` serves any list of :class:`~tamvt.data.sequence.VideoSequence` (every
 reader's output); :class:`SyntheticWindowStream` serves endless synthetic videos. Both yield
-:class:`~tamvt.data.batch.TrainingSample`.
+:class:`~tamvt.data.training.batch.TrainingSample`.
 
 Window rule (:func:`choose_window`, the one implementation both classes use). For object ``o`` of a
 video, ``available`` = the annotated frames from ``o``'s first annotated frame on, in time order
@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from tamvt.data.batch import TrainingSample
+from tamvt.data.training.batch import TrainingSample
 from tamvt.data.sequence import VideoSequence
-from tamvt.data.transforms import WindowAugment, normalize
+from tamvt.data.training.transforms import WindowAugment, normalize
 
 ShortVideos = Literal["pingpong", "skip"]
 

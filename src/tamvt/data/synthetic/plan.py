@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tamvt.data.synthetic_events import EVENT_TYPES, Camera, CutSpec, Event, Follow, Motion, PeelSpec, Track, apply
-from tamvt.data.synthetic_shapes import (SHAPES, SPRITE_EXTENT, TEXTURES, TextureRecipe, harmonic_profile, hsv_colors,
+from tamvt.data.synthetic.events import EVENT_TYPES, Camera, CutSpec, Event, Follow, Motion, PeelSpec, Track, apply
+from tamvt.data.synthetic.shapes import (SHAPES, SPRITE_EXTENT, TEXTURES, TextureRecipe, harmonic_profile, hsv_colors,
                                          make_background, random_profile, random_texture, unit_polygon)
 from tamvt.errors import TamvtError
 
