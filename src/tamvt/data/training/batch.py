@@ -1,7 +1,7 @@
 """The training sample (one object, one window), as produced by the training datasets.
 
 Every training source — :class:`~tamvt.data.training.windows.WindowDataset` (real videos),
-:class:`~tamvt.data.training.windows.SyntheticWindowStream` and
+:class:`~tamvt.data.training.synthetic.SyntheticWindows` and
 :class:`~tamvt.data.training.static_pseudo.StaticPseudoVideoDataset` — yields :class:`TrainingSample`; the
 trainer takes one sample per step (the authors train with one sample per process).
 """
