@@ -125,7 +125,7 @@ def run_session(args: argparse.Namespace, keep: bool) -> dict:
 
 def write_inputs(work: Path, frames: int, size: tuple[int, int]) -> tuple[Path, Path]:
     """The video as an MP4 and frame 0's mask (written once; reused when present)."""
-    from tamvt.data.frames import VideoWriter
+    from tamvt.data.video import VideoWriter
     from tamvt.data.palette import write_index_png
 
     video_path, mask_path = work / f"soak-{frames}-{size[0]}x{size[1]}.mp4", work / "soak-mask.png"

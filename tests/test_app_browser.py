@@ -280,7 +280,7 @@ def test_annotate_propagate_correct_export_in_chromium(server, browser, tmp_path
     from tamvt.data.palette import read_index_png
     from tamvt.data.registry import read_dataset
     from tamvt.data.synthetic import preset_suite
-    from tamvt.data.synthetic_dataset import write_dataset
+    from tamvt.data.synthetic.dataset import write_dataset
     from tamvt.evaluation.evaluate import evaluate
 
     data = tmp_path / "data"  # the same video the server shows, with its ground truth

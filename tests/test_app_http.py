@@ -133,7 +133,7 @@ def test_text_file_named_mp4_is_refused_by_content(make_client):
 
 
 def test_a_real_upload_opens(make_client, tmp_path):
-    from tamvt.data.frames import VideoWriter
+    from tamvt.data.video import VideoWriter
 
     path = tmp_path / "clip.mp4"
     with VideoWriter(path, fps=10) as w:
@@ -303,7 +303,7 @@ def test_propagate_correct_both_directions_and_export(make_client, tmp_path, mod
         one = np.array(Image.open(z.open("1/00010.png")))
     assert set(np.unique(one)) == {0, 255} and ((one == 255) == (mask == 1)).all()
     r = client.post(f"/api/sessions/{sid}/export", json={"kind": "overlay"}).json()
-    from tamvt.data.frames import probe_video
+    from tamvt.data.video import probe_video
 
     assert probe_video(out / r["name"])[:2] == (48, (H, W))
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left

@@ -86,7 +86,7 @@ def test_demo_end_to_end(tmp_path):
     """Synthetic video -> shipped model -> palette PNGs, a decodable overlay video, a report whose
     scores only a trained model reaches (an untrained one scores J&F < 0.2 here) and whose J_tr is
     the one recomputed here from the PNGs."""
-    from tamvt.data.frames import probe_video
+    from tamvt.data.video import probe_video
     from tamvt.data.palette import read_index_png
 
     out = tmp_path / "demo"

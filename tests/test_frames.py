@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tamvt.data.frames import (VideoWriter, available_video_codec, iter_images, iter_video,
-                               list_frame_files, probe_video, read_image, read_image_size)
+from tamvt.data.images import iter_images, list_frame_files, read_image, read_image_size
+from tamvt.data.video import VideoWriter, available_video_codec, iter_video, probe_video
 from tamvt.errors import InputError
 
 H, W = 24, 32

@@ -60,7 +60,7 @@ def write_mask(path: Path) -> Path:
 
 
 def write_video(path: Path, n: int) -> None:
-    from tamvt.data.frames import VideoWriter
+    from tamvt.data.video import VideoWriter
 
     with VideoWriter(path, fps=10) as writer:
         for frame in clip_frames(n):
@@ -90,7 +90,7 @@ def one_line(err: str) -> str:
 def tiny_davis(tmp_path_factory) -> Path:
     """One 16-frame synthetic video (120x160, 2 objects) in DAVIS layout, with tamvt's attributes.json."""
     from tamvt.data.synthetic import preset_suite
-    from tamvt.data.synthetic_dataset import write_dataset
+    from tamvt.data.synthetic.dataset import write_dataset
 
     root = tmp_path_factory.mktemp("hardening") / "davis"
     write_dataset(root, preset_suite("tiny")[:1], progress=False)
@@ -190,7 +190,7 @@ def test_a_bad_input_leaves_nothing_behind(tiny_davis, tmp_path, capsys):
 # ---- 3. video files that do not decode ----------------------------------------------------------------
 
 def test_video_problems_are_said_in_words(tmp_path, capsys):
-    from tamvt.data.frames import probe_video
+    from tamvt.data.video import probe_video
 
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "notes.mp4").write_text("shopping list: milk, eggs, a video camera\n")
@@ -210,7 +210,7 @@ def test_video_problems_are_said_in_words(tmp_path, capsys):
 
 
 def test_a_truncated_video_fails_or_gives_the_frames_it_holds(tmp_path, capsys):
-    from tamvt.data.frames import inspect_video
+    from tamvt.data.video import inspect_video
     from tamvt.inference.source import open_video
 
     write_video(tmp_path / "full.avi", 30)  # AVI: the header comes first, the frames after it

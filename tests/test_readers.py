@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tamvt.data.frames import VideoWriter
+from tamvt.data.video import VideoWriter
 from tamvt.data.generic import read_generic
 from tamvt.data.palette import DAVIS_PALETTE, write_index_png
 from tamvt.data.registry import FORMATS, read_dataset

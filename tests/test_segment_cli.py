@@ -85,7 +85,7 @@ def test_folder_input_with_overlay_and_per_object(data, tmp_path):
     for t in range(1, T):
         merged, _ = read_index_png(out / f"img_{t:03d}.png")
         assert set(np.unique(merged)) <= {0, 1, 3}
-    from tamvt.data.frames import probe_video
+    from tamvt.data.video import probe_video
 
     n, size, _ = probe_video(video)
     assert (n, size) == (T, (H, W))
@@ -106,7 +106,7 @@ def test_outputs_equal_the_python_api(data, tmp_path):
 
 
 def test_later_frame_gray_mask_and_video_file(data, tmp_path):
-    from tamvt.data.frames import VideoWriter
+    from tamvt.data.video import VideoWriter
 
     video = tmp_path / "in.mp4"
     with VideoWriter(video, fps=10) as w:

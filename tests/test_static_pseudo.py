@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from tamvt.data.palette import write_index_png
-from tamvt.data.static_pseudo import StaticPseudoVideoDataset, read_object_mask
+from tamvt.data.training.static_pseudo import StaticPseudoVideoDataset, read_object_mask
 from tamvt.errors import InputError
 
 RED, BLUE = (220, 20, 20), (20, 20, 220)

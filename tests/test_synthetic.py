@@ -268,7 +268,7 @@ def test_cli_refuses_non_empty_output(tmp_path, capsys):
 
 
 def test_interrupted_write_does_not_look_complete(tmp_path, monkeypatch):
-    import tamvt.data.synthetic_dataset as synth_cli
+    import tamvt.data.synthetic.dataset as synth_cli
 
     calls = {"n": 0}
     real = synth_cli.write_index_png

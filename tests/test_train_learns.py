@@ -12,10 +12,7 @@ class OneVideoWindows(Dataset):
     """``n`` training windows of 8 frames cut from one video; sample i of epoch e is fixed by (e, i)."""
 
     def __init__(self, video, n: int) -> None:
-        from tamvt.data.windows import SyntheticWindowStream
-
         self.video, self.n, self.epoch = video, n, 0
-        self.cutter = SyntheticWindowStream(None, length=8, num_memory=2)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -24,7 +21,10 @@ class OneVideoWindows(Dataset):
         return self.n
 
     def __getitem__(self, index: int):
-        return self.cutter.sample_from_video(self.video, np.random.default_rng([self.epoch, index]), "one")
+        from tamvt.data.training.synthetic import sample_window
+
+        return sample_window(self.video.frames, self.video.masks, np.random.default_rng([self.epoch, index]), length=8,
+                             num_memory=2, augment=None, reverse_prob=0.0, max_skip=1, name="one")
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from tamvt.data.transforms import (
+from tamvt.data.training.transforms import (
     Jitter,
     WindowAugment,
     apply_jitter,

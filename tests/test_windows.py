@@ -1,9 +1,8 @@
-"""Training windows over video sequences and over the synthetic stream."""
+"""Training windows over video sequences and over generated synthetic videos."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,8 +13,9 @@ from torch.utils.data import DataLoader
 
 from tamvt.data.palette import write_index_png
 from tamvt.data.sequence import VideoSequence
-from tamvt.data.transforms import WindowAugment
-from tamvt.data.windows import SyntheticWindowStream, WindowDataset, draw_stride, pingpong
+from tamvt.data.training.synthetic import SyntheticWindows
+from tamvt.data.training.transforms import WindowAugment, normalize
+from tamvt.data.training.windows import WindowDataset, draw_stride, pingpong
 
 H, W = 36, 48
 N_FRAMES = 30
@@ -183,55 +183,53 @@ def test_dataloader_and_collate(video):
     assert batch.object_ids == (1, 2) and batch.num_memory == 2
 
 
-# --------------------------------------------------------------------------- synthetic stream
+# --------------------------------------------------------------------------- synthetic windows
 
 
-def _fake_stream(seed: int, cfg):
-    """Stands in for tamvt.data.synthetic.stream: videos whose frame value encodes (seed, index)."""
-    rng = np.random.default_rng(seed)
-    while True:
-        t = cfg["frames"]
-        masks = np.zeros((t, H, W), np.uint8)
-        for i in range(t):
-            x = int(rng.integers(0, W - 8))
-            masks[i, 10:18, x : x + 8] = 1
-            masks[i, 25:30, 5:10] = 2
-        frames = np.stack([np.full((H, W, 3), _frame_value(i), np.uint8) for i in range(t)])
-        frames[..., 1] = seed % 250
-        yield SimpleNamespace(frames=frames, masks=masks, attributes={})
+def _synthetic(**kwargs) -> SyntheticWindows:
+    """Windows of small generated videos (48x64, the ``tiny`` suite's events)."""
+    return SyntheticWindows("tiny", size=(48, 64), **kwargs)
 
 
-def test_synthetic_stream_samples_and_seeding():
-    ds = SyntheticWindowStream({"frames": 8}, length=6, num_memory=2, seed=7, rank=1, stream=_fake_stream)
-    assert ds.stream_seed() == 7 + 1000
-    it = iter(ds)
-    samples = [next(it) for _ in range(4)]
-    for s in samples:
-        assert s.frames.shape == (6, 3, H, W) and s.masks[0].any() and s.object_id in (1, 2)
-        assert _frame_ids(s) == list(s.frame_indices) == list(range(s.frame_indices[0], s.frame_indices[0] + 6))
-    again = [next(iter(ds)) for _ in range(1)]
-    assert torch.equal(again[0].frames, samples[0].frames)  # deterministic
-    rev = SyntheticWindowStream({"frames": 4}, length=6, reverse_prob=1.0, stream=_fake_stream)
-    s = next(iter(rev))
-    assert s.reversed and list(s.frame_indices) == [3, 2, 1, 0, 1, 2]
+def _rendered(ds: SyntheticWindows, index: int, s) -> torch.Tensor:
+    """The normalised frames ``s.frame_indices`` of item ``index``'s video, rendered again."""
+    from tamvt.data.synthetic import iter_video
+
+    cfg = ds.video_config(index)
+    assert s.video == cfg.name
+    lazy = iter_video(cfg)
+    return normalize(np.stack([lazy.render(i)[0] for i in s.frame_indices]))
 
 
-def test_synthetic_stream_worker_seeds_differ():
-    ds = SyntheticWindowStream({"frames": 6}, length=6, seed=3, rank=0, stream=_fake_stream)
-    loader = DataLoader(ds, batch_size=None, num_workers=2)
-    it = iter(loader)
-    seeds = {round(((next(it).frames[0, 1, 0, 0].item() * 0.224 + 0.456) * 255)) for _ in range(4)}
-    assert seeds == {3, 4}  # worker 0 -> seed 3, worker 1 -> seed 4
+def test_synthetic_windows_samples_and_seeding():
+    ds = _synthetic(epoch_size=4, length=6, num_memory=2, seed=7, video_length=16)
+    samples = [ds[i] for i in range(4)]
+    for i, s in enumerate(samples):
+        assert s.frames.shape == (6, 3, 48, 64) and s.masks[0].any() and s.num_memory == 2
+        assert list(s.frame_indices) == list(range(s.frame_indices[0], s.frame_indices[0] + 6))
+        assert torch.equal(s.frames, _rendered(ds, i, s))  # the window's frames, in order
+    assert len({s.video for s in samples}) == 4  # a fresh video per item
+    again = ds[0]
+    assert torch.equal(again.frames, samples[0].frames) and torch.equal(again.masks, samples[0].masks)  # deterministic
+    ds.set_epoch(1)
+    assert ds[0].video not in {s.video for s in samples}  # and per epoch
+    rev = _synthetic(epoch_size=1, length=14, video_length=12, reverse_prob=1.0)
+    s = rev[0]
+    assert s.reversed and list(s.frame_indices) == [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2]
 
 
-def test_synthetic_stream_with_the_real_generator():
-    from tamvt.data.synthetic import SynthConfig
+def test_synthetic_windows_do_not_depend_on_workers():
+    ds = _synthetic(epoch_size=4, length=6, seed=3, video_length=12)
+    loaded = list(DataLoader(ds, batch_size=None, num_workers=2))
+    for i, s in enumerate(loaded):
+        assert torch.equal(s.frames, ds[i].frames) and s.video == ds[i].video
 
+
+def test_synthetic_windows_with_augmentation():
     aug = WindowAugment(out_size=(32, 48))
-    ds = SyntheticWindowStream(SynthConfig(size=(48, 64), length=14), length=12, augment=aug, reverse_prob=1.0, seed=2)
-    it = iter(ds)
-    for _ in range(2):
-        s = next(it)
+    ds = _synthetic(epoch_size=2, video_length=14, length=12, augment=aug, reverse_prob=1.0, seed=2)
+    for i in range(2):
+        s = ds[i]
         assert s.frames.shape == (12, 3, 32, 48) and s.masks.shape == (12, 32, 48)
         assert s.masks[0].any() and s.num_memory == 2
         idx = list(s.frame_indices)
@@ -266,15 +264,13 @@ def test_frame_skip_windows(video):
     assert steps == {2, 4, 6}
 
 
-def test_synthetic_stream_frame_skip():
-    ds = SyntheticWindowStream({"frames": 20}, length=6, seed=7, stream=_fake_stream, max_skip=3)
-    it = iter(ds)
+def test_synthetic_windows_frame_skip():
+    ds = _synthetic(epoch_size=40, length=6, seed=7, video_length=20, max_skip=3)
     strides = set()
-    for _ in range(40):
-        s = next(it)
+    for i in range(len(ds)):
+        s = ds[i]
         idx = list(s.frame_indices)
         gaps = _gaps(idx)
         assert len(gaps) == 1 and 1 <= gaps.pop() <= 3 and 0 <= min(idx) and max(idx) < 20
-        assert _frame_ids(s) == idx
         strides.add(idx[1] - idx[0])
     assert strides == {1, 2, 3}

@@ -5,6 +5,6 @@ rootdir conftest outside any package (the default ``prepend`` import mode), so n
 ``sys.path`` itself.
 
 - :mod:`helpers.train_tiny`: the tiny training config of the trainer tests;
-- :mod:`helpers.batch`: stacking :class:`~tamvt.data.batch.TrainingSample` for a DataLoader (the
+- :mod:`helpers.batch`: stacking :class:`~tamvt.data.training.batch.TrainingSample` for a DataLoader (the
   trainer takes one sample per step, so only the tests batch samples).
 """

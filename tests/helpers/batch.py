@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from tamvt.data.batch import TrainingSample
+from tamvt.data.training.batch import TrainingSample
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from tamvt.app.engine import Engine
 from tamvt.app.errors import AppError
-from tamvt.app.media import VIDEO_SUFFIXES, VideoCache, check_name, resolve_under, sniff_video
+from tamvt.app.media import VideoCache, check_name, resolve_under, sniff_video
 from tamvt.app.sessions import AppSession, SessionStore
 from tamvt.app.settings import AppSettings
+from tamvt.data.video import VIDEO_SUFFIXES
 
 DEMO_NAME = "demo (synthetic, 48 frames)"
 MAX_LISTED = 500  # files listed from --root
@@ -33,7 +34,7 @@ class AppContext:
     def demo_folder(self) -> Path:
         """The demo video's frame folder (rendered into the work folder on first use)."""
         from tamvt.data.synthetic import preset_suite
-        from tamvt.data.synthetic_dataset import write_dataset
+        from tamvt.data.synthetic.dataset import write_dataset
 
         out = self.settings.workdir / "demo"
         with self._demo_lock:

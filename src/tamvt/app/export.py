@@ -45,7 +45,7 @@ def write_export(session: AppSession, kind: str, path: Path) -> Path:
     names = session.video.names
     stem = Path(session.video.name).stem or "video"
     if kind == "overlay":
-        from tamvt.data.frames import VideoWriter
+        from tamvt.data.video import VideoWriter
         from tamvt.inference.overlay import overlay
 
         with VideoWriter(path, fps=session.video.fps) as writer:  # temp file renamed at the end

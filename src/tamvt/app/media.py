@@ -22,7 +22,6 @@ from PIL import Image
 from tamvt.app.errors import AppError
 from tamvt.errors import InputError
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 _NAME = re.compile(r"^[\w][\w .()+,=@-]{0,199}$")
 
 
@@ -129,24 +128,18 @@ class Video:
 def decode_video(path: Path, max_bytes: int) -> tuple[np.ndarray, tuple[str, ...], float]:
     """Decode a video file or a frame folder whole: ``(frames (T, H, W, 3) uint8, frame names, fps)``; a 413 when it
     would take more than ``max_bytes`` decoded, a 400 when it cannot be read."""
-    from tamvt.data.frames import iter_images, iter_video, list_frame_files, probe_video, read_image_size
+    from tamvt.data.images import list_frame_files
+    from tamvt.data.video import frame_names, open_frames
 
     try:
-        if path.is_dir():
-            paths = list_frame_files(path)
-            if not paths:
-                raise AppError(400, f"{path.name}: no frames (jpg / jpeg / png) in the folder")
-            (h, w), n, fps = read_image_size(paths[0]), len(paths), 24.0
-            names = tuple(p.stem for p in paths)
-            frames_iter = iter_images(paths, expected_size=(h, w))
-        else:
-            n, (h, w), fps = probe_video(path)
-            fps, names = fps or 24.0, None
-            frames_iter = iter_video(path)
+        if path.is_dir() and not list_frame_files(path):
+            raise AppError(400, f"{path.name}: no frames (jpg / jpeg / png) in the folder")
+        source = open_frames(path)
+        n, (h, w), fps = len(source), source.size, source.fps or 24.0
         _check_decoded_size(n, h, w, max_bytes)
         frames = np.empty((n, h, w, 3), dtype=np.uint8)
         count = 0
-        for i, frame in frames_iter:
+        for i, frame in source.iter_frames():
             if frame.shape != (h, w, 3):
                 raise AppError(400, f"frame {i} is {frame.shape[1]}x{frame.shape[0]}, the first is {w}x{h}")
             if i >= len(frames):  # the header under-counted the frames
@@ -158,9 +151,9 @@ def decode_video(path: Path, max_bytes: int) -> tuple[np.ndarray, tuple[str, ...
         raise AppError(400, f"cannot read the video: {err.problem}") from None
     if count == 0:
         raise AppError(400, "the video has no decodable frames")
-    if names is None:
-        names = tuple(f"{i:0{max(5, len(str(count - 1)))}d}" for i in range(count))
-    return (frames[:count] if count < len(frames) else frames), names[:count], float(fps)
+    # a folder yields all its frames or fails; a video's header may miscount them
+    names = source.names if count == n else frame_names(count)
+    return (frames[:count] if count < len(frames) else frames), names, float(fps)
 
 
 def _check_decoded_size(n: int, h: int, w: int, max_bytes: int) -> None:

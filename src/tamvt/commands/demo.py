@@ -27,11 +27,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from tamvt.commands.output import check_output_folder, commit_output, prepare_output
-    from tamvt.data.frames import VideoWriter
+    from tamvt.data.video import VideoWriter
     from tamvt.data.palette import read_index_png, write_index_png
     from tamvt.data.registry import read_dataset
     from tamvt.data.synthetic import preset_suite
-    from tamvt.data.synthetic_dataset import write_dataset
+    from tamvt.data.synthetic.dataset import write_dataset
     from tamvt.evaluation.evaluate import evaluate
     from tamvt.evaluation.report import format_table, load_attributes, write_json
     from tamvt.hub.registry import resolve_checkpoint

@@ -9,8 +9,6 @@ from typing import Sequence
 
 from tamvt.errors import TamvtError
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm")
-
 
 # ---- model options shared with `tamvt predict` -----------------------------------------------------
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tamvt.commands.options import (
-    VIDEO_SUFFIXES,
     add_model_arguments,
     build_predictor,
     inference_overrides,
@@ -57,9 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from tamvt.data.frames import VideoWriter
+    from tamvt.data.video import VideoWriter
     from tamvt.data.generic import read_generic
     from tamvt.data.palette import read_index_png, write_index_png
+    from tamvt.data.video import VIDEO_SUFFIXES
     from tamvt.inference.overlay import overlay
     from tamvt.inference.predictor import index_ids
     from tamvt.errors import SessionError
@@ -116,7 +116,7 @@ def complete_frames(seq: VideoSequence, frame: int, allow_truncated: bool) -> Vi
     to the frames that are there."""
     import dataclasses
 
-    from tamvt.data.frames import inspect_video
+    from tamvt.data.video import inspect_video
 
     info = inspect_video(seq.video_path)
     if not info.truncated:

@@ -1,5 +1,5 @@
 """``tamvt synth OUT``: write synthetic transformation videos in the DAVIS-2017 layout
-(:mod:`tamvt.data.synthetic_dataset` says what is written and how)."""
+(:mod:`tamvt.data.synthetic.dataset` says what is written and how)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from tamvt.data.synthetic import PRESETS, SynthConfig, preset_suite
-from tamvt.data.synthetic_dataset import write_dataset
+from tamvt.data.synthetic.dataset import write_dataset
 from tamvt.errors import TamvtError
 
 

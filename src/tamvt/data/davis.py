@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from tamvt.data.frames import list_frame_files, list_mask_files, read_image_size
+from tamvt.data.images import list_frame_files, list_mask_files, read_image_size
 from tamvt.data.palette import read_index_png
 from tamvt.data.sequence import VOID_ID, VideoSequence
 from tamvt.errors import InputError

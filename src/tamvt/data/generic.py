@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tamvt.data.frames import list_frame_files, probe_video, read_image_size
+from tamvt.data.images import read_image_size
 from tamvt.data.palette import read_index_png
 from tamvt.data.sequence import VideoSequence
+from tamvt.data.video import open_frames
 from tamvt.errors import InputError
 
 
@@ -25,29 +26,17 @@ def read_generic(input: str | Path, mask: str | Path, frame: int = 0, name: str 
     ``objects`` maps every id of the mask (except 0 and ``void_id``) to ``frame``.
     """
     input, mask = Path(input), Path(mask)
-    frame_paths = video_path = None
-    fps = None
-    if input.is_dir():
-        frame_paths = tuple(list_frame_files(input))
-        if not frame_paths:
-            raise InputError(input, "no frames (jpg/jpeg/png) in the folder")
-        stems = [p.stem for p in frame_paths]
+    frames = open_frames(input)
+    if frames.frame_paths is not None:
+        stems = list(frames.names)
         if len(set(stems)) != len(stems):
             dup = next(s for s in stems if stems.count(s) > 1)
             raise InputError(input, f"two frames named {dup} (e.g. .jpg and .png)")
-        frame_names = tuple(stems)
-        n = len(frame_paths)
-    elif input.is_file():
-        video_path = input
-        n, size, fps = probe_video(input)
-        width = max(5, len(str(n - 1)))
-        frame_names = tuple(f"{i:0{width}d}" for i in range(n))
-    else:
-        raise InputError(input, "not found (expected a folder of frames or a video file)")
+    n = len(frames)
     if not 0 <= frame < n:
         raise InputError(input, f"mask frame {frame} out of range: the input has {n} frames (0..{n - 1})")
-    if frame_paths is not None:
-        size = read_image_size(frame_paths[frame])
+    # a folder's frames are checked against the size of the annotated one
+    size = read_image_size(frames.frame_paths[frame]) if frames.frame_paths is not None else frames.size
     ids, palette = read_index_png(mask)
     if ids.shape != size:
         raise InputError(mask, f"mask size {ids.shape[1]}x{ids.shape[0]} != frame size "
@@ -57,12 +46,12 @@ def read_generic(input: str | Path, mask: str | Path, frame: int = 0, name: str 
         raise InputError(mask, "mask is empty (no object id > 0)")
     return VideoSequence(
         name=name or input.stem,
-        frame_names=frame_names,
-        frame_paths=frame_paths,
-        video_path=video_path,
+        frame_names=frames.names,
+        frame_paths=frames.frame_paths,
+        video_path=frames.video_path,
         mask_paths={frame: mask},
         objects={k: frame for k in present},
         size=(int(size[0]), int(size[1])),
         void_id=void_id,
-        extra={"palette": palette, "fps": fps},
+        extra={"palette": palette, "fps": frames.fps},
     )

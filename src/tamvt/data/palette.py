@@ -1,4 +1,4 @@
-"""Index-PNG masks: read single-channel masks ('P' or 'L'), write palette PNGs.
+"""Index-PNG masks: read single-channel masks ('P' or 'L'), write palette PNGs; the colour of every object id.
 
 Outputs keep the palette of the input mask; when the input had none, the DAVIS palette is used.
 """
@@ -29,6 +29,12 @@ def _davis_palette() -> bytes:
 
 
 DAVIS_PALETTE: bytes = _davis_palette()
+
+
+def palette_colors(palette: bytes | None) -> np.ndarray:
+    """``(256, 3)`` uint8 colour of every id (DAVIS palette when ``palette`` is None; short ones padded)."""
+    raw = (palette if palette is not None else DAVIS_PALETTE)[:768].ljust(768, b"\0")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(256, 3)
 
 
 def read_index_png(path: str | Path, *, allow_16bit: bool = False) -> tuple[np.ndarray, bytes | None]:

@@ -65,7 +65,7 @@ class VideoSequence:
     def read_frame(self, index: int) -> np.ndarray:
         """Frame ``index`` as ``(H, W, 3)`` uint8 RGB. Random access; prefer :meth:`iter_frames` for videos."""
         if self.frame_paths is not None:
-            from tamvt.data.frames import read_image
+            from tamvt.data.images import read_image
 
             return read_image(self.frame_paths[index], expected_size=self.size)
         for i, frame in self.iter_frames(start=index):
@@ -74,7 +74,8 @@ class VideoSequence:
 
     def iter_frames(self, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, frame (H, W, 3) uint8 RGB)`` from ``start`` on, decoding one frame at a time."""
-        from tamvt.data.frames import iter_images, iter_video
+        from tamvt.data.images import iter_images
+        from tamvt.data.video import iter_video
 
         if self.frame_paths is not None:
             yield from iter_images(self.frame_paths, start=start, expected_size=self.size)

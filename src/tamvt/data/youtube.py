@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tamvt.data.davis import check_mask_matches_frame, check_root, match_masks
-from tamvt.data.frames import list_frame_files, list_mask_files, natural_key
+from tamvt.data.images import list_frame_files, list_mask_files, natural_key
 from tamvt.data.palette import read_index_png
 from tamvt.data.sequence import VideoSequence
 from tamvt.errors import InputError

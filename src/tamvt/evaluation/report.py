@@ -43,7 +43,7 @@ SIZE_THRESHOLDS: tuple[tuple[str, float], ...] = (
 )  # fmt: skip
 
 
-# what tamvt's synthetic generator writes (tamvt.data.synthetic_dataset.write_dataset)
+# what tamvt's synthetic generator writes (tamvt.data.synthetic.dataset.write_dataset)
 ATTRIBUTES_GENERATOR, ATTRIBUTES_VERSION = "tamvt.synthetic", 1
 
 

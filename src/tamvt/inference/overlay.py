@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tamvt.data.palette import DAVIS_PALETTE
-
-
-def palette_colors(palette: bytes | None) -> np.ndarray:
-    """``(256, 3)`` uint8 colour of every id (DAVIS palette when ``palette`` is None; short ones padded)."""
-    raw = (palette if palette is not None else DAVIS_PALETTE)[:768].ljust(768, b"\0")
-    return np.frombuffer(raw, dtype=np.uint8).reshape(256, 3)
+from tamvt.data.palette import palette_colors
 
 
 def contours(mask: np.ndarray, thickness: int = 1) -> np.ndarray:

@@ -13,6 +13,7 @@ from typing import Iterator, Sequence, Union
 import numpy as np
 
 from tamvt.data.sequence import VideoSequence
+from tamvt.data.video import frame_names, open_frames
 from tamvt.errors import InputError, SessionError
 
 
@@ -28,8 +29,7 @@ class ArrayFrames:
         self.frames = frames
         self.name = name
         self.size: tuple[int, int] = (int(first.shape[0]), int(first.shape[1]))
-        width = max(5, len(str(len(frames) - 1)))
-        self.frame_names: tuple[str, ...] = tuple(f"{i:0{width}d}" for i in range(len(frames)))
+        self.frame_names: tuple[str, ...] = frame_names(len(frames))
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -64,28 +64,18 @@ def open_video(video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndar
     if isinstance(video, (VideoSequence, ArrayFrames)):
         return video
     if isinstance(video, (str, Path)):
-        from tamvt.data.frames import inspect_video, list_frame_files, read_image_size
-
-        path = Path(video)
-        if path.is_dir():
-            paths = tuple(list_frame_files(path))
-            if not paths:
-                raise InputError(path, "no frames (jpg/jpeg/png) in the folder")
-            names, size, frame_paths, video_path = tuple(p.stem for p in paths), read_image_size(paths[0]), paths, None
-        elif path.is_file():
-            info = inspect_video(path)
+        frames = open_frames(video, count_packets=True)
+        info = frames.video_info
+        if info is not None:
             if info.truncated and not allow_truncated:
-                raise InputError(path, f"{info.describe_truncation()}; open_video(path, allow_truncated=True) "
-                                       "gives a source of those frames")
-            n, size = min(info.frames, info.header_frames or info.frames), info.size
-            if n == 0:
-                raise InputError(path, "video has no frames")
-            width = max(5, len(str(n - 1)))
-            names, frame_paths, video_path = tuple(f"{i:0{width}d}" for i in range(n)), None, path
-        else:
-            raise InputError(path, "not found (expected a folder of frames or a video file)")
-        return VideoSequence(name=path.stem, frame_names=names, frame_paths=frame_paths, video_path=video_path,
-                             mask_paths={}, objects={}, size=(int(size[0]), int(size[1])), void_id=None)
+                raise InputError(frames.path, f"{info.describe_truncation()}; open_video(path, allow_truncated=True) "
+                                              "gives a source of those frames")
+            if len(frames) == 0:
+                raise InputError(frames.path, "video has no frames")
+        size = frames.size
+        return VideoSequence(name=frames.path.stem, frame_names=frames.names, frame_paths=frames.frame_paths,
+                             video_path=frames.video_path, mask_paths={}, objects={}, size=(int(size[0]), int(size[1])),
+                             void_id=None)
     return ArrayFrames(video)
 
 

@@ -100,7 +100,7 @@ class Trainer:
         out_dir: run folder (``None``: ``cfg.run.out_dir``).
         resume: ``auto`` continues from ``out_dir/last.pt`` when it exists; ``never`` refuses to
             overwrite an existing run folder's checkpoint.
-        dataset: a map-style dataset of :class:`~tamvt.data.batch.TrainingSample` to use instead of
+        dataset: a map-style dataset of :class:`~tamvt.data.training.batch.TrainingSample` to use instead of
             the one ``cfg.data`` describes (a sample must depend only on (epoch, index) for exact resume).
         val_videos: :class:`~tamvt.train.validate.ValVideo` list instead of the ones ``cfg.val`` describes.
     """
@@ -208,7 +208,7 @@ class Trainer:
     # ---------------------------------------------------------------------------- training
 
     def train_step(self, sample: Any) -> dict[str, float]:
-        """One optimizer step on one :class:`~tamvt.data.batch.TrainingSample`."""
+        """One optimizer step on one :class:`~tamvt.data.training.batch.TrainingSample`."""
         dev = self.dist.device
         frames = sample.frames.to(dev, non_blocking=True)
         masks = sample.masks.to(dev, non_blocking=True).float()

@@ -43,7 +43,7 @@ class LossWeightCurves:
 
 def read_mask_folder(folder: str | Path) -> tuple[tuple[str, ...], np.ndarray]:
     """Frame names and ``(T, H, W)`` uint8 ids of the index PNGs in ``folder`` (natural order)."""
-    from tamvt.data.frames import list_mask_files
+    from tamvt.data.images import list_mask_files
     from tamvt.data.palette import read_index_png
 
     folder = Path(folder)

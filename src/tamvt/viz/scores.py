@@ -135,6 +135,6 @@ def plot_j_over_time(sequence: str, curves: list[ObjectCurve]) -> Any:
 
 
 def _frame_key(name: str) -> tuple:
-    from tamvt.data.frames import natural_key
+    from tamvt.data.images import natural_key
 
     return natural_key(name)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tamvt.data.synthetic_events import EVENT_TYPES, Camera, CutSpec, Event, Follow, Motion, PeelSpec, Track, apply
-from tamvt.data.synthetic_shapes import (SHAPES, SPRITE_EXTENT, TEXTURES, TextureRecipe, harmonic_profile, hsv_colors,
+from tamvt.data.synthetic.events import EVENT_TYPES, Camera, CutSpec, Event, Follow, Motion, PeelSpec, Track, apply
+from tamvt.data.synthetic.shapes import (SHAPES, SPRITE_EXTENT, TEXTURES, TextureRecipe, harmonic_profile, hsv_colors,
                                          make_background, random_profile, random_texture, unit_polygon)
 from tamvt.errors import TamvtError
 
@@ -153,110 +153,178 @@ def _motion(rng: np.random.Generator, start: np.ndarray, amp: np.ndarray, fps: f
 
 
 def plan_video(cfg: SynthConfig) -> VideoPlan:
-    """Draw everything about one video from ``cfg.seed``: kinds, objects, events, paths, camera, background."""
+    """Draw everything about one video from ``cfg.seed``: kinds, objects, events, paths, camera, background.
+
+    The parts are drawn in this order from one generator (the order fixes every pixel of a seed): events,
+    sizes, target kinds, look-alikes, event timing, targets, distractors, occluders, camera, background.
+    """
     rng = np.random.default_rng(cfg.seed)
     h, w = cfg.size
-    fps, n_obj, cm = cfg.fps, cfg.num_objects, cfg.camera_motion
-    frame_area, wh = float(h * w), np.array([w, h], float)
     requested = _draw_events(rng) if cfg.events == "random" else cfg.events
     n_dis = int(rng.integers(2, 5)) if cfg.num_distractors is None else cfg.num_distractors
-    ids = list(range(1, n_obj + 1))
+    ids = list(range(1, cfg.num_objects + 1))
+    small_ids, areas = _draw_areas(rng, cfg, ids, "small" in requested)
+    kinds = _Kinds(rng)
+    target_kind = {i: kinds.new(SHAPES[:4]) for i in ids}
+    lookalikes = _draw_lookalikes(rng, ids, small_ids, target_kind, areas) if "multi_instance" in requested else []
+    events = _draw_event_timing(rng, cfg, requested, ids, small_ids)
+    placer = _Placer(rng, np.array([w, h], float))
+    tracks = [_target_track(rng, cfg, i, [e for e in events if e.object == i], areas[i], target_kind[i], kinds, placer)
+              for i in ids]
+    tracks += _distractor_tracks(rng, cfg, n_dis, lookalikes, kinds, placer)
+    for n, ev in enumerate(e for e in events if e.type == "occlusion"):
+        tracks.append(_occluder(rng, tracks[ev.object - 1], kinds.recipes, kinds.new(("disc",)), ev, 1.0 + 0.01 * n,
+                                cfg.fps))
+    camera, zoom_amp, light = _draw_camera(rng, cfg)
+    bh, bw = int(round(h * 1.5)), int(round(w * 1.5))
+    background = make_background(bh, bw, rng)
+    kind_list, flesh_sprites = _sprites(kinds, tracks, zoom_amp)
+    return VideoPlan(cfg, tuple(events), kind_list, tuple(sorted(tracks, key=lambda tr: tr.depth)), flesh_sprites,
+                     camera, background, np.array([(bw - w) / 2, (bh - h) / 2]), light)
 
-    # Sizes: normal targets 1.2-10 % of the frame (log-uniform, less when crowded), small ones 0.12-0.28 %.
-    small_ids = {int(rng.integers(1, n_obj + 1))} if "small" in requested else set()
+
+def _draw_areas(rng: np.random.Generator, cfg: SynthConfig, ids: list[int],
+                with_small: bool) -> tuple[set[int], dict[int, float]]:
+    """``(ids of small targets, target id -> area in pixels)``: normal targets 1.2-10 % of the frame
+    (log-uniform, less when crowded), small ones 0.12-0.28 %."""
+    h, w = cfg.size
+    frame_area, n_obj = float(h * w), cfg.num_objects
+    small_ids = {int(rng.integers(1, n_obj + 1))} if with_small else set()
     crowd = min(1.0, 4.0 / n_obj)
-    small_hi = min(0.0028 * frame_area, _small_area_cap(frame_area, 1.0 + 0.08 * cm))
+    small_hi = min(0.0028 * frame_area, _small_area_cap(frame_area, 1.0 + 0.08 * cfg.camera_motion))
     areas = {i: (rng.uniform(0.43 * small_hi, small_hi) if i in small_ids
                  else frame_area * crowd * np.exp(rng.uniform(np.log(0.012), np.log(0.1)))) for i in ids}
+    return small_ids, areas
 
-    recipes: list[tuple[str, np.ndarray, float, TextureRecipe]] = []
-    hue0, style0 = rng.uniform(), int(rng.integers(len(TEXTURES)))
 
-    def new_kind(shapes: tuple[str, ...]) -> int:
-        j = len(recipes)
+class _Kinds:
+    """The object kinds of a video as they are drawn: ``(shape, radii, aspect, texture recipe)`` each, and the
+    flesh textures that peeled objects show."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.recipes: list[tuple[str, np.ndarray, float, TextureRecipe]] = []
+        self.flesh: list[TextureRecipe] = []
+        self.hue0, self.style0 = rng.uniform(), int(rng.integers(len(TEXTURES)))
+
+    def new(self, shapes: tuple[str, ...]) -> int:
+        """Draw a new kind with one of ``shapes``; its index."""
+        rng, j = self.rng, len(self.recipes)
         shape = str(rng.choice(shapes))
         radii, aspect = random_profile(shape, rng)
         # Golden-ratio hue steps and rotating styles keep distinct kinds distinct.
-        tex = random_texture(rng, hue0 + 0.381966 * j, TEXTURES[(style0 + j) % len(TEXTURES)])
-        recipes.append((shape, radii, aspect, tex))
+        tex = random_texture(rng, self.hue0 + 0.381966 * j, TEXTURES[(self.style0 + j) % len(TEXTURES)])
+        self.recipes.append((shape, radii, aspect, tex))
         return j
 
-    target_kind = {i: new_kind(SHAPES[:4]) for i in ids}
-    lookalikes: list[tuple[int, float]] = []  # (kind, area) of distractors copying a target
-    if "multi_instance" in requested:
-        base = int(rng.choice(ids))
-        others = [i for i in ids if i != base and (i in small_ids) == (base in small_ids)]
-        if others and rng.random() < 0.5:  # a second target of the same kind
-            j = int(rng.choice(others))
-            target_kind[j], areas[j] = target_kind[base], areas[base] * rng.uniform(0.8, 1.25)
-            n_look = 1
-        else:
-            n_look = int(rng.integers(1, 3))
-        lookalikes = [(target_kind[base], areas[base] * rng.uniform(0.8, 1.25)) for _ in range(n_look)]
 
-    # Events go to normal-size targets first (a cut of a 0.2 % object is hardly visible).
+def _draw_lookalikes(rng: np.random.Generator, ids: list[int], small_ids: set[int], target_kind: dict[int, int],
+                     areas: dict[int, float]) -> list[tuple[int, float]]:
+    """``multi_instance``: ``(kind, area)`` of the distractors copying a target; sometimes a second target
+    takes the same kind instead (``target_kind`` and ``areas`` are updated in place)."""
+    base = int(rng.choice(ids))
+    others = [i for i in ids if i != base and (i in small_ids) == (base in small_ids)]
+    if others and rng.random() < 0.5:  # a second target of the same kind
+        j = int(rng.choice(others))
+        target_kind[j], areas[j] = target_kind[base], areas[base] * rng.uniform(0.8, 1.25)
+        n_look = 1
+    else:
+        n_look = int(rng.integers(1, 3))
+    return [(target_kind[base], areas[base] * rng.uniform(0.8, 1.25)) for _ in range(n_look)]
+
+
+def _draw_event_timing(rng: np.random.Generator, cfg: SynthConfig, requested: tuple[str, ...], ids: list[int],
+                       small_ids: set[int]) -> list[Event]:
+    """Each requested transformation, given a target and a time window. Events go to normal-size targets
+    first (a cut of a 0.2 % object is hardly visible)."""
     pool = [i for i in ids if i not in small_ids] or ids
     order = [int(x) for x in rng.permutation(pool)]
     events = []
     for n, etype in enumerate(e for e in requested if e in EVENT_TYPES):
-        start, end = _window(rng, cfg.length, fps, 8 if etype == "occlusion" else 3)
+        start, end = _window(rng, cfg.length, cfg.fps, 8 if etype == "occlusion" else 3)
         events.append(Event(etype, order[n % len(order)], start, end))
+    return events
 
-    placed: list[tuple[np.ndarray, float]] = []  # frame-0 positions and radii that later objects avoid
 
-    def place(kind: int, area: float, lo: float, hi: float) -> np.ndarray:
-        _, radii, aspect, _ = recipes[kind]
+class _Placer:
+    """Frame-0 positions that keep objects apart: each new object goes where it is furthest from those
+    placed before (best of 40 tries, the first 2 px clear wins)."""
+
+    def __init__(self, rng: np.random.Generator, wh: np.ndarray) -> None:
+        self.rng, self.wh = rng, wh
+        self.placed: list[tuple[np.ndarray, float]] = []  # positions and radii that later objects avoid
+
+    def place(self, recipe: tuple, area: float, lo: float, hi: float) -> np.ndarray:
+        """A position ``(x, y)`` in ``[lo, hi]`` of the frame for an object of ``recipe`` and ``area``."""
+        _, radii, aspect, _ = recipe
         radius = float(np.linalg.norm(unit_polygon(radii, aspect), axis=1).max() * np.sqrt(area))
-        best, best_gap = wh / 2, -np.inf
+        best, best_gap = self.wh / 2, -np.inf
         for _ in range(40):
-            q = rng.uniform(lo * wh, hi * wh)
-            gap = min((np.linalg.norm(q - p) - r - radius for p, r in placed), default=np.inf)
+            q = self.rng.uniform(lo * self.wh, hi * self.wh)
+            gap = min((np.linalg.norm(q - p) - r - radius for p, r in self.placed), default=np.inf)
             if gap > best_gap:
                 best, best_gap = q, gap
             if gap >= 2.0:
                 break
-        placed.append((best, radius))
+        self.placed.append((best, radius))
         return best
 
-    tracks, flesh = [], []
-    for i in ids:
-        specs: dict = {}
-        for ev in (e for e in events if e.object == i):
-            if ev.type == "cut":
-                k = int(rng.integers(2, 5))
-                psi = rng.uniform(0, 2 * np.pi) + 2 * np.pi * (np.arange(k) + rng.uniform(-0.15, 0.15, k)) / k
-                dirs = np.stack([np.cos(psi), np.sin(psi)], axis=1)
-                specs["cut"] = CutSpec(ev, rng.normal(0, 0.04, 2) + 0.25 * dirs, dirs,
-                                       drift=max(0.2 * float(np.sqrt(areas[i])), 4.0), spins=rng.uniform(-0.08, 0.08, k))
-            elif ev.type == "peel":
-                a = rng.uniform(0, 2 * np.pi)
-                hue = hue0 + 0.381966 * target_kind[i] + 0.08
-                flesh.append(TextureRecipe("noise", hsv_colors(hue + np.array([0, 0.03, -0.03]), rng.uniform(0.15, 0.45, 3),
-                                                               rng.uniform(0.75, 1.0, 3)), 3.0, 0.0, float(rng.uniform(0, 6.3)),
-                                           int(rng.integers(2**31))))
-                specs["peel"] = PeelSpec(ev, np.array([np.cos(a), np.sin(a)]), float(rng.uniform(0.35, 0.6)), len(flesh) - 1)
-            elif ev.type == "shrink":
-                specs["shrink"] = (ev, float(rng.uniform(0.3, 0.55)))
-            elif ev.type == "morph":
-                specs["morph"] = (ev, harmonic_profile(rng, rng.uniform(0.25, 0.45)))
-            elif ev.type == "mold":
-                specs["mold"] = (ev, float(rng.uniform(1.8, 2.8)), float(rng.uniform(0, np.pi)))
-        start = place(target_kind[i], areas[i], 0.2, 0.8)
-        tracks.append(Track(i, target_kind[i], areas[i], float(rng.uniform(0.3, 0.7)),
-                            _motion(rng, start, 0.08 * wh, fps), **specs))
 
-    # Distractors: behind the targets, or in front (placed away from the targets at frame 0).
-    extra = [(new_kind(SHAPES), frame_area * float(np.exp(rng.uniform(np.log(0.008), np.log(0.06)))))
+def _event_specs(rng: np.random.Generator, events: list[Event], area: float, kind: int, kinds: _Kinds) -> dict:
+    """The drawn parameters of one target's events, as :class:`Track` keyword arguments."""
+    specs: dict = {}
+    for ev in events:
+        if ev.type == "cut":
+            k = int(rng.integers(2, 5))
+            psi = rng.uniform(0, 2 * np.pi) + 2 * np.pi * (np.arange(k) + rng.uniform(-0.15, 0.15, k)) / k
+            dirs = np.stack([np.cos(psi), np.sin(psi)], axis=1)
+            specs["cut"] = CutSpec(ev, rng.normal(0, 0.04, 2) + 0.25 * dirs, dirs,
+                                   drift=max(0.2 * float(np.sqrt(area)), 4.0), spins=rng.uniform(-0.08, 0.08, k))
+        elif ev.type == "peel":
+            a = rng.uniform(0, 2 * np.pi)
+            hue = kinds.hue0 + 0.381966 * kind + 0.08
+            kinds.flesh.append(TextureRecipe("noise", hsv_colors(hue + np.array([0, 0.03, -0.03]),
+                                                                 rng.uniform(0.15, 0.45, 3), rng.uniform(0.75, 1.0, 3)),
+                                             3.0, 0.0, float(rng.uniform(0, 6.3)), int(rng.integers(2**31))))
+            specs["peel"] = PeelSpec(ev, np.array([np.cos(a), np.sin(a)]), float(rng.uniform(0.35, 0.6)),
+                                     len(kinds.flesh) - 1)
+        elif ev.type == "shrink":
+            specs["shrink"] = (ev, float(rng.uniform(0.3, 0.55)))
+        elif ev.type == "morph":
+            specs["morph"] = (ev, harmonic_profile(rng, rng.uniform(0.25, 0.45)))
+        elif ev.type == "mold":
+            specs["mold"] = (ev, float(rng.uniform(1.8, 2.8)), float(rng.uniform(0, np.pi)))
+    return specs
+
+
+def _target_track(rng: np.random.Generator, cfg: SynthConfig, i: int, events: list[Event], area: float, kind: int,
+                  kinds: _Kinds, placer: _Placer) -> Track:
+    """Target ``i``: its events' parameters, its frame-0 position (in the middle 60 % of the frame) and path."""
+    specs = _event_specs(rng, events, area, kind, kinds)
+    start = placer.place(kinds.recipes[kind], area, 0.2, 0.8)
+    return Track(i, kind, area, float(rng.uniform(0.3, 0.7)), _motion(rng, start, 0.08 * placer.wh, cfg.fps), **specs)
+
+
+def _distractor_tracks(rng: np.random.Generator, cfg: SynthConfig, n_dis: int, lookalikes: list[tuple[int, float]],
+                       kinds: _Kinds, placer: _Placer) -> list[Track]:
+    """``n_dis`` distractors of new kinds, then the look-alikes: behind the targets, or in front (placed away
+    from the targets at frame 0)."""
+    h, w = cfg.size
+    extra = [(kinds.new(SHAPES), float(h * w) * float(np.exp(rng.uniform(np.log(0.008), np.log(0.06)))))
              for _ in range(n_dis)] + lookalikes
+    tracks = []
     for kind, area in extra:
         front = rng.random() < 0.35
         depth = float(rng.uniform(0.75, 0.95) if front else rng.uniform(0.02, 0.25))
-        start = place(kind, area, 0.05, 0.95)
-        tracks.append(Track(0, kind, area, depth, _motion(rng, start, 0.12 * wh, fps)))
+        start = placer.place(kinds.recipes[kind], area, 0.05, 0.95)
+        tracks.append(Track(0, kind, area, depth, _motion(rng, start, 0.12 * placer.wh, cfg.fps)))
+    return tracks
 
-    for n, ev in enumerate(e for e in events if e.type == "occlusion"):
-        tracks.append(_occluder(rng, tracks[ev.object - 1], recipes, new_kind(("disc",)), ev, 1.0 + 0.01 * n, fps))
 
+def _draw_camera(rng: np.random.Generator, cfg: SynthConfig) -> tuple[Camera, float, tuple[float, float, float]]:
+    """``(camera, zoom amplitude, light flicker (amplitude, period, phase))``, all scaled by ``cfg.camera_motion``."""
+    h, w = cfg.size
+    fps, cm, wh = cfg.fps, cfg.camera_motion, np.array([w, h], float)
     zoom_amp = 0.08 * cm * float(rng.uniform(0.5, 1.0))
     pan = Motion(p0=wh / 2, amps=cm * np.array([0.06, 0.02, 0.004])[:, None] * wh * rng.uniform(0.5, 1.0, (3, 2)),
                  periods=fps * rng.uniform([[8.0], [2.0], [0.4]], [[20.0], [5.0], [1.0]], (3, 2)),
@@ -264,20 +332,21 @@ def plan_video(cfg: SynthConfig) -> VideoPlan:
                  wobble=0.05 * cm * float(rng.uniform(0.3, 1.0)), wobble_period=float(rng.uniform(4.0, 10.0)) * fps)
     camera = Camera((h, w), pan, zoom_amp, float(rng.uniform(6.0, 15.0)) * fps, float(rng.uniform(0, 2 * np.pi)))
     light = (0.05 * cm * float(rng.uniform(0.3, 1.0)), float(rng.uniform(3.0, 10.0)) * fps, float(rng.uniform(0, 2 * np.pi)))
-    bh, bw = int(round(h * 1.5)), int(round(w * 1.5))
-    background = make_background(bh, bw, rng)
+    return camera, zoom_amp, light
 
-    # Sprites just fine enough for the largest on-screen size of each kind.
-    sizes = [8] * len(recipes)
+
+def _sprites(kinds: _Kinds, tracks: list[Track], zoom_amp: float) -> tuple[tuple[Kind, ...], tuple[np.ndarray, ...]]:
+    """The kinds with their texture sprites, and the flesh sprites; each just fine enough for the largest
+    on-screen size of its kind (no drawing: the recipes fix every pixel)."""
+    sizes = [8] * len(kinds.recipes)
     for tr in tracks:
         need = 2 * SPRITE_EXTENT * np.sqrt(tr.area) * (1 + zoom_amp)
         sizes[tr.kind] = max(sizes[tr.kind], min(512, int(np.ceil(need))))
-    kinds = tuple(Kind(f"{shape}-{tex.style}-{_letters(j)}", radii, aspect, unit_polygon(radii, aspect), tex.render(sizes[j]))
-                  for j, (shape, radii, aspect, tex) in enumerate(recipes))
+    kind_list = tuple(Kind(f"{shape}-{tex.style}-{_letters(j)}", radii, aspect, unit_polygon(radii, aspect),
+                           tex.render(sizes[j])) for j, (shape, radii, aspect, tex) in enumerate(kinds.recipes))
     flesh_size = {tr.peel.flesh: sizes[tr.kind] for tr in tracks if tr.peel is not None}
-    flesh_sprites = tuple(recipe.render(flesh_size[n]) for n, recipe in enumerate(flesh))
-    return VideoPlan(cfg, tuple(events), kinds, tuple(sorted(tracks, key=lambda tr: tr.depth)), flesh_sprites, camera,
-                     background, np.array([(bw - w) / 2, (bh - h) / 2]), light)
+    flesh_sprites = tuple(recipe.render(flesh_size[n]) for n, recipe in enumerate(kinds.flesh))
+    return kind_list, flesh_sprites
 
 
 def _letters(j: int) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tamvt.data.synthetic_shapes import clip_halfplane, squash, unit_polygon
+from tamvt.data.synthetic.shapes import clip_halfplane, squash, unit_polygon
 
 EVENT_TYPES = ("cut", "peel", "shrink", "morph", "mold", "occlusion")
 

@@ -1,8 +1,8 @@
 """The training sample (one object, one window), as produced by the training datasets.
 
-Every training source — :class:`~tamvt.data.windows.WindowDataset` (real videos),
-:class:`~tamvt.data.windows.SyntheticWindowStream` and
-:class:`~tamvt.data.static_pseudo.StaticPseudoVideoDataset` — yields :class:`TrainingSample`; the
+Every training source — :class:`~tamvt.data.training.windows.WindowDataset` (real videos),
+:class:`~tamvt.data.training.synthetic.SyntheticWindows` and
+:class:`~tamvt.data.training.static_pseudo.StaticPseudoVideoDataset` — yields :class:`TrainingSample`; the
 trainer takes one sample per step (the authors train with one sample per process).
 """
 

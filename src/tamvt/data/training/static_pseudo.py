@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tamvt.data.batch import TrainingSample
-from tamvt.data.frames import list_frame_files, read_image
+from tamvt.data.training.batch import TrainingSample
+from tamvt.data.images import list_frame_files, read_image
 from tamvt.data.palette import read_index_png
-from tamvt.data.transforms import (
+from tamvt.data.training.transforms import (
     Jitter,
     apply_jitter,
     crop_matrix,

@@ -1,4 +1,5 @@
-"""Frame I/O: image files, video files (PyAV), and an overlay-video writer.
+"""Video files (PyAV): probing, lazy decoding, MP4 box probing for unreadable files, and the video writer;
+and :func:`open_frames`, the one way from a path (a frame folder or a video file) to lazily read frames.
 
 Everything here reads lazily: one frame at a time, so a long video never sits in memory whole.
 Bad input raises :class:`~tamvt.errors.InputError` naming the file and the problem.
@@ -11,88 +12,30 @@ import re
 import uuid
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from tamvt.data.images import PIL_ERRORS, iter_images, list_frame_files, read_image_size
 from tamvt.errors import InputError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-# Errors PIL raises for truncated / corrupt / unknown image files.
-_PIL_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
+# The video files tamvt reads (folders of videos are listed with it; overlay outputs must end with one).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 
 
-def natural_key(name: str) -> tuple:
-    """Sort key that orders ``frame2`` before ``frame10``.
-
-    ``re.split`` with a capture group alternates text and digit runs, so position ``i`` always
-    holds the same type in every key and tuples compare without type errors.
-    """
-    parts = re.split(r"(\d+)", name)
-    return tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts)) + (name,)
+def frame_name(index: int, count: int) -> str:
+    """Name of frame ``index`` of a ``count``-frame video that has no file names of its own: zero-padded
+    to 5 digits (the DAVIS width), wider when ``count`` needs it (``00000`` ... ``99999``, then ``100000``)."""
+    return f"{index:0{max(5, len(str(count - 1)))}d}"
 
 
-def _list_files(folder: Path, suffixes: tuple[str, ...], what: str) -> list[Path]:
-    if not folder.is_dir():
-        raise InputError(folder, f"{what} folder not found")
-    # Hidden files (e.g. macOS "._00000.jpg" resource forks) are never frames.
-    names = [e.name for e in os.scandir(folder)
-             if e.is_file() and not e.name.startswith(".") and e.name.lower().endswith(suffixes)]
-    return [folder / n for n in sorted(names, key=natural_key)]
-
-
-def list_frame_files(folder: str | Path) -> list[Path]:
-    """Image files (jpg / jpeg / png) of ``folder`` in natural order; ``[]`` when there are none."""
-    return _list_files(Path(folder), IMAGE_SUFFIXES, "frame")
-
-
-def list_mask_files(folder: str | Path) -> list[Path]:
-    """PNG files of ``folder`` in natural order; ``[]`` when there are none."""
-    return _list_files(Path(folder), (".png",), "annotation")
-
-
-def read_image_size(path: str | Path) -> tuple[int, int]:
-    """``(H, W)`` of an image file from its header only (no pixel decoding)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "frame file not found")
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-    except _PIL_ERRORS as err:
-        raise InputError(path, f"cannot read image ({err.__class__.__name__}: {err})") from None
-    return h, w
-
-
-def read_image(path: str | Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode one image file to ``(H, W, 3)`` uint8 RGB (gray / RGBA / palette are converted).
-
-    ``expected_size`` ``(H, W)``: raise if the file has another size (checked before decoding).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "frame file not found")
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            if expected_size is not None and (h, w) != tuple(expected_size):
-                eh, ew = expected_size
-                raise InputError(path, f"frame size {w}x{h} != expected {ew}x{eh}")
-            img.load()
-            rgb = img.convert("RGB")
-    except _PIL_ERRORS as err:
-        raise InputError(path, f"cannot read image ({err.__class__.__name__}: {err})") from None
-    return np.asarray(rgb, dtype=np.uint8)
-
-
-def iter_images(paths: Sequence[str | Path], start: int = 0,
-                expected_size: tuple[int, int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(index, frame (H, W, 3) uint8 RGB)`` for ``paths[start:]``, decoding one at a time."""
-    for i in range(max(start, 0), len(paths)):
-        yield i, read_image(paths[i], expected_size=expected_size)
+def frame_names(count: int) -> tuple[str, ...]:
+    """:func:`frame_name` of every frame of a ``count``-frame video."""
+    return tuple(frame_name(i, count) for i in range(count))
 
 
 def _av():
@@ -148,7 +91,7 @@ def _describe_unreadable(path: Path, ffmpeg_reason: str) -> str:
     try:
         with Image.open(path) as img:
             return f"it is a {img.format} image, not a video"
-    except _PIL_ERRORS:
+    except PIL_ERRORS:
         pass
     try:
         text = head.decode("utf-8")
@@ -365,3 +308,60 @@ class VideoWriter:
             if not committed and self._tmp is not None:
                 self._tmp.unlink(missing_ok=True)
             self._container = self._stream = None
+
+
+class Frames:
+    """A frame folder or a video file, probed and not decoded: one name per frame, ``size`` ``(H, W)``, ``fps``
+    (``None`` for a folder, or when the file does not say) and the frames, decoded one at a time by
+    :meth:`iter_frames`. Exactly one of ``frame_paths`` (a folder's image files, natural order) and
+    ``video_path`` is set. A folder's ``size`` is read from its first image when first asked for."""
+
+    def __init__(self, path: Path, names: tuple[str, ...], *, frame_paths: tuple[Path, ...] | None = None,
+                 video_path: Path | None = None, size: tuple[int, int] | None = None, fps: float | None = None,
+                 video_info: VideoInfo | None = None) -> None:
+        self.path = path
+        self.names = names
+        self.frame_paths = frame_paths
+        self.video_path = video_path
+        self.fps = fps
+        self.video_info = video_info  # set when the frames were counted by demuxing (``count_packets``)
+        if size is not None:
+            self.size = size
+
+    @cached_property
+    def size(self) -> tuple[int, int]:
+        return read_image_size(self.frame_paths[0])
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def iter_frames(self, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index, frame (H, W, 3) uint8 RGB)`` from ``start`` on, decoding one frame at a time (a
+        folder's images must all have the first one's size)."""
+        if self.frame_paths is not None:
+            return iter_images(self.frame_paths, start=start, expected_size=self.size)
+        return iter_video(self.video_path, start=start)
+
+
+def open_frames(path: str | Path, *, count_packets: bool = False) -> Frames:
+    """The frames of ``path``, a folder of images (names: the file stems) or a video file (names:
+    :func:`frame_names`), probed only: nothing is decoded until :meth:`Frames.iter_frames`.
+
+    A video's frame count comes from its header (:func:`probe_video`); with ``count_packets`` every packet
+    is demuxed instead (:func:`inspect_video`, kept in ``video_info``: whether the file is cut off) and the
+    frames are those in the file, at most as many as the header announces (possibly none: callers decide).
+    """
+    path = Path(path)
+    if path.is_dir():
+        paths = tuple(list_frame_files(path))
+        if not paths:
+            raise InputError(path, "no frames (jpg/jpeg/png) in the folder")
+        return Frames(path, tuple(p.stem for p in paths), frame_paths=paths)
+    if not path.is_file():
+        raise InputError(path, "not found (expected a folder of frames or a video file)")
+    if count_packets:
+        info = inspect_video(path)
+        n = min(info.frames, info.header_frames or info.frames)
+        return Frames(path, frame_names(n), video_path=path, size=info.size, fps=info.fps, video_info=info)
+    n, size, fps = probe_video(path)
+    return Frames(path, frame_names(n), video_path=path, size=size, fps=fps)

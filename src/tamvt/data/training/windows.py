@@ -1,8 +1,8 @@
 """Training windows: (video, object) samples of consecutive annotated frames (SPEC §4).
 
 :class:`WindowDataset` serves any list of :class:`~tamvt.data.sequence.VideoSequence` (every
-reader's output); :class:`SyntheticWindowStream` serves endless synthetic videos. Both yield
-:class:`~tamvt.data.batch.TrainingSample`.
+reader's output); :class:`~tamvt.data.training.synthetic.SyntheticWindows` serves generated videos. Both
+yield :class:`~tamvt.data.training.batch.TrainingSample`.
 
 Window rule (:func:`choose_window`, the one implementation both classes use). For object ``o`` of a
 video, ``available`` = the annotated frames from ``o``'s first annotated frame on, in time order
@@ -31,16 +31,16 @@ Randomness comes only from ``numpy.random.default_rng([seed, epoch, index])``: a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset
 
-from tamvt.data.batch import TrainingSample
+from tamvt.data.training.batch import TrainingSample
 from tamvt.data.sequence import VideoSequence
-from tamvt.data.transforms import WindowAugment, normalize
+from tamvt.data.training.transforms import WindowAugment, normalize
 
 ShortVideos = Literal["pingpong", "skip"]
 
@@ -267,89 +267,3 @@ class WindowDataset(Dataset):
         labels = [seq.read_mask(i) for i in indices]
         return make_sample(frames, labels, obj, seq.void_id, self.num_memory, self.augment, rng,
                            video=seq.name, frame_indices=indices, reversed_=reversed_)
-
-
-class SyntheticWindowStream(IterableDataset):
-    """Endless training samples from the synthetic video generator (:mod:`tamvt.data.synthetic`).
-
-    Each video of ``synthetic.stream(stream_seed, cfg_template)`` gives one sample: a random object
-    present in the video's first frame, then the window rule of :class:`WindowDataset`
-    (:func:`choose_window`; every frame is annotated, the start drawn by :func:`uniform_present_start`)
-    and the same augmentation. ``stream_seed = seed + rank * 1000 + worker + 1_000_000 * epoch``, so
-    every process / DataLoader worker draws different videos (fewer than 1000 workers per rank).
-
-    Args:
-        cfg_template: a ``synthetic.SynthConfig`` (the generator varies it per video).
-        rank: process rank; None = ``torch.distributed`` rank if initialised, else 0.
-        stream: the video stream factory ``(seed, cfg) -> iterator``; default ``synthetic.stream``.
-        Others as in :class:`WindowDataset`.
-    """
-
-    def __init__(
-        self,
-        cfg_template: Any,
-        length: int = 12,
-        num_memory: int = 2,
-        augment: WindowAugment | None = None,
-        reverse_prob: float = 0.0,
-        seed: int = 0,
-        rank: int | None = None,
-        stream: Callable[[int, Any], Iterator[Any]] | None = None,
-        max_skip: int = 1,
-    ) -> None:
-        super().__init__()
-        if not 1 <= num_memory < length:
-            raise ValueError(f"num_memory must be in [1, length - 1], got {num_memory} for length {length}")
-        self.cfg_template = cfg_template
-        self.length = length
-        self.num_memory = num_memory
-        self.augment = augment
-        self.reverse_prob = reverse_prob
-        self.seed = seed
-        self.rank = rank
-        self.epoch = 0
-        self._stream = stream
-        self.max_skip = max_skip
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def stream_seed(self) -> int:
-        rank = self.rank
-        if rank is None:
-            dist = torch.distributed
-            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        info = get_worker_info()
-        worker = info.id if info is not None else 0
-        return self.seed + rank * 1000 + worker + 1_000_000 * self.epoch
-
-    def __iter__(self) -> Iterator[TrainingSample]:
-        make = self._stream
-        if make is None:
-            from tamvt.data.synthetic import stream as make
-        seed = self.stream_seed()
-        rng = np.random.default_rng([seed, 0x5EED])  # window/augmentation draws, apart from the generator's
-        for count, video in enumerate(make(seed, self.cfg_template)):
-            sample = self.sample_from_video(video, rng, name=f"synthetic_{seed}_{count}")
-            if sample is not None:
-                yield sample
-
-    def sample_from_video(self, video: Any, rng: np.random.Generator, name: str) -> TrainingSample | None:
-        """One sample from a video with ``frames (T, H, W, 3)`` uint8 and ``masks (T, H, W)`` uint8
-        (ids, 255 = void); None when the first frame has no object."""
-        masks = np.asarray(video.masks)
-        ids = [int(i) for i in np.unique(masks[0]) if i not in (0, 255)]
-        if not ids:
-            return None
-        obj = ids[int(rng.integers(len(ids)))]
-
-        def present(t: int) -> bool:
-            return bool((masks[t] == obj).any())
-
-        # the object is in frame 0, so its available frames are all frames: positions are frame indices
-        indices, reversed_ = choose_window(rng, masks.shape[0], self.length, present, uniform_present_start,
-                                           self.reverse_prob, self.max_skip)
-        frames = [np.asarray(video.frames[i]) for i in indices]
-        labels = [masks[i] for i in indices]
-        return make_sample(frames, labels, obj, 255, self.num_memory, self.augment, rng,
-                           video=name, frame_indices=indices, reversed_=reversed_)
