@@ -171,7 +171,7 @@ class AppSession:
             self.engine_video.remove_object(obj)
 
     def info(self) -> dict:
-        from tamvt.inference.overlay import palette_colors
+        from tamvt.data.palette import palette_colors
 
         h, w = self.video.size
         colors = palette_colors(None)[: self.max_objects + 1].tolist()
