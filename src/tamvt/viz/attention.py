@@ -120,7 +120,7 @@ def capture_attention(predictor: Any, video: VideoSequence, mask: np.ndarray, re
     finally:
         handle.remove()
     memory_frames = session.memory_frames().get(object_id, ())
-    if not memory_frames or frame not in boxes:
+    if not memory_frames or query_mask is None or frame not in boxes:
         raise TamvtError(f"the engine did not record the memory of frame {frame} (memory frames: {memory_frames})")
     maps, query_weights = [], []
     for s in range(len(strides)):
