@@ -53,49 +53,23 @@ class ObjectTrace:
     conf: list[float] = field(default_factory=list)  # tamvt.memory.mask_confidence of the probabilities
 
 
-def recording_predictor(base, oracle_memory: bool = False):
-    """A Predictor subclass that records, per clip, the frames its group's memory held (``clips``);
-    with ``oracle_memory`` each new memory entry is re-encoded with the ground truth (``gt(frame)`` ->
-    index mask, set per video) instead of the prediction."""
-    import torch
-
-    from tamvt.inference.predictor import Predictor
-    from tamvt.inference.preprocess import prepare_mask
-
-    class Recorder(Predictor):
-        clips: list[dict]
-        gt = None
-
-        def _run_clip(self, s, walk, g, update_memory):
-            held = list(g.bank.frames)
-            indices = [idx for idx, _ in g.pending]
-            last = g.pending[-1][1]
-            before = g.bank.entry_ids
-            super()._run_clip(s, walk, g, update_memory)
-            written = g.bank.entry_ids != before
-            if oracle_memory and written:  # a diagnostic only: swap the entry just written
-                gt = self.gt(indices[-1])
-                masks = torch.stack([prepare_mask(gt == obj, s.input_size) for obj in g.object_ids]).to(self.device)
-                entry = self.model.encode_memory(last, masks)
-                entry.entry_id = g.bank.entries[-1].entry_id
-                g.bank._entries[-1] = entry
-            self.clips.append({"group": list(g.object_ids), "frames": indices, "memory": held, "written": written})
-
-    rec = Recorder(base.model, base.config, clip_length=base.clip_length, channels_last=base.channels_last)
-    rec.clips = []
-    return rec
-
-
-def trace_video(predictor, seq) -> tuple[dict[int, ObjectTrace], list[dict]]:
-    """Segment ``seq`` (objects from their first annotation) and record every object's frames."""
+def trace_video(predictor, seq, oracle_memory: bool = False) -> tuple[dict[int, ObjectTrace], list[dict]]:
+    """Segment ``seq`` (objects from their first annotation) and record every object's frames and, per
+    clip, the frames its group's memory held (the engine's ``on_clip``). With ``oracle_memory`` every
+    memory entry is encoded from the ground truth instead of the prediction."""
     import cv2
 
     from tamvt.memory import mask_confidence
 
-    predictor.clips = []
-    predictor.gt = seq.read_mask
+    clips: list[dict] = []
+
+    def record(clip) -> None:
+        clips.append({"group": list(clip.object_ids), "frames": list(clip.frames), "memory": list(clip.memory),
+                      "written": clip.written})
+
     near = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * NEAR_PX + 1, 2 * NEAR_PX + 1))
-    session = predictor.start(seq, keep_results=False)
+    session = predictor.start(seq, keep_results=False, on_clip=record,
+                              oracle_memory=seq.read_mask if oracle_memory else None)
     first = {}
     for obj, ref in sorted(seq.objects.items()):
         gt = seq.read_mask(ref)
@@ -118,7 +92,7 @@ def trace_video(predictor, seq) -> tuple[dict[int, ObjectTrace], list[dict]]:
             tr.fn.append(int((g & ~p).sum()))
             k = result.object_ids.index(obj) if obj in result.object_ids else None
             tr.conf.append(float(mask_confidence(result.probs[k][None, None])[0]) if k is not None else 0.0)
-    return traces, predictor.clips
+    return traces, clips
 
 
 def runs_where(flags: np.ndarray, min_len: int) -> list[tuple[int, int]]:
@@ -334,10 +308,10 @@ def main(argv=None) -> int:
     for run, settings in runs:
         oracle = str(settings.pop("oracle_memory", "false")).lower() in ("1", "true", "yes")
         checkpoint = settings.pop("checkpoint", args.checkpoint)
-        base = Predictor.from_checkpoint(checkpoint, config_overrides=[f"inference.{k}={v}" for k, v in settings.items()])
-        predictor = recording_predictor(base, oracle)
+        predictor = Predictor.from_checkpoint(checkpoint,
+                                              config_overrides=[f"inference.{k}={v}" for k, v in settings.items()])
         for seq in sequences:
-            traces, clips = trace_video(predictor, seq)
+            traces, clips = trace_video(predictor, seq, oracle)
             memory_at = {f: c["memory"] for c in clips for f in c["frames"]}
             meta = videos[seq.name]
             objs = {}

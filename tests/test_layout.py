@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -48,7 +47,6 @@ MODULE_LAYERS: dict[str, str] = {
     "tamvt.checkpoint": "checkpoint",
     "tamvt.official": "official",
     "tamvt.cli": "cli",
-    "tamvt.predictor": "deprecated",
 }
 
 _BELOW_COMMANDS = {"base", "models", "memory", "losses", "checkpoint", "official", "weights", "data", "evaluation",
@@ -71,9 +69,7 @@ ALLOWED: dict[str, set[str]] = {
     "viz": _BELOW_COMMANDS | {"train", "viz"},
     "commands": _BELOW_COMMANDS | {"train", "app", "viz", "commands"},
     "cli": {"base", "cli"},  # dispatches to tamvt.commands.<name> by string only
-    "deprecated": set(),  # nothing may import the deprecated shim ...
 }
-EXEMPT_FROM_LAYERING = {"tamvt.predictor"}  # ... and it may import anything (it re-exports inference)
 
 # Top-level names of optional extras: a module needing one may be skipped when it is not installed.
 OPTIONAL_DEPENDENCIES = frozenset({"fastapi", "uvicorn", "starlette", "matplotlib", "tensorboard"})
@@ -224,8 +220,6 @@ def layer_violations(graph: Mapping[str, Iterable[str]]) -> list[str]:
         if layer is None:
             problems.append(f"{module}: in no layer (add it to the table in tests/test_layout.py)")
             continue
-        if module in EXEMPT_FROM_LAYERING:
-            continue
         for target in sorted(graph[module]):
             target_layer = layer_of(target)
             if target_layer not in ALLOWED[layer]:
@@ -274,15 +268,13 @@ def test_cli_dispatches_to_command_modules(graph):
 
 @pytest.mark.parametrize("module", sorted(module_names(SRC)))
 def test_every_module_imports(module):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the deprecated shim warns on import
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            top = (err.name or "").split(".")[0]
-            if top in OPTIONAL_DEPENDENCIES:
-                pytest.skip(f"{module} needs the optional {top}")
-            raise
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        top = (err.name or "").split(".")[0]
+        if top in OPTIONAL_DEPENDENCIES:
+            pytest.skip(f"{module} needs the optional {top}")
+        raise
 
 
 # ------------------------------------------------------------------------------ the checks can fail
@@ -311,12 +303,12 @@ def test_layer_violations_on_a_small_graph():
         "tamvt.data.frames": {"tamvt.models.decoder"},  # data may not use models
         "tamvt.memory": {"tamvt.losses"},  # sideways inside one row of the table
         "tamvt.inference.session": {"tamvt.memory", "tamvt.official"},  # memory fine, official not
-        "tamvt.commands.demo": {"tamvt.inference.session", "tamvt.predictor"},  # the shim is off limits
-        "tamvt.predictor": {"tamvt.inference.session"},  # exempt
+        "tamvt.commands.demo": {"tamvt.inference.session", "tamvt.cli"},  # up: only the console script is above
+        "tamvt.cli": {"tamvt.errors"},  # down: fine
         "tamvt.newthing": set(),  # not in the table
     }
     assert layer_violations(graph) == [
-        "tamvt.commands.demo (commands) imports tamvt.predictor (deprecated)",
+        "tamvt.commands.demo (commands) imports tamvt.cli (cli)",
         "tamvt.data.frames (data) imports tamvt.models.decoder (models)",
         "tamvt.inference.session (inference) imports tamvt.official (official)",
         "tamvt.memory (memory) imports tamvt.losses (losses)",

@@ -154,16 +154,17 @@ def test_streaming_equals_propagate(small_model, video):
     p = make_predictor(small_model)
     expected = run(p, video, {1: (0, MASK1), 2: (0, MASK2), 3: (3, MASK3)})
     got, returned_after = {}, []
+    stream = p.stream()
     for i, frame in enumerate(video):
         mask = None
         if i == 0:
             mask = MASK1 + 2 * MASK2
         elif i == 3:
             mask = 3 * MASK3
-        out = p.step(frame, mask=mask)
+        out = stream.step(frame, mask=mask)
         returned_after.append([r.frame_idx for r in out])
         got.update({r.frame_idx: r for r in out})
-    tail = p.flush()
+    tail = stream.flush()
     got.update({r.frame_idx: r for r in tail})
     assert sorted(got) == list(range(9))
     # clips of 2 starting after frame 0 ({1,2}) and after frame 3 ({3}): output waits for both groups
@@ -173,7 +174,40 @@ def test_streaming_equals_propagate(small_model, video):
         assert dict(zip(got[i].object_ids, got[i].probs)).keys() == expected[i].keys()
         for obj, prob in zip(got[i].object_ids, got[i].probs):
             assert torch.allclose(prob, expected[i][obj], atol=1e-5, rtol=0)
-    assert p.flush() == []
+    assert stream.flush() == []
+
+
+def rows(results) -> list[tuple]:
+    return [(r.frame_idx, r.object_ids, r.probs, r.mask) for r in results]
+
+
+def feed(stream, frames, masks: dict[int, np.ndarray]) -> list[list[tuple]]:
+    """Per frame fed (then the flush), the ``(frame_idx, object_ids, probs, mask)`` of the results returned."""
+    return [*(rows(stream.step(f, mask=masks.get(i))) for i, f in enumerate(frames)), rows(stream.flush())]
+
+
+def test_one_predictor_serves_two_interleaved_streams(small_model, video):
+    """Streams keep their own state: fed frame by frame in turn through one predictor, each returns
+    exactly what it returns when it runs alone (two videos, other objects, other sizes)."""
+    p = make_predictor(small_model)
+    other = squares_video(7, seed=1)[:, :48, :80]  # another video, another frame size
+    masks_a = {0: MASK1 + 2 * MASK2, 3: 3 * MASK3}
+    masks_b = {0: box(10, 30, 8, 28)[:48, :80], 2: 2 * box(35, 48, 50, 75)[:48, :80]}
+    alone_a, alone_b = feed(p.stream(), video, masks_a), feed(p.stream(), other, masks_b)
+    a, b = p.stream(), p.stream()
+    both_a, both_b = [], []
+    for i in range(len(video)):
+        both_a.append(rows(a.step(video[i], mask=masks_a.get(i))))
+        if i < len(other):
+            both_b.append(rows(b.step(other[i], mask=masks_b.get(i))))
+    both_a.append(rows(a.flush()))
+    both_b.append(rows(b.flush()))
+    for alone, both in ((alone_a, both_a), (alone_b, both_b)):
+        assert [[r[:2] for r in step] for step in both] == [[r[:2] for r in step] for step in alone]
+        for step_alone, step_both in zip(alone, both):
+            for (_, _, probs, mask), (_, _, probs2, mask2) in zip(step_alone, step_both):
+                assert torch.equal(probs, probs2) and np.array_equal(mask, mask2)
+    assert {ids for step in alone_b for _, ids, _, _ in step} == {(1,), (1, 2)}
 
 
 def test_merge_policies(small_model):
@@ -245,6 +279,49 @@ def test_lazy_and_bounded(small_model, video):
         g = session.groups[0]
         assert len(g.bank) <= 3 and len(g.pending) <= 1 and len(session.pending_frames) <= 2
     assert session.groups[0].bank.entry_ids == [0, 11, 12]  # FIFO kept the reference
+    assert session.memory_frames() == {1: (0, 22, 24)}  # entry k: the last frame of clip k, [2k-1, 2k]
+
+
+def test_memory_view_clip_records_and_reset(small_model, video):
+    """The read-only seams for tools: what each object's memory holds, one record per clip, and
+    Session.reset (results and memory go, annotations stay)."""
+    p = make_predictor(small_model, bank_size=3)
+    clips = []
+    session = p.start(video, on_clip=clips.append)
+    assert session.memory_frames() == {}
+    p.add_mask(session, 0, 1, MASK1)
+    p.add_mask(session, 0, 2, MASK2)
+    p.add_mask(session, 3, 3, MASK3)
+    first = {i: r.mask for i, r in p.propagate(session)}
+    assert session.memory_frames() == {1: (0, 4, 6), 2: (0, 4, 6), 3: (3, 5, 7)}
+    assert [(c.object_ids, c.frames, c.memory, c.written) for c in clips] == [
+        ((1, 2), (1, 2), (0,), True), ((1, 2), (3, 4), (0, 2), True), ((3,), (4, 5), (3,), True),
+        ((1, 2), (5, 6), (0, 2, 4), True), ((3,), (6, 7), (3, 5), True),
+        ((1, 2), (7, 8), (0, 4, 6), False), ((3,), (8,), (3, 5, 7), False)]  # the last clips: no entry
+    session.reset()
+    assert session.walk is None and session.memory_frames() == {} and len(session.results) == 0
+    assert sorted(session.annotations) == [1, 2, 3]
+    assert all(np.array_equal(r.mask, first[i]) for i, r in p.propagate(session))
+
+
+def test_oracle_memory_writes_the_given_masks_into_memory(small_model, video, monkeypatch):
+    """``oracle_memory``: the memory entries are encoded from the ground truth, not the prediction; the
+    prediction is what comes out (and what the confidence gate judges)."""
+    truth = (MASK1 + 2 * MASK2).astype(np.uint8)  # a fixed "ground truth" for every frame
+    p = make_predictor(small_model)
+    plain = run(p, video, {1: (0, MASK1), 2: (0, MASK2)})
+    written = []
+    orig = small_model.encode_memory
+    monkeypatch.setattr(small_model, "encode_memory", lambda f, m: written.append(m.clone()) or orig(f, m))
+    session = p.start(video, oracle_memory=lambda idx: truth)
+    p.add_mask(session, 0, 1, MASK1)
+    p.add_mask(session, 0, 2, MASK2)
+    oracle = {i: dict(zip(r.object_ids, r.probs)) for i, r in p.propagate(session)}
+    given = torch.from_numpy(np.stack([MASK1, MASK2]).astype(np.float32))[:, None]  # (B, 1, H, W)
+    assert len(written) == 4 and all(torch.equal(m, given) for m in written)  # reference + 3 entries
+    for i in range(3):  # clip [1, 2] is matched against the reference only
+        assert all(torch.equal(oracle[i][o], plain[i][o]) for o in (1, 2))
+    assert not torch.allclose(oracle[3][1], plain[3][1], atol=1e-5)
 
 
 def test_bad_input(small_model, video):
@@ -263,9 +340,10 @@ def test_bad_input(small_model, video):
     p.add_mask(session, 0, 1, MASK1)
     with pytest.raises(SessionError, match="out of range"):
         next(iter(p.propagate(session, start=9)))
-    p.step(video[0], mask=MASK1)
+    stream = p.stream()
+    stream.step(video[0], mask=MASK1)
     with pytest.raises(SessionError, match="corrections need a session over a whole video"):
-        p.step(video[1], mask=MASK1)  # object 1 again: a correction, not possible on a live stream
-    p.flush()
+        stream.step(video[1], mask=MASK1)  # object 1 again: a correction, not possible on a live stream
+    stream.flush()
     with pytest.raises(SessionError, match="not in the mask"):
         p.add_index_mask(session, 5, MASK2 * 2, objects=[3])

@@ -20,7 +20,7 @@ from tamvt.config import load_preset
 from tamvt.data.generic import read_generic
 from tamvt.data.palette import write_index_png
 from tamvt.inference.predictor import Predictor
-from tamvt.inference.preprocess import prepare_frame
+from tamvt.inference.transforms import prepare_frame
 from tamvt.models.matching import Matching
 from tamvt.models.tamvt import build_tamvt
 from tamvt.viz.attention import capture_attention, plot_attention, token_coverage

@@ -163,20 +163,25 @@ class MemoryBank:
 
 def seed_bank(model: TamVT, frames: FrameFeatures, masks: Tensor, capacity: int, *,
               references: bool = False, policy: str = "fifo", recent: int | None = None,
-              frame_indices: Sequence[int] | None = None) -> MemoryBank:
+              frame_indices: Sequence[int] | None = None, bank: MemoryBank | None = None) -> MemoryBank:
     """A new bank of ``capacity`` holding the ``T`` given frames as entries, in order (the first is the
-    reference): frame ``t`` of ``frames`` with ``masks[:, t]``.
+    reference): frame ``t`` of ``frames`` with ``masks[:, t]``. With ``bank``, the entries are added to
+    that bank instead (a correction met by the predictor's walk) and it is returned.
 
     Args:
         frames: ``T`` encoded frames (:meth:`TamVT.encode_frames`).
         masks: ``(B, T, H, W)`` masks of the ``B`` objects in those frames, values in [0, 1].
+        capacity: the new bank's capacity N (unused with ``bank``).
         references: keep every entry permanently (the predictor's references: the first mask and a
-            correction, ``T <= 2``); False: the entries after the first are ordinary FIFO entries (the
-            trainer's ground-truth memory frames).
-        policy, recent: the bank's eviction policy (:class:`MemoryBank`).
+            correction, ``T <= 2``; a later correction replaces the previous one, :meth:`MemoryBank.add`);
+            False: the entries after the first are ordinary FIFO entries (the trainer's ground-truth
+            memory frames).
+        policy, recent: the new bank's eviction policy (:class:`MemoryBank`; unused with ``bank``).
         frame_indices: the ``T`` video frame indices (recorded in :attr:`MemoryBank.frames`).
+        bank: an existing bank of the same ``B`` objects to add the entries to.
     """
-    bank = MemoryBank(capacity, policy, recent)
+    if bank is None:
+        bank = MemoryBank(capacity, policy, recent)
     dtype = frames.match_in[0].dtype
     for t in range(frames.num_frames):
         bank.add(model.encode_memory(frames.select(t), masks[:, t : t + 1].to(dtype)), reference=references,
@@ -192,7 +197,10 @@ class ClipOutput:
         logits: per decoder layer ``(B, T, H/4, W/4)``; ``logits[-1]`` is the prediction, the others
             are the auxiliary outputs for the loss.
         memory_mask: ``(B, 1, H, W)`` soft mask of the clip's last frame (detached), the one written to
-            memory: ``sigmoid(bilinear(logits[-1][:, -1], (H, W), align_corners=False))``.
+            memory (unless :func:`step_clip` was given an ``oracle_mask``):
+            ``sigmoid(bilinear(logits[-1][:, -1], (H, W), align_corners=False))``.
+        written: whether the last frame was offered to the bank (``update_memory`` and the confidence gate
+            passed; a bank of capacity 1 still keeps only its reference).
     """
 
     logits: list[Tensor]
@@ -248,7 +256,7 @@ def search_region(masks: Tensor, window: float) -> Tensor:
 
 def step_clip(model: TamVT, bank: MemoryBank, frames: FrameFeatures, *, update_memory: bool = True,
               frame: int | None = None, min_confidence: float = 0.0, top_k: int | None = None,
-              region: Tensor | None = None) -> ClipOutput:
+              region: Tensor | None = None, oracle_mask: Tensor | None = None) -> ClipOutput:
     """Segment one clip against the bank, then append its last frame + soft prediction to the bank.
 
     Works with or without gradients (the trainer calls it with grad enabled; the memory mask is
@@ -269,6 +277,9 @@ def step_clip(model: TamVT, bank: MemoryBank, frames: FrameFeatures, *, update_m
             logits by nearest neighbour): the final logits of
             object ``b`` are set to :data:`OUTSIDE_LOGIT` outside ``region[b]`` in every frame of the clip,
             before the memory mask is made from them; ``None``: the whole frame (the paper's).
+        oracle_mask: ``(B, 1, H, W)`` masks written to memory with the last frame in place of the
+            prediction (a diagnostic: a memory that is never wrong); gating still judges the prediction,
+            and :attr:`ClipOutput.memory_mask` stays the prediction's.
     """
     z = model.match(frames, bank.entries, top_k)
     logits = model.decode(frames, z)
@@ -282,5 +293,5 @@ def step_clip(model: TamVT, bank: MemoryBank, frames: FrameFeatures, *, update_m
     mask = torch.sigmoid(F.interpolate(last.float(), size=frames.image_size, mode="bilinear", align_corners=False))
     write = update_memory and confident(mask, min_confidence)
     if write:
-        bank.add(model.encode_memory(frames.select(-1), mask), frame=frame)
+        bank.add(model.encode_memory(frames.select(-1), mask if oracle_mask is None else oracle_mask), frame=frame)
     return ClipOutput(logits=logits, memory_mask=mask, written=write)

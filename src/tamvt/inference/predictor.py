@@ -14,10 +14,11 @@ Interactive use (corrections and both directions, as in SAM 2 / Cutie):
     list(predictor.propagate(session, start=20))              # recomputes 20..end; 0..19 keep theirs
     list(predictor.propagate(session, start=20, reverse=True))  # 20, 19, ..., 0
     session.result(k)                                         # stored (H, W) uint8 mask of frame k
-    predictor.reset(session)                                  # drop results + memory, keep annotations
+    session.reset()                                           # drop results + memory, keep annotations
 
-Live input: ``predictor.step(frame, mask=...)`` returns the frames that became complete (clips delay
-the output by at most L-1 frames) and ``predictor.flush()`` the rest at the end.
+Live input: ``stream = predictor.stream()``; ``stream.step(frame, mask=...)`` returns the frames that
+became complete (clips delay the output by at most L-1 frames) and ``stream.flush()`` the rest at the
+end. A stream holds its own session: one predictor serves any number of streams and videos.
 
 How the work is shared: every frame goes through the backbone once (:meth:`TamVT.encode_frames`) and
 its features are handed to every group that segments it; each group (objects given in the same frames,
@@ -31,9 +32,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -42,15 +44,9 @@ from torch import Tensor
 from tamvt.config import InferenceConfig, TamvtConfig
 from tamvt.data.sequence import VideoSequence
 from tamvt.errors import SessionError, TamvtError
-from tamvt.inference.preprocess import (
-    logits_to_probs,
-    merge_masks,
-    prepare_frame,
-    prepare_mask,
-    resized_shape,
-)
-from tamvt.inference.session import ObjectGroup, Session, Walk
+from tamvt.inference.session import ClipRecord, ObjectGroup, Session, Walk
 from tamvt.inference.source import check_frame, open_video
+from tamvt.inference.transforms import FrameTransforms
 from tamvt.memory import search_region, seed_bank, step_clip
 from tamvt.models.tamvt import FrameFeatures, TamVT
 
@@ -101,6 +97,7 @@ class Predictor:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         self.config = config or InferenceConfig()
+        self.transforms = FrameTransforms.from_config(self.config)
         if clip_length < 1:
             raise TamvtError(f"clip_length must be >= 1, got {clip_length}")
         self.clip_length = clip_length
@@ -110,7 +107,6 @@ class Predictor:
                 raise TamvtError(f"inference.bank_size={self.capacity} exceeds the model's {model.bank_size}; "
                                  "set inference.interpolate_rte=true to resample the RTE table")
             model.expand_bank(self.capacity)
-        self._stream: Session | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, preset: str | TamvtConfig | None = None,
@@ -130,7 +126,7 @@ class Predictor:
         except TypeError as err:
             names = ", ".join(f.name for f in dataclasses.fields(InferenceConfig))
             raise TamvtError(f"unknown inference setting ({err}); known: {names}") from None
-        return cls(model, inference, clip_length=cfg.model.clip_length, channels_last=channels_last)
+        return cls(cast(TamVT, model), inference, clip_length=cfg.model.clip_length, channels_last=channels_last)
 
     @property
     def device(self) -> torch.device:
@@ -138,20 +134,26 @@ class Predictor:
 
     def input_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """Network input ``(h, w)`` for frames of ``size`` (SPEC §2 resize rule)."""
-        return resized_shape(size, self.config.short_side, self.config.max_long_side)
+        return self.transforms.input_size(size)
 
     # ---- session API ---------------------------------------------------------------------------
 
     def start(self, video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndarray], *,
-              keep_results: bool = True) -> Session:
+              keep_results: bool = True, on_clip: Callable[[ClipRecord], None] | None = None,
+              oracle_memory: Callable[[int], np.ndarray] | None = None) -> Session:
         """A new session over ``video``: a :class:`VideoSequence`, a frame folder or video file, or
         frames ``(T, H, W, 3)`` uint8 RGB. Nothing is decoded yet. ``keep_results``: store each produced
         frame's merged mask for :meth:`Session.result` (compressed; False when the caller writes the
-        results as they come)."""
+        results as they come). ``on_clip``, ``oracle_memory``: diagnostics (:class:`Session`): a callback
+        per segmented clip, and ground truth written to memory in place of the predictions."""
         source = open_video(video)
-        size = tuple(source.size)
+        size = (int(source.size[0]), int(source.size[1]))
         return Session(source, size, self.input_size(size), self.capacity, num_frames=len(source),
-                       keep_results=keep_results)
+                       keep_results=keep_results, on_clip=on_clip, oracle_memory=oracle_memory)
+
+    def stream(self) -> LiveStream:
+        """A new live stream: frames fed one by one (:class:`LiveStream`)."""
+        return LiveStream(self)
 
     def add_mask(self, session: Session, frame_idx: int, obj_id: int, mask: np.ndarray | Tensor) -> bool:
         """Give object ``obj_id`` (1..255) by its ``mask (H, W)`` (original size) in frame ``frame_idx``.
@@ -177,9 +179,8 @@ class Predictor:
             session.remove_object(obj_id)
 
     def reset(self, session: Session) -> None:
-        """Drop every result and memory of ``session``; its frames and annotations stay."""
-        session.walk = None
-        session.results.clear()
+        """Drop every result and memory of ``session``; its frames and annotations stay (:meth:`Session.reset`)."""
+        session.reset()
 
     def _without_removed(self, session: Session, result: FrameResult) -> FrameResult:
         """``result`` without the objects removed since it was computed (results are computed up to
@@ -202,15 +203,15 @@ class Predictor:
         logic is the same. Stopping early and calling again with the same direction (and no new
         ``start``) resumes where it stopped, unless masks were added meanwhile: then a new walk is
         planned from the default start (corrections: pass their frame as ``start``)."""
-        if session.source is None:
+        if session.source is None or session.num_frames is None:
             raise SessionError("a streaming session cannot be propagated; use step() / flush()")
         if not session.annotations:
             raise SessionError("no objects: give at least one mask with add_mask() first")
         step = -1 if reverse else 1
         walk = session.walk
-        resume = (walk is not None and (not walk.finished or walk.outbox) and walk.step == step and walk.version == session.version
-                  and start in (None, walk.next_frame))
-        if not resume:
+        resume = (walk is not None and (not walk.finished or walk.outbox) and walk.step == step
+                  and walk.version == session.version and start in (None, walk.next_frame))
+        if walk is None or not resume:
             if start is None:
                 annotated = session.annotated_frames()
                 start = annotated[-1] if reverse else annotated[0]
@@ -231,34 +232,6 @@ class Predictor:
             result = walk.outbox.popleft()
             yield result.frame_idx, self._without_removed(session, result)
 
-    # ---- streaming API ---------------------------------------------------------------------------
-
-    def step(self, frame: np.ndarray, mask: np.ndarray | None = None,
-             objects: Sequence[int] | None = None) -> list[FrameResult]:
-        """Feed the next live frame ``(H, W, 3)`` uint8 RGB, optionally with an index ``mask (H, W)``
-        giving new objects (all its ids, or only ``objects``). Returns the frames that became complete
-        (at most L-1 frames late); call :meth:`flush` at the end."""
-        frame = check_frame(np.asarray(frame), None)
-        if self._stream is None:
-            size = (int(frame.shape[0]), int(frame.shape[1]))
-            self._stream = Session(None, size, self.input_size(size), self.capacity, keep_results=False)
-            self._stream.plan_walk(0, 1)
-        s = self._stream
-        if mask is not None:
-            ids = index_ids(np.asarray(mask), objects, None)
-            for obj in ids:
-                s.add_object(s.next_frame, obj, np.asarray(mask) == obj)
-        elif objects is not None:
-            raise SessionError("objects= needs mask=")
-        return self._push(s, s.walk, s.next_frame, check_frame(frame, s.size))
-
-    def flush(self) -> list[FrameResult]:
-        """Finish the live stream: decode the incomplete last clips and return the remaining frames."""
-        if self._stream is None:
-            return []
-        s, self._stream = self._stream, None
-        return self._finish(s, s.walk)
-
     # ---- the engine --------------------------------------------------------------------------------
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -266,8 +239,8 @@ class Predictor:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _encode(self, s: Session, image: np.ndarray) -> FrameFeatures:
-        x = prepare_frame(image, s.input_size).to(self.device)[None]  # (1, 3, h, w)
+    def _encode(self, image: np.ndarray) -> FrameFeatures:
+        x = self.transforms.frame(image).to(self.device)[None]  # (1, 3, h, w)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model.encode_frames(x)
@@ -277,8 +250,15 @@ class Predictor:
 
     def _reference_masks(self, s: Session, g: ObjectGroup, frame_idx: int) -> Tensor:
         """``(B, 1, h, w)`` binary masks given for the group's objects in ``frame_idx``, at the input size."""
-        masks = [prepare_mask(m, s.input_size) for m in self._given_masks(s, g, frame_idx)]  # each (1, h, w)
+        masks = [self.transforms.mask(m) for m in self._given_masks(s, g, frame_idx)]  # each (1, h, w)
         return torch.stack(masks).to(self.device)
+
+    def _seed(self, s: Session, g: ObjectGroup, frames: FrameFeatures, masks: Tensor,
+              frame_indices: Sequence[int]) -> None:
+        """Write the given ``masks (B, R, h, w)`` of ``frame_indices`` (encoded ``frames``, T = R) into the
+        group's memory as references: a new bank at the group's start, a correction met by the walk after."""
+        g.bank = seed_bank(self.model, frames, masks, s.capacity, references=True, policy=self.config.memory,
+                           recent=self.config.memory_recent, frame_indices=frame_indices, bank=g.bank)
 
     def _push(self, s: Session, walk: Walk, idx: int, image: np.ndarray) -> list[FrameResult]:
         """Process frame ``idx``: encode it once, seed the groups starting here, hand it to the groups
@@ -291,20 +271,19 @@ class Predictor:
         rec = walk.open_frame(idx, image, segmenting)
         if starting or segmenting or given:
             with torch.inference_mode(), self._autocast():
-                feats = self._encode(s, image)
+                feats = self._encode(image)
                 for g in starting:  # earlier reference frames are read and encoded again: once per walk
-                    ref_feats = [feats if ref == idx else self._encode(s, s.source.read_frame(ref)) for ref in g.references]
+                    ref_feats = [feats if ref == idx else self._encode(s.video_source().read_frame(ref))
+                                 for ref in g.references]
                     masks = torch.cat([self._reference_masks(s, g, ref) for ref in g.references], dim=1)  # (B, R, h, w)
-                    g.start(seed_bank(self.model, FrameFeatures.cat(ref_feats), masks, s.capacity, references=True,
-                                      policy=self.config.memory, recent=self.config.memory_recent,
-                                      frame_indices=g.references))
+                    self._seed(s, g, FrameFeatures.cat(ref_feats), masks, g.references)
                     self._keep_last_masks(g, masks[:, -1])
                 for g in given:
                     if g not in starting:  # a correction met by the walk: finish the clip before it
                         if g.pending:
                             self._run_clip(s, walk, g, update_memory=True)
-                        masks = self._reference_masks(s, g, idx)
-                        g.bank.add(self.model.encode_memory(feats, masks), reference=True, frame=idx)
+                        masks = self._reference_masks(s, g, idx)  # (B, 1, h, w)
+                        self._seed(s, g, feats, masks, (idx,))
                         self._keep_last_masks(g, masks[:, 0])
                     for obj, m in zip(g.object_ids, self._given_masks(s, g, idx)):
                         rec.probs[obj] = torch.from_numpy(m.astype(np.float32))
@@ -334,16 +313,26 @@ class Predictor:
         indices = [idx for idx, _ in g.pending]
         clip = FrameFeatures.cat([f for _, f in g.pending])
         g.pending.clear()  # frames no other group waits for are freed now: only the clip copy stays
+        bank = g.memory
+        held, before = bank.frames, bank.entry_ids
         region = None
         if self.config.search_window is not None and g.last_masks is not None:
             region = search_region(g.last_masks, self.config.search_window)
-        out = step_clip(self.model, g.bank, clip, update_memory=update_memory, frame=indices[-1],
-                        min_confidence=self.config.memory_gate, top_k=self.config.top_k, region=region)
+        oracle = None
+        if update_memory and s.oracle_memory is not None:
+            truth = s.oracle_memory(indices[-1])  # (H, W) index mask
+            oracle = torch.stack([self.transforms.mask(truth == obj) for obj in g.object_ids]).to(self.device)
+        out = step_clip(self.model, bank, clip, update_memory=update_memory, frame=indices[-1],
+                        min_confidence=self.config.memory_gate, top_k=self.config.top_k, region=region,
+                        oracle_mask=oracle)
         del clip
         self._keep_last_masks(g, out.memory_mask[:, 0])
+        if s.on_clip is not None:
+            s.on_clip(ClipRecord(tuple(g.object_ids), tuple(indices), tuple(f for f in held if f is not None),
+                                 bank.entry_ids != before))
         logits = out.pred_logits  # (B, T, h/4, w/4)
         for t, idx in enumerate(indices):
-            probs = logits_to_probs(logits[:, t], s.size).cpu()  # (B, H, W) at the original size
+            probs = self.transforms.probs(logits[:, t], s.size).cpu()  # (B, H, W) at the original size
             rec = walk.pending_frames[idx]
             for b, obj in enumerate(g.object_ids):
                 rec.probs[obj] = probs[b]
@@ -370,7 +359,54 @@ class Predictor:
 
     def merge(self, probs: Tensor, ids: Sequence[int]) -> np.ndarray:
         """Merged index mask ``(H, W)`` uint8 of ``probs (K, H, W)`` by the config's policy."""
-        return merge_masks(probs, list(ids), self.config.merge, self.config.bg_threshold)
+        return self.transforms.merged(probs, list(ids))
+
+
+class LiveStream:
+    """A live video fed frame by frame through a :class:`Predictor` (:meth:`Predictor.stream`). The
+    stream holds its own :class:`Session`, so one predictor serves any number of streams at once.
+
+        stream = predictor.stream()
+        for k, frame in enumerate(camera):
+            for result in stream.step(frame, mask=first_mask if k == 0 else None):
+                ...                                          # results come at most L-1 frames late
+        for result in stream.flush():                        # the end: the last, incomplete clips
+            ...
+    """
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.session: Session | None = None  # created by the first frame (its size); dropped by flush()
+
+    def step(self, frame: np.ndarray, mask: np.ndarray | None = None,
+             objects: Sequence[int] | None = None) -> list[FrameResult]:
+        """Feed the next live frame ``(H, W, 3)`` uint8 RGB, optionally with an index ``mask (H, W)``
+        giving new objects (all its ids, or only ``objects``). Returns the frames that became complete
+        (at most L-1 frames late); call :meth:`flush` at the end."""
+        p = self.predictor
+        frame = check_frame(np.asarray(frame), None)
+        if self.session is None:
+            size = (int(frame.shape[0]), int(frame.shape[1]))
+            self.session = Session(None, size, p.input_size(size), p.capacity, keep_results=False)
+            self.session.plan_walk(0, 1)
+        s = self.session
+        walk = s.walk
+        assert walk is not None, "a stream's session has its walk from the first frame on"
+        if mask is not None:
+            ids = index_ids(np.asarray(mask), objects, None)
+            for obj in ids:
+                s.add_object(walk.next_frame, obj, np.asarray(mask) == obj)
+        elif objects is not None:
+            raise SessionError("objects= needs mask=")
+        return p._push(s, walk, walk.next_frame, check_frame(frame, s.size))
+
+    def flush(self) -> list[FrameResult]:
+        """Finish the stream: decode the incomplete last clips and return the remaining frames. The next
+        :meth:`step` starts a new stream."""
+        s, self.session = self.session, None
+        if s is None or s.walk is None:
+            return []
+        return self.predictor._finish(s, s.walk)
 
 
 def index_ids(index_mask: np.ndarray, objects: Sequence[int] | None, void_id: int | None) -> list[int]:

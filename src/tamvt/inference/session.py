@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -121,17 +121,34 @@ class ObjectGroup:
         return self.bank is not None
 
     @property
-    def ref_frame(self) -> int:
-        """The frame where the group starts (kept for the pre-walk API)."""
-        return self.start_frame
-
-    def start(self, bank: MemoryBank) -> None:
-        """The references are encoded: keep the group's memory ``bank``."""
-        self.bank = bank
+    def memory(self) -> MemoryBank:
+        """The group's bank (an error before ``start_frame`` is processed)."""
+        if self.bank is None:
+            raise SessionError(f"group of objects {self.object_ids} has no memory yet (it starts at frame "
+                               f"{self.start_frame})")
+        return self.bank
 
     def given_at(self, frame_idx: int) -> bool:
         """Whether the group's masks were given in ``frame_idx`` (its output there is the given masks)."""
         return frame_idx in self.annotated
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One clip a group segmented, for diagnostics (``on_clip`` of :meth:`Predictor.start`).
+
+    Attributes:
+        object_ids: the group's objects, in slot order.
+        frames: the clip's frame indices, in walk order.
+        memory: the frame of every memory entry the clip was matched against, memory order
+            ``[reference, (correction), oldest, ..., newest]``.
+        written: whether the clip's last frame joined the memory (the bank changed).
+    """
+
+    object_ids: tuple[int, ...]
+    frames: tuple[int, ...]
+    memory: tuple[int, ...]
+    written: bool
 
 
 @dataclass(eq=False)
@@ -224,7 +241,7 @@ class Walk:
         group.object_ids.pop(slot)
         for rec in self.pending_frames.values():
             rec.probs.pop(obj_id, None)
-        if group.encoded and group.object_ids:
+        if group.bank is not None and group.object_ids:
             group.bank.drop_slot(slot)
         if group.last_masks is not None:
             group.last_masks = torch.cat([group.last_masks[:slot], group.last_masks[slot + 1 :]])
@@ -238,23 +255,32 @@ class Session:
     """Inference state of one video (create it with :meth:`tamvt.inference.predictor.Predictor.start`).
 
     Args:
-        source: lazily readable frames, or ``None`` for a live stream (:meth:`Predictor.step`).
+        source: lazily readable frames, or ``None`` for a live stream
+            (:class:`~tamvt.inference.predictor.LiveStream`).
         size: original frame size ``(H, W)``.
         input_size: network input size ``(h, w)`` after the resize rule.
         capacity: memory capacity N of every group.
         num_frames: video length when known (lets the last clip skip its useless memory update).
         keep_results: store every produced frame's merged mask (:meth:`result`); False for callers that
             consume the results as they come (``tamvt segment``).
+        on_clip: called with a :class:`ClipRecord` after every clip a group segments (diagnostics).
+        oracle_memory: frame index -> index mask ``(H, W)`` (the original size) whose objects' masks are
+            written to memory in place of the predictions (a diagnostic: the model's best case when its
+            memory is never wrong); ``None``: the predictions, as always.
     """
 
     def __init__(self, source: VideoSource | None, size: tuple[int, int], input_size: tuple[int, int],
-                 capacity: int, num_frames: int | None = None, keep_results: bool = True) -> None:
+                 capacity: int, num_frames: int | None = None, keep_results: bool = True, *,
+                 on_clip: Callable[[ClipRecord], None] | None = None,
+                 oracle_memory: Callable[[int], np.ndarray] | None = None) -> None:
         self.source = source
         self.size = size
         self.input_size = input_size
         self.capacity = capacity
         self.num_frames = num_frames
         self.keep_results = keep_results
+        self.on_clip = on_clip
+        self.oracle_memory = oracle_memory
         self.annotations: dict[int, dict[int, np.ndarray]] = {}  # object id -> {frame: bool (H, W)}, in order given
         self.results = ResultStore(size)
         self.walk: Walk | None = None
@@ -296,6 +322,25 @@ class Session:
         (at annotated frames: the given masks), or None."""
         return self.results.get(frame_idx)
 
+    def memory_frames(self) -> dict[int, tuple[int, ...]]:
+        """Object id -> the frames its memory holds now, memory order ``[reference, (correction), oldest,
+        ..., newest]`` (:class:`~tamvt.memory.MemoryBank`); objects whose memory is not seeded yet are
+        absent. A read-only view: the engine records every entry's frame."""
+        out = {}
+        for g in self.groups:
+            if g.bank is None:
+                continue
+            frames = tuple(f for f in g.bank.frames if f is not None)
+            if len(frames) != len(g.bank):
+                raise SessionError(f"memory of objects {g.object_ids} holds entries without a frame index")
+            out.update({obj: frames for obj in g.object_ids})
+        return out
+
+    def reset(self) -> None:
+        """Drop every result and the memory (the current walk); the frames and annotations stay."""
+        self.walk = None
+        self.results.clear()
+
     # ---- annotations -----------------------------------------------------------------------------
 
     def add_object(self, frame_idx: int, obj_id: int, mask: np.ndarray | Tensor) -> bool:
@@ -317,7 +362,7 @@ class Session:
         self.annotations.setdefault(obj_id, {})[frame_idx] = m
         joins = (walk is not None and not walk.finished and not correction
                  and not walk.before(frame_idx, walk.next_frame))
-        if joins:
+        if joins and walk is not None:
             same = next((g for g in walk.groups if not g.encoded and g.annotated == (frame_idx,)
                          and g.start_frame == frame_idx), None)
             if same is not None:
@@ -342,10 +387,10 @@ class Session:
         last = (self.num_frames - 1 if step > 0 else 0) if self.num_frames is not None else None
         walk = Walk(start, step, last, self.version)
         by_frames: dict[tuple[int, ...], list[int]] = {}
-        for obj, frames in self.annotations.items():
-            by_frames.setdefault(tuple(sorted(frames)), []).append(obj)
-        for frames, ids in by_frames.items():
-            walk.add_group(ids, frames)
+        for obj, masks in self.annotations.items():
+            by_frames.setdefault(tuple(sorted(masks)), []).append(obj)
+        for annotated, ids in by_frames.items():
+            walk.add_group(ids, annotated)
         self.walk = walk
         return walk
 
@@ -353,4 +398,10 @@ class Session:
         """``(index, frame)`` of the walk's remaining frames, in walk order."""
         from tamvt.inference.source import iter_frames_in_order
 
-        yield from iter_frames_in_order(self.source, walk.next_frame, walk.step)
+        yield from iter_frames_in_order(self.video_source(), walk.next_frame, walk.step)
+
+    def video_source(self) -> VideoSource:
+        """The frames of a session over a whole video (an error on a live stream)."""
+        if self.source is None:
+            raise SessionError("a streaming session has no video to read frames from")
+        return self.source

@@ -119,8 +119,8 @@ def capture_attention(predictor: Any, video: VideoSequence, mask: np.ndarray, re
                 boxes[idx] = mask_box(result.binary(object_id))  # 4 numbers per frame: the memory's
     finally:
         handle.remove()
-    memory_frames = tuple(session.groups[0].bank.frames)  # the predictor records each entry's frame
-    if None in memory_frames or frame not in boxes:
+    memory_frames = session.memory_frames().get(object_id, ())
+    if not memory_frames or query_mask is None or frame not in boxes:
         raise TamvtError(f"the engine did not record the memory of frame {frame} (memory frames: {memory_frames})")
     maps, query_weights = [], []
     for s in range(len(strides)):

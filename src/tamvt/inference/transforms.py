@@ -1,4 +1,6 @@
-"""Frame and mask preprocessing for inference: resizing, ImageNet normalisation, merging.
+"""The engine's input and output transforms (as SAM 2's ``SAM2Transforms``): frames and masks into the
+network's input (resize, ImageNet normalisation), its logits back to probabilities at the original
+frame size, and the per-object probabilities merged into one index mask.
 
 The resize rule is the authors' (DETR's ``RandomResize([size], max_size)`` at evaluation): the short
 side becomes ``short_side`` unless that would push the long side past ``max_long_side``, in which
@@ -7,6 +9,7 @@ case the long side is capped. Outputs always go back to the original frame size.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -14,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from tamvt.config import InferenceConfig
 from tamvt.imagenet import normalize_
 
 MergePolicy = Literal["argmax", "first-wins"]
@@ -38,7 +42,7 @@ def resized_shape(size: tuple[int, int], short_side: int | None, max_long_side: 
 def prepare_frame(frame: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
     """``frame (H, W, 3) uint8 RGB`` -> ``(3, h, w)`` float32, resized (PIL bilinear) and normalised."""
     if frame.shape[:2] != shape:
-        frame = np.asarray(Image.fromarray(frame).resize((shape[1], shape[0]), Image.BILINEAR))
+        frame = np.asarray(Image.fromarray(frame).resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
     if not frame.flags.writeable:  # decoded frames can be read-only views; torch warns on those
         frame = frame.copy()
     return normalize_(torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float().div_(255.0))
@@ -78,3 +82,42 @@ def merge_masks(probs: torch.Tensor | np.ndarray, ids: list[int], policy: MergeP
             out[(p[k] > 0.5) & (out == 0)] = ids[k]
         return out.numpy()
     raise ValueError(f"unknown merge policy {policy!r}")
+
+
+@dataclass(frozen=True)
+class FrameTransforms:
+    """Input preparation and output post-processing of one predictor's settings.
+
+    Args:
+        short_side, max_long_side: the resize rule (:func:`resized_shape`; ``short_side=None`` keeps the size).
+        merge, bg_threshold: how per-object probabilities become one index mask (:func:`merge_masks`).
+    """
+
+    short_side: int | None = 480
+    max_long_side: int | None = 1110
+    merge: MergePolicy = "argmax"
+    bg_threshold: float = 0.5
+
+    @classmethod
+    def from_config(cls, config: InferenceConfig) -> FrameTransforms:
+        return cls(config.short_side, config.max_long_side, config.merge, config.bg_threshold)
+
+    def input_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """Network input ``(h, w)`` for frames of ``size = (H, W)``."""
+        return resized_shape(size, self.short_side, self.max_long_side)
+
+    def frame(self, frame: np.ndarray) -> torch.Tensor:
+        """``frame (H, W, 3)`` uint8 RGB -> ``(3, h, w)`` float32 network input."""
+        return prepare_frame(frame, self.input_size((frame.shape[0], frame.shape[1])))
+
+    def mask(self, mask: np.ndarray) -> torch.Tensor:
+        """Binary ``mask (H, W)`` -> ``(1, h, w)`` float32 in {0, 1} at the network input size."""
+        return prepare_mask(mask, self.input_size((mask.shape[0], mask.shape[1])))
+
+    def probs(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Stride-4 ``logits (K, h', w')`` -> probabilities ``(K, H, W)`` at the original ``size``."""
+        return logits_to_probs(logits, size)
+
+    def merged(self, probs: torch.Tensor | np.ndarray, ids: list[int]) -> np.ndarray:
+        """Probabilities ``(K, H, W)`` of objects ``ids`` -> index mask ``(H, W)`` uint8."""
+        return merge_masks(probs, ids, self.merge, self.bg_threshold)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from tamvt.inference.preprocess import merge_masks, prepare_frame, prepare_mask, resized_shape
+from tamvt.inference.transforms import FrameTransforms, merge_masks, prepare_frame, prepare_mask, resized_shape
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,25 @@ def test_merge_argmax_background_threshold():
     p = torch.tensor([[[0.9, 0.6, 0.2]]])
     assert merge_masks(p, [4], "argmax", bg_threshold=0.7).tolist() == [[4, 0, 0]]
     assert merge_masks(p, [4], "argmax", bg_threshold=0.1).tolist() == [[4, 4, 4]]
+
+
+def test_frame_transforms_are_the_functions_under_one_config():
+    """FrameTransforms (the predictor's): inputs at the resize rule's size, probabilities back at the
+    frame's, merging by the config's policy."""
+    from tamvt.config import InferenceConfig
+
+    t = FrameTransforms.from_config(InferenceConfig(short_side=4, max_long_side=1110, merge="first-wins",
+                                                    bg_threshold=0.3))
+    assert t == FrameTransforms(4, 1110, "first-wins", 0.3)
+    frame = np.arange(8 * 12 * 3, dtype=np.uint8).reshape(8, 12, 3)
+    assert t.input_size((8, 12)) == (4, 6)
+    assert torch.equal(t.frame(frame), prepare_frame(frame, (4, 6)))
+    mask = np.zeros((8, 12), bool)
+    mask[:4, :6] = True
+    assert torch.equal(t.mask(mask), prepare_mask(mask, (4, 6)))
+    logits = torch.tensor([[[-5.0, 5.0], [5.0, -5.0]]])  # (K=1, 2, 2) at stride 4
+    probs = t.probs(logits, (8, 8))
+    assert probs.shape == (1, 8, 8) and probs[0, 0, -1] > 0.99 and probs[0, 0, 0] < 0.01
+    p = torch.tensor([[[0.9, 0.6, 0.2]], [[0.95, 0.7, 0.4]]])
+    assert t.merged(p, [3, 7]).tolist() == [[3, 3, 0]]
+    assert FrameTransforms().merged(p, [3, 7]).tolist() == merge_masks(p, [3, 7]).tolist() == [[7, 7, 0]]
