@@ -24,10 +24,12 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, *, make_parents: bool = True, fsync: bool = False) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, make_parents: bool = True, fsync: bool = False,
+                suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it becomes ``path`` (usual file mode).
 
     ``make_parents=False``: a missing folder is an :class:`~tamvt.errors.InputError` naming it.
+    ``suffix`` ends the temporary name (``.mp4``: for writers that pick the format from the name).
 
     ``fsync``: flush the written file to disk before the rename (the data is durable once ``path``
     names it); without it the rename alone is atomic but may reach the disk before the data.
@@ -37,7 +39,7 @@ def atomic_path(path: str | Path, *, make_parents: bool = True, fsync: bool = Fa
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.parent.is_dir():
         raise InputError(path.parent, "output folder does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix}")
     os.close(fd)
     try:
         yield Path(tmp)

@@ -9,10 +9,14 @@ that adds a mask waits for at most one frame of another's propagation.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tamvt.inference import Predictor
 
 
 class Engine:
@@ -22,7 +26,7 @@ class Engine:
         self.checkpoint = checkpoint
         self.device = device
         self.lock = threading.RLock()
-        self._predictor = None
+        self._predictor: Predictor | None = None
 
     def load(self):
         """The :class:`~tamvt.inference.Predictor` (loaded on the first call only)."""
@@ -65,7 +69,7 @@ class EngineVideo:
                 self._predictor.remove_object(self._session, obj)
             self.objects.discard(obj)
 
-    def propagate(self, start: int, reverse: bool) -> Iterator[tuple[int, np.ndarray | None]]:
+    def propagate(self, start: int, reverse: bool) -> Generator[tuple[int, np.ndarray | None], None, None]:
         """Yield ``(frame index, merged index mask (H, W) uint8)`` from ``start`` to the last frame (or to
         frame 0 with ``reverse``), one frame per turn of the lock. The mask is None for a frame that no
         object has reached yet in this direction (no mask given at or before it in walk order): the

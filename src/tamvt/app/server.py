@@ -76,9 +76,10 @@ def create_app(settings: AppSettings, engine: Engine | None = None) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(router)
     app.mount("/static", _Static(directory=str(resources.files("tamvt.app") / "static")), name="static")
-    app.add_exception_handler(TamvtError, _tamvt_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
+    # starlette types every handler as taking a plain Exception; each of these gets its own class
+    app.add_exception_handler(TamvtError, _tamvt_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal_error)
     return app
 

@@ -118,15 +118,18 @@ def complete_frames(seq: VideoSequence, frame: int, allow_truncated: bool) -> Vi
 
     from tamvt.data.video import inspect_video
 
-    info = inspect_video(seq.video_path)
+    path = seq.video_path
+    if path is None:  # a frame folder: nothing can be cut off
+        return seq
+    info = inspect_video(path)
     if not info.truncated:
         return seq
     n = info.frames
     if not allow_truncated:
-        raise InputError(seq.video_path, f"{info.describe_truncation()}; pass --allow-truncated to segment "
+        raise InputError(path, f"{info.describe_truncation()}; pass --allow-truncated to segment "
                                          f"the {n} frame(s) that are there")
     if frame >= n:
-        raise InputError(seq.video_path, f"{info.describe_truncation()}; the mask's frame {frame} is not among them")
+        raise InputError(path, f"{info.describe_truncation()}; the mask's frame {frame} is not among them")
     print(f"tamvt segment: warning: {seq.video_path}: {info.describe_truncation()}; segmenting those {n} frame(s)",
           file=sys.stderr)
     return dataclasses.replace(seq, frame_names=seq.frame_names[:n])

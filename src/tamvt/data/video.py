@@ -7,19 +7,19 @@ Bad input raises :class:`~tamvt.errors.InputError` naming the file and the probl
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
-import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 from PIL import Image
 
+from tamvt.atomic import atomic_path
 from tamvt.data.images import PIL_ERRORS, iter_images, list_frame_files, read_image_size
 from tamvt.errors import InputError
 
@@ -210,7 +210,8 @@ def inspect_video(path: str | Path) -> VideoInfo:
     with its header: a cut-off file shows as :attr:`VideoInfo.truncated`."""
     path = Path(path)
     header, counted, size, fps = _read_header(path, count_packets=True)
-    return VideoInfo(int(counted), header, size, fps)
+    assert counted is not None  # count_packets: always counted
+    return VideoInfo(counted, header, size, fps)
 
 
 def available_video_codec() -> str:
@@ -238,18 +239,17 @@ class VideoWriter:
         self.path = Path(path)
         self.fps = fps
         self.codec = codec
-        self._container = None
-        self._stream = None
+        self._container: Any = None  # av's OutputContainer / VideoStream once the first frame is written
+        self._stream: Any = None
         self._tmp: Path | None = None
+        self._commit: contextlib.ExitStack | None = None
         self._size: tuple[int, int] | None = None  # (H, W) of the input frames
         self.frames_written = 0
 
     def __enter__(self) -> "VideoWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # A hidden unique name in the same folder (so the final rename is atomic); not mkstemp,
-        # whose 0600 mode would be kept by the finished video.
-        suffix = self.path.suffix or ".mp4"
-        self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
+        # the temporary name keeps the video suffix: PyAV picks the container format from it
+        self._commit = contextlib.ExitStack()
+        self._tmp = self._commit.enter_context(atomic_path(self.path, suffix=self.path.suffix or ".mp4"))
         return self
 
     def _open(self, h: int, w: int) -> None:
@@ -293,21 +293,21 @@ class VideoWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        committed = False
+        commit, self._commit = self._commit, None
+        assert commit is not None  # set by __enter__
         try:
             if self._container is not None:
                 if exc_type is None:
                     self._container.mux(self._stream.encode(None))  # flush delayed frames
                 self._container.close()
-            if exc_type is None:
-                if self.frames_written == 0:
-                    raise ValueError(f"{self.path}: no frames were written")
-                os.replace(self._tmp, self.path)
-                committed = True
+            if exc_type is None and self.frames_written == 0:
+                raise ValueError(f"{self.path}: no frames were written")
+        except BaseException as err:
+            commit.__exit__(type(err), err, err.__traceback__)  # removes the temporary file
+            raise
         finally:
-            if not committed and self._tmp is not None:
-                self._tmp.unlink(missing_ok=True)
             self._container = self._stream = None
+        commit.__exit__(exc_type, exc, tb)  # renames it onto the path, or removes it after an error
 
 
 class Frames:
@@ -330,6 +330,7 @@ class Frames:
 
     @cached_property
     def size(self) -> tuple[int, int]:
+        assert self.frame_paths is not None  # a video's size is given when it is opened
         return read_image_size(self.frame_paths[0])
 
     def __len__(self) -> int:
@@ -340,6 +341,7 @@ class Frames:
         folder's images must all have the first one's size)."""
         if self.frame_paths is not None:
             return iter_images(self.frame_paths, start=start, expected_size=self.size)
+        assert self.video_path is not None  # exactly one of the two is set
         return iter_video(self.video_path, start=start)
 
 

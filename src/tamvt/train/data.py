@@ -24,8 +24,9 @@ from tamvt.errors import TamvtError
 
 def build_augment(crop_size: tuple[int, int], scale_range: tuple[float, float], hflip_prob: float,
                   jitter: tuple[float, float, float, float]) -> WindowAugment:
-    return WindowAugment(out_size=tuple(crop_size), scale_range=tuple(scale_range), hflip_prob=hflip_prob,
-                         jitter=tuple(jitter))
+    # the config holds lists after YAML; the augmentation wants tuples
+    return WindowAugment(out_size=(crop_size[0], crop_size[1]), scale_range=(scale_range[0], scale_range[1]),
+                         hflip_prob=hflip_prob, jitter=(jitter[0], jitter[1], jitter[2], jitter[3]))
 
 
 def build_train_dataset(d: Any, seed: int) -> Dataset:

@@ -191,9 +191,10 @@ class Track:
         ``radii``/``aspect`` are the object's kind outline (``outline`` = its unit polygon when already
         computed); morph, mold, peel and cut act on it here.
         """
-        u = self.morph[0].progress(t) if self.morph is not None else 0.0
-        if u > 0.0:
-            poly = unit_polygon((1.0 - u) * radii + u * self.morph[1], aspect)
+        morph = self.morph
+        u = morph[0].progress(t) if morph is not None else 0.0
+        if morph is not None and u > 0.0:
+            poly = unit_polygon((1.0 - u) * radii + u * morph[1], aspect)
         else:
             poly = unit_polygon(radii, aspect) if outline is None else outline
         s = self.scale(t)

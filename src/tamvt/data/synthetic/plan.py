@@ -160,7 +160,7 @@ def plan_video(cfg: SynthConfig) -> VideoPlan:
     """
     rng = np.random.default_rng(cfg.seed)
     h, w = cfg.size
-    requested = _draw_events(rng) if cfg.events == "random" else cfg.events
+    requested = _draw_events(rng) if isinstance(cfg.events, str) else cfg.events  # "random" is the one string
     n_dis = int(rng.integers(2, 5)) if cfg.num_distractors is None else cfg.num_distractors
     ids = list(range(1, cfg.num_objects + 1))
     small_ids, areas = _draw_areas(rng, cfg, ids, "small" in requested)
@@ -261,7 +261,7 @@ class _Placer:
         best, best_gap = self.wh / 2, -np.inf
         for _ in range(40):
             q = self.rng.uniform(lo * self.wh, hi * self.wh)
-            gap = min((np.linalg.norm(q - p) - r - radius for p, r in self.placed), default=np.inf)
+            gap = min((float(np.linalg.norm(q - p)) - r - radius for p, r in self.placed), default=np.inf)
             if gap > best_gap:
                 best, best_gap = q, gap
             if gap >= 2.0:
@@ -375,6 +375,7 @@ def _occluder(rng: np.random.Generator, target: Track, recipes: list, kind: int,
     r_occ = (1.2 * r_t + 2.0 + (1.1 * r_t + 2.0) / dur) / (1.0 - 1.1 * q / dur)
     dist = 1.1 * (q * r_occ + r_t) + 2.0
     a = rng.uniform(0, 2 * np.pi)
+    assert isinstance(target.motion, Motion)  # only occluders follow; targets have their own motion
     path = Follow(target.motion, ev, np.array([np.cos(a), np.sin(a)]), dist, float(rng.uniform(0, 6.3)),
                   float(rng.normal(0, 0.3)) / fps)
     return Track(0, kind, (r_occ / r_in) ** 2, depth, path)

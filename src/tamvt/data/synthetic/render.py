@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -84,7 +84,7 @@ def video_attributes(plan: VideoPlan, counts: np.ndarray) -> dict:
     h, w = cfg.size
     pct = counts[:, 1:] * (100.0 / (h * w))
     kinds_of = [t.kind for t in plan.tracks]
-    objects = {}
+    objects: dict[str, dict[str, Any]] = {}
     for track in sorted((t for t in plan.tracks if t.obj_id > 0), key=lambda t: t.obj_id):
         col = pct[:, track.obj_id - 1]
         present = col[col > 0]
@@ -126,6 +126,7 @@ class LazyVideo:
         if not 0 <= t < len(self):
             raise IndexError(f"{self.name}: frame {t} out of range ({len(self)} frames)")
         frame, mask = render_frame(self.plan, t)
+        assert frame is not None  # with_frame
         self._counts[t] = np.bincount(mask.ravel(), minlength=self.config.num_objects + 1)
         return frame, mask
 

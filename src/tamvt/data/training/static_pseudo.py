@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -113,7 +113,7 @@ class StaticPseudoVideoDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.crop_scale, self.crop_ratio = crop_scale, crop_ratio
-        self.affine = dict(degrees=degrees, translate=translate, scale=scale, shear=shear)
+        self.affine: dict[str, Any] = dict(degrees=degrees, translate=translate, scale=scale, shear=shear)
         self.hflip_prob = hflip_prob
         self.jitter = jitter
         self.paste_prob = paste_prob

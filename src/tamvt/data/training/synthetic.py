@@ -11,7 +11,7 @@ Only the masks of the whole video and the frames of the window are rendered.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -24,7 +24,13 @@ from tamvt.errors import TamvtError
 _VOID = 255
 
 
-def sample_window(frames: Sequence[np.ndarray], masks: np.ndarray, rng: np.random.Generator, *, length: int,
+class FrameLookup(Protocol):
+    """``frames[t]``: a list of frames, or frames rendered when asked for."""
+
+    def __getitem__(self, t: int, /) -> np.ndarray: ...
+
+
+def sample_window(frames: FrameLookup, masks: np.ndarray, rng: np.random.Generator, *, length: int,
                   num_memory: int, augment: WindowAugment | None, reverse_prob: float, max_skip: int,
                   name: str) -> TrainingSample | None:
     """One training window of a fully annotated video: ``frames[t]`` ``(H, W, 3)`` uint8 (only the window's
@@ -83,7 +89,7 @@ class SyntheticWindows(Dataset):
         if not 1 <= num_memory < length:
             raise ValueError(f"num_memory must be in [1, length - 1], got {num_memory} for length {length}")
         self.specs = preset_suite(suite, seed=seed)
-        changes = {k: v for k, v in (("size", size), ("length", video_length)) if v is not None}
+        changes: dict[str, Any] = {k: v for k, v in (("size", size), ("length", video_length)) if v is not None}
         if changes:
             self.specs = [dataclasses.replace(s, **changes) for s in self.specs]
         self.epoch_size = epoch_size
