@@ -78,8 +78,9 @@ def predict(checkpoint: Path, sequences, out: Path, settings=(), **inference) ->
     from tamvt.commands.predict import predict_sequence
     from tamvt.inference.predictor import Predictor
 
-    predictor = Predictor.from_checkpoint(checkpoint, config_overrides=[f"inference.{s}" for s in settings],
-                                          **inference)
+    predictor = Predictor.from_checkpoint(
+        checkpoint, config_overrides=[f"inference.{s}" for s in settings], **inference
+    )
     frames, start = 0, time.perf_counter()
     for seq in tqdm(sequences, unit="seq", desc=checkpoint.stem, leave=False):
         if (out / seq.name).is_dir():
@@ -91,8 +92,10 @@ def predict(checkpoint: Path, sequences, out: Path, settings=(), **inference) ->
 
 def _stamp(checkpoint: Path, inference: dict) -> str:
     st = checkpoint.stat()
-    return json.dumps({"checkpoint": str(checkpoint.resolve()), "size": st.st_size, "mtime": st.st_mtime_ns,
-                       "inference": inference}, sort_keys=True)
+    return json.dumps(
+        {"checkpoint": str(checkpoint.resolve()), "size": st.st_size, "mtime": st.st_mtime_ns, "inference": inference},
+        sort_keys=True,
+    )
 
 
 def reusable(checkpoint: Path, sequences, out: Path, inference: dict) -> bool:
@@ -142,21 +145,39 @@ def main(argv=None) -> int:
     parser.add_argument("--model", action="append", default=[], metavar="NAME=CKPT", help="extra checkpoints")
     parser.add_argument("--no-shipped", action="store_true", help="skip the shipped model")
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
-    parser.add_argument("--reuse", action="store_true",
-                        help="skip a model whose complete predictions from the same checkpoint file are in --work")
-    parser.add_argument("--short-side", type=int, default=None,
-                        help="model input short side for every model (default: each checkpoint's own)")
-    parser.add_argument("--bank-size", type=int, default=None,
-                        help="memory capacity for every model (default: each checkpoint's own)")
-    parser.add_argument("--set", action="append", default=[], metavar="[NAME:]KEY=VALUE", dest="settings",
-                        help="an inference.* setting for every model, or for model NAME (repeatable), e.g. memory=spread")
-    parser.add_argument("--grid-oracle", default=None, metavar="HxW",
-                        help="add the ground truth reduced to an HxW logit map (e.g. 30x40: stride 4 at 120 px)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="skip a model whose complete predictions from the same checkpoint file are in --work",
+    )
+    parser.add_argument(
+        "--short-side",
+        type=int,
+        default=None,
+        help="model input short side for every model (default: each checkpoint's own)",
+    )
+    parser.add_argument(
+        "--bank-size", type=int, default=None, help="memory capacity for every model (default: each checkpoint's own)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[NAME:]KEY=VALUE",
+        dest="settings",
+        help="an inference.* setting for every model, or for model NAME (repeatable), e.g. memory=spread",
+    )
+    parser.add_argument(
+        "--grid-oracle",
+        default=None,
+        metavar="HxW",
+        help="add the ground truth reduced to an HxW logit map (e.g. 30x40: stride 4 at 120 px)",
+    )
     args = parser.parse_args(argv)
 
+    from tamvt.commands.synth import write_dataset
     from tamvt.data.registry import read_dataset
     from tamvt.data.synthetic import preset_suite
-    from tamvt.commands.synth import write_dataset
     from tamvt.evaluation.report import load_attributes
 
     data = args.work / "data"
@@ -165,8 +186,10 @@ def main(argv=None) -> int:
         write_dataset(data, configs, overwrite=True)
     sequences = read_dataset("davis", data, "val")
     attributes = load_attributes(data)
-    print(f"validation set: {len(sequences)} videos, {sum(len(s) for s in sequences)} frames, "
-          f"{sum(len(s.objects) for s in sequences)} objects (seed {args.seed})")
+    print(
+        f"validation set: {len(sequences)} videos, {sum(len(s) for s in sequences)} frames, "
+        f"{sum(len(s.objects) for s in sequences)} objects (seed {args.seed})"
+    )
 
     models: dict[str, Path] = {}
     if not args.no_shipped:
@@ -192,10 +215,12 @@ def main(argv=None) -> int:
         grid_oracle(sequences, args.work / "pred" / name, grid)
         results[name] = score(sequences, args.work / "pred" / name, attributes)
     for name, ckpt in models.items():
-        inference = {k: v for k, v in (("short_side", args.short_side), ("bank_size", args.bank_size))
-                     if v is not None}
-        settings = [s.partition(":")[2] if ":" in s.partition("=")[0] else s for s in args.settings
-                    if ":" not in s.partition("=")[0] or s.partition(":")[0] == name]
+        inference = {k: v for k, v in (("short_side", args.short_side), ("bank_size", args.bank_size)) if v is not None}
+        settings = [
+            s.partition(":")[2] if ":" in s.partition("=")[0] else s
+            for s in args.settings
+            if ":" not in s.partition("=")[0] or s.partition(":")[0] == name
+        ]
         stamp = {**inference, **({"settings": settings} if settings else {})}
         pred = args.work / "pred" / name
         if args.reuse and reusable(ckpt, sequences, pred, stamp):

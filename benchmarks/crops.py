@@ -27,8 +27,9 @@ def crop_box(gt: np.ndarray, size: int) -> tuple[int, int]:
     return max(0, min(cy - size // 2, h - size)), max(0, min(cx - size // 2, w - size))
 
 
-def tile(image: np.ndarray, gt: np.ndarray, pred: np.ndarray | None, top: int, left: int, size: int,
-         zoom: int) -> np.ndarray:
+def tile(
+    image: np.ndarray, gt: np.ndarray, pred: np.ndarray | None, top: int, left: int, size: int, zoom: int
+) -> np.ndarray:
     view = image[top : top + size, left : left + size].astype(np.float32)
     if pred is not None:
         p = pred[top : top + size, left : left + size]
@@ -41,12 +42,19 @@ def tile(image: np.ndarray, gt: np.ndarray, pred: np.ndarray | None, top: int, l
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="a DAVIS-layout folder (JPEGImages/480p, Annotations/480p)")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="a DAVIS-layout folder (JPEGImages/480p, Annotations/480p)"
+    )
     parser.add_argument("--video", required=True)
     parser.add_argument("--object", type=int, required=True)
     parser.add_argument("--frames", required=True, help="comma-separated frame numbers")
-    parser.add_argument("--pred", action="append", required=True, metavar="NAME=DIR",
-                        help="a results folder (<video>/<frame>.png index masks); repeatable")
+    parser.add_argument(
+        "--pred",
+        action="append",
+        required=True,
+        metavar="NAME=DIR",
+        help="a results folder (<video>/<frame>.png index masks); repeatable",
+    )
     parser.add_argument("--size", type=int, default=64, help="crop side in frame pixels")
     parser.add_argument("--zoom", type=int, default=4)
     parser.add_argument("--out", type=Path, required=True)
@@ -68,11 +76,27 @@ def main(argv=None) -> int:
         for label, folder in preds:
             pred = read_index_png(Path(folder) / args.video / f"{name}.png")[0] == args.object
             cell = tile(image, gt, pred, top, left, args.size, args.zoom)
-            cv2.putText(cell, f"{label} J={region_similarity(gt, pred):.2f}", (4, cell.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.45, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                cell,
+                f"{label} J={region_similarity(gt, pred):.2f}",
+                (4, cell.shape[0] - 6),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.45,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
             cells.append(cell)
-        cv2.putText(cells[0], f"{args.video} frame {number}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            cells[0],
+            f"{args.video} frame {number}",
+            (4, 14),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
         rows.append(np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0))) for c in cells], axis=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(rows, axis=0)).save(args.out)

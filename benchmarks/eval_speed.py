@@ -38,8 +38,18 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=None, help="passed to tamvt eval (default: its own)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [*tamvt_command(), "eval", "--protocol", "davis", "--gt", str(FIX / "gt"), "--pred", str(FIX / "pred"),
-               "--json", str(Path(tmp) / "scores.json")]
+        cmd = [
+            *tamvt_command(),
+            "eval",
+            "--protocol",
+            "davis",
+            "--gt",
+            str(FIX / "gt"),
+            "--pred",
+            str(FIX / "pred"),
+            "--json",
+            str(Path(tmp) / "scores.json"),
+        ]
         if args.workers:
             cmd += ["--workers", str(args.workers)]
         times, cpus = [], []
@@ -54,8 +64,10 @@ def main() -> int:
     med = statistics.median(times)
     # other processes on the machine slow the wall time down; the load average says how busy it was
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}; median CPU time {statistics.median(cpus):.2f} s")
-    print(f"median of {args.runs}: {med:.2f} s; official DAVIS toolkit {OFFICIAL_SECONDS} s -> "
-          f"{med / OFFICIAL_SECONDS:.3f} of it ({OFFICIAL_SECONDS / med:.1f}x faster; the bound is 0.2)")
+    print(
+        f"median of {args.runs}: {med:.2f} s; official DAVIS toolkit {OFFICIAL_SECONDS} s -> "
+        f"{med / OFFICIAL_SECONDS:.3f} of it ({OFFICIAL_SECONDS / med:.1f}x faster; the bound is 0.2)"
+    )
     return 0
 
 

@@ -85,11 +85,37 @@ class Plan:
     compile_layouts: tuple[bool, ...]  # channels_last settings of the compiled rows
 
 
-GPU_PLAN = Plan({"480p": (480, 854), "624p": (624, 1110)}, 41, 5, 100, 3, (384, 640), 12, (480, 854), 4, 20,
-                "inductor", "backbone", (False, True))
+GPU_PLAN = Plan(
+    {"480p": (480, 854), "624p": (624, 1110)},
+    41,
+    5,
+    100,
+    3,
+    (384, 640),
+    12,
+    (480, 854),
+    4,
+    20,
+    "inductor",
+    "backbone",
+    (False, True),
+)
 # CPU mode: tracing the whole backbone takes ~20 s on 2 cores; one residual stage exercises the same code
-CPU_PLAN = Plan({"480p": (64, 112), "624p": (80, 144)}, 3, 2, 2, 0, (64, 96), 4, (72, 112), 0, 0,
-                "eager", "backbone.layer1", (False,))
+CPU_PLAN = Plan(
+    {"480p": (64, 112), "624p": (80, 144)},
+    3,
+    2,
+    2,
+    0,
+    (64, 96),
+    4,
+    (72, 112),
+    0,
+    0,
+    "eager",
+    "backbone.layer1",
+    (False,),
+)
 
 
 @dataclass
@@ -108,15 +134,36 @@ class Row:
     values: dict = field(default_factory=dict)
 
     def cells(self) -> list[str]:
-        return [self.case, self.size, self.objects, self.precision, self.channels_last, self.compiled, self.sdpa,
-                self.speed, self.memory, self.check]
+        return [
+            self.case,
+            self.size,
+            self.objects,
+            self.precision,
+            self.channels_last,
+            self.compiled,
+            self.sdpa,
+            self.speed,
+            self.memory,
+            self.check,
+        ]
 
 
-HEADER = ["case", "input", "objects", "precision", "channels_last", "torch.compile", "SDPA matching / decoder",
-          "speed", "peak memory GB", "check"]
+HEADER = [
+    "case",
+    "input",
+    "objects",
+    "precision",
+    "channels_last",
+    "torch.compile",
+    "SDPA matching / decoder",
+    "speed",
+    "peak memory GB",
+    "check",
+]
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -159,8 +206,11 @@ def synthetic_video(size: tuple[int, int], frames: int):
     """``(frames (T, H, W, 3) uint8, index mask of frame 0)`` with 5 target objects."""
     from tamvt.data.synthetic import SynthConfig, iter_video
 
-    video = iter_video(SynthConfig(size=size, length=frames, num_objects=5, events=("cut",) if frames >= 12 else (),
-                                   num_distractors=2, seed=3))
+    video = iter_video(
+        SynthConfig(
+            size=size, length=frames, num_objects=5, events=("cut",) if frames >= 12 else (), num_distractors=2, seed=3
+        )
+    )
     rendered = [video.render(i) for i in range(frames)]
     return np.stack([f for f, _ in rendered]), rendered[0][1]
 
@@ -175,8 +225,18 @@ def build_r50(device: torch.device):
 
 # ------------------------------------------------------------------------------------------ inference
 
-def inference_row(model, device: torch.device, plan: Plan, video, label: str, objects: int, bf16: bool,
-                  channels_last: bool, compiled: bool) -> Row:
+
+def inference_row(
+    model,
+    device: torch.device,
+    plan: Plan,
+    video,
+    label: str,
+    objects: int,
+    bf16: bool,
+    channels_last: bool,
+    compiled: bool,
+) -> Row:
     from tamvt.config import InferenceConfig
     from tamvt.inference import Predictor
     from tamvt.inference.source import ArrayFrames
@@ -184,11 +244,18 @@ def inference_row(model, device: torch.device, plan: Plan, video, label: str, ob
     frames, mask0 = video
     ids = [int(k) for k in np.unique(mask0) if k != 0][:objects]
     size = tuple(frames.shape[1:3])
-    row = Row("inference", f"{label} {size[0]}x{size[1]}", str(len(ids)), "bf16 autocast" if bf16 else "fp32",
-              "yes" if channels_last else "no", f"{plan.compile_backend} ({plan.compile_module})" if compiled else "no")
+    row = Row(
+        "inference",
+        f"{label} {size[0]}x{size[1]}",
+        str(len(ids)),
+        "bf16 autocast" if bf16 else "fp32",
+        "yes" if channels_last else "no",
+        f"{plan.compile_backend} ({plan.compile_module})" if compiled else "no",
+    )
     model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    predictor = Predictor(model, InferenceConfig(short_side=None, autocast_bf16=bf16), clip_length=2,
-                          channels_last=channels_last)
+    predictor = Predictor(
+        model, InferenceConfig(short_side=None, autocast_bf16=bf16), clip_length=2, channels_last=channels_last
+    )
     # the predictor autocasts on CUDA only; in CPU mode this script wraps it, so the bf16 code paths still run
     outer = autocast(device, bf16) if device.type == "cpu" else contextlib.nullcontext()
 
@@ -227,8 +294,9 @@ def inference_row(model, device: torch.device, plan: Plan, video, label: str, ob
         clip = model.encode_frames(x)
         entries = [model.encode_memory(clip.select(0), masks)] * model.bank_size
         z = model.match(clip, entries)
-        row.sdpa = (f"{sdpa_backends(lambda: model.match(clip, entries))} / "
-                    f"{sdpa_backends(lambda: model.decode(clip, z))}")
+        row.sdpa = (
+            f"{sdpa_backends(lambda: model.match(clip, entries))} / {sdpa_backends(lambda: model.decode(clip, z))}"
+        )
     row.ok = math.isfinite(fps) and fps > 0
     row.check = "probabilities finite" + (f"; warm-up + compile {warm_s:.0f} s" if compiled else "")
     return row
@@ -242,25 +310,55 @@ def inference_rows(device: torch.device, plan: Plan) -> list[Row]:
     for label in plan.sizes:
         for objects in (1, 5):
             for bf16 in (False, True):
-                rows.append(guarded(inference_row, f"inference {label} {objects} obj", model, device, plan,
-                                    videos[label], label, objects, bf16, False, False))
+                rows.append(
+                    guarded(
+                        inference_row,
+                        f"inference {label} {objects} obj",
+                        model,
+                        device,
+                        plan,
+                        videos[label],
+                        label,
+                        objects,
+                        bf16,
+                        False,
+                        False,
+                    )
+                )
     base = next((r for r in rows if r.size.startswith(first) and r.objects == "1" and r.precision != "fp32"), Row(""))
-    rows.append(guarded(inference_row, "inference channels_last", model, device, plan, videos[first], first, 1,
-                        True, True, False))
+    rows.append(
+        guarded(
+            inference_row, "inference channels_last", model, device, plan, videos[first], first, 1, True, True, False
+        )
+    )
     del model
     for channels_last in plan.compile_layouts:  # a fresh model: compilation stays with the module
         compiled = build_r50(device)
         compiled.get_submodule(plan.compile_module).compile(backend=plan.compile_backend)
-        rows.append(guarded(inference_row, "inference compiled", compiled, device, plan, videos[first], first, 1,
-                            True, channels_last, True))
+        rows.append(
+            guarded(
+                inference_row,
+                "inference compiled",
+                compiled,
+                device,
+                plan,
+                videos[first],
+                first,
+                1,
+                True,
+                channels_last,
+                True,
+            )
+        )
         del compiled
-    for row in rows[-1 - len(plan.compile_layouts):]:  # say which variant gave what
+    for row in rows[-1 - len(plan.compile_layouts) :]:  # say which variant gave what
         if "fps" in row.values and "fps" in base.values:
             row.check += f"; x{row.values['fps'] / base.values['fps']:.2f} frames/s vs plain bf16"
     return rows
 
 
 # ------------------------------------------------------------------------------------------ vector A
+
 
 def vector_a_row(device: torch.device) -> list[Row]:
     import torch.nn.functional as F
@@ -296,25 +394,50 @@ def vector_a_row(device: torch.device) -> list[Row]:
     delta = (p16 - p32).abs()
     flips = ((p16 > 0.5) != (p32 > 0.5)).float().mean().item()
     size = f"{frames.shape[-2]}x{frames.shape[-1]}"
-    fp32 = Row("vector A fp32 vs authors", size, "1", "fp32, TF32 off", check=f"max abs dp {authors:.2e} <= {FP32_BOUND:g}",
-               ok=authors <= FP32_BOUND, values={"max": authors})
-    bf16 = Row("vector A bf16 vs fp32", size, "1", "bf16 autocast",
-               check=f"max abs dp {delta.max().item():.4f} <= {BF16_MAX_BOUND:g}, mean {delta.mean().item():.5f} "
-                     f"<= {BF16_MEAN_BOUND:g}; {100 * flips:.2f} % of pixels change side of 0.5",
-               ok=delta.max().item() <= BF16_MAX_BOUND and delta.mean().item() <= BF16_MEAN_BOUND,
-               values={"max": delta.max().item(), "mean": delta.mean().item()})
+    fp32 = Row(
+        "vector A fp32 vs authors",
+        size,
+        "1",
+        "fp32, TF32 off",
+        check=f"max abs dp {authors:.2e} <= {FP32_BOUND:g}",
+        ok=authors <= FP32_BOUND,
+        values={"max": authors},
+    )
+    bf16 = Row(
+        "vector A bf16 vs fp32",
+        size,
+        "1",
+        "bf16 autocast",
+        check=f"max abs dp {delta.max().item():.4f} <= {BF16_MAX_BOUND:g}, mean {delta.mean().item():.5f} "
+        f"<= {BF16_MEAN_BOUND:g}; {100 * flips:.2f} % of pixels change side of 0.5",
+        ok=delta.max().item() <= BF16_MAX_BOUND and delta.mean().item() <= BF16_MEAN_BOUND,
+        values={"max": delta.max().item(), "mean": delta.mean().item()},
+    )
     return [fp32, bf16]
 
 
 # ------------------------------------------------------------------------------------------ training
 
+
 def train_overrides(device: torch.device, plan: Plan, steps: int) -> list[str]:
     (h, w), (sh, sw) = plan.crop, plan.synthetic_size
-    return ["data.source=synthetic", f"data.crop_size=[{h},{w}]", f"data.synthetic_size=[{sh},{sw}]",
-            f"data.window_length={plan.window}", "data.scale_range=[1.0,1.2]", f"optim.steps={steps}",
-            f"run.device={device.type}", f"run.num_workers={plan.workers}", "run.progress=false",
-            "run.checkpoint_every=1000000", "val.source=synthetic", "val.num_videos=1", "val.synthetic_preset=tiny",
-            f"val.synthetic_size=[{sh},{sw}]", "val.short_side=null"]
+    return [
+        "data.source=synthetic",
+        f"data.crop_size=[{h},{w}]",
+        f"data.synthetic_size=[{sh},{sw}]",
+        f"data.window_length={plan.window}",
+        "data.scale_range=[1.0,1.2]",
+        f"optim.steps={steps}",
+        f"run.device={device.type}",
+        f"run.num_workers={plan.workers}",
+        "run.progress=false",
+        "run.checkpoint_every=1000000",
+        "val.source=synthetic",
+        "val.num_videos=1",
+        "val.synthetic_preset=tiny",
+        f"val.synthetic_size=[{sh},{sw}]",
+        "val.short_side=null",
+    ]
 
 
 def training_row(device: torch.device, plan: Plan) -> Row:
@@ -323,8 +446,15 @@ def training_row(device: torch.device, plan: Plan) -> Row:
 
     total = plan.train_warmup + plan.train_steps
     cfg = load_train_config("finetune-vost", train_overrides(device, plan, total))
-    row = Row("train finetune-vost (synthetic)", f"{plan.window} x {plan.crop[0]}x{plan.crop[1]}", "1",
-              "bf16 autocast" if device.type == "cuda" and cfg.run.bf16 else "fp32", "no", "no", "")
+    row = Row(
+        "train finetune-vost (synthetic)",
+        f"{plan.window} x {plan.crop[0]}x{plan.crop[1]}",
+        "1",
+        "bf16 autocast" if device.type == "cuda" and cfg.run.bf16 else "fp32",
+        "no",
+        "no",
+        "",
+    )
     with tempfile.TemporaryDirectory(prefix="tamvt-gpu-check-") as tmp:
         trainer = Trainer(cfg, tmp, resume="never")
         loader = iter(trainer._loader())
@@ -350,9 +480,11 @@ def training_row(device: torch.device, plan: Plan) -> Row:
     row.speed = f"{rate:.2f} steps/s"
     row.memory = f"{row.values['peak_gb']:.2f}"
     row.ok = finite and resumed_ok and math.isfinite(rate)
-    row.check = (f"{plan.train_steps} steps, losses finite: {'yes' if finite else 'NO'} (last {losses[-1]:.3f}); "
-                 f"checkpoint + resume: {'ok' if resumed_ok else 'FAILED'}; validation J&F "
-                 f"{scores.get('J&F', float('nan')):.3f}")
+    row.check = (
+        f"{plan.train_steps} steps, losses finite: {'yes' if finite else 'NO'} (last {losses[-1]:.3f}); "
+        f"checkpoint + resume: {'ok' if resumed_ok else 'FAILED'}; validation J&F "
+        f"{scores.get('J&F', float('nan')):.3f}"
+    )
     return row
 
 
@@ -376,15 +508,17 @@ DDP_SCRIPT = textwrap.dedent("""
     torch.distributed.all_gather(sums, total)
     if trainer.dist.is_main:
         print(json.dumps({"steps_per_s": steps / seconds, "losses": losses, "world": trainer.dist.world_size,
-                          "backend": torch.distributed.get_backend(), "same_weights": len({s.item() for s in sums}) == 1,
+                          "backend": torch.distributed.get_backend(),
+                          "same_weights": len({s.item() for s in sums}) == 1,
                           "peak_gb": torch.cuda.max_memory_allocated() / 1e9}))
     D.cleanup()
 """)
 
 
 def ddp_row(device: torch.device, plan: Plan) -> Row:
-    row = Row("train DDP, 2 processes", f"{plan.window} x {plan.crop[0]}x{plan.crop[1]}", "1", "bf16 autocast",
-              "no", "no", "")
+    row = Row(
+        "train DDP, 2 processes", f"{plan.window} x {plan.crop[0]}x{plan.crop[1]}", "1", "bf16 autocast", "no", "no", ""
+    )
     if device.type != "cuda" or torch.cuda.device_count() < 2:
         have = torch.cuda.device_count() if torch.cuda.is_available() else 0
         row.check = f"skipped: needs 2 CUDA GPUs, {have} here (gloo DDP on CPU: tests/test_train_ddp.py)"
@@ -396,9 +530,23 @@ def ddp_row(device: torch.device, plan: Plan) -> Row:
         script = Path(tmp) / "ddp.py"
         script.write_text(DDP_SCRIPT)
         overrides = train_overrides(device, plan, plan.ddp_steps + 1) + ["val.source=none"]
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-               "--master_addr", "127.0.0.1", "--master_port", str(port), str(script), str(Path(tmp) / "run"),
-               json.dumps(overrides), str(plan.ddp_steps)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            "1",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(port),
+            str(script),
+            str(Path(tmp) / "run"),
+            json.dumps(overrides),
+            str(plan.ddp_steps),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"torchrun failed: {proc.stderr.strip().splitlines()[-1:]}")
@@ -408,12 +556,15 @@ def ddp_row(device: torch.device, plan: Plan) -> Row:
     row.speed = f"{out['steps_per_s']:.2f} steps/s per process"
     row.memory = f"{out['peak_gb']:.2f}"
     row.ok = finite and out["same_weights"] and out["backend"] == "nccl"
-    row.check = (f"{plan.ddp_steps} steps, backend {out['backend']}, losses finite: {'yes' if finite else 'NO'}, "
-                 f"identical weights on both ranks: {'yes' if out['same_weights'] else 'NO'}")
+    row.check = (
+        f"{plan.ddp_steps} steps, backend {out['backend']}, losses finite: {'yes' if finite else 'NO'}, "
+        f"identical weights on both ranks: {'yes' if out['same_weights'] else 'NO'}"
+    )
     return row
 
 
 # ------------------------------------------------------------------------------------------ main
+
 
 def guarded(fn, case: str, *args) -> Row:
     """``fn(*args)``, or a failed row with the exception (one broken case does not hide the others)."""
@@ -448,11 +599,17 @@ def main() -> int:
     if device.type == "cuda":
         torch.cuda.set_device(device)
         name = torch.cuda.get_device_name(device)
-        print(f"device {device}: {name}, {torch.cuda.device_count()} GPU(s), torch {torch.__version__}, "
-              f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}", flush=True)
+        print(
+            f"device {device}: {name}, {torch.cuda.device_count()} GPU(s), torch {torch.__version__}, "
+            f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}",
+            flush=True,
+        )
     else:
-        print(f"device cpu (tiny sizes: this mode exercises the code paths; its numbers are not GPU figures), "
-              f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+        print(
+            f"device cpu (tiny sizes: this mode exercises the code paths; its numbers are not GPU figures), "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+            flush=True,
+        )
     rows = inference_rows(device, plan)
     checked = guarded(vector_a_row, "vector A", device)
     rows += checked if isinstance(checked, list) else [checked]
@@ -462,11 +619,18 @@ def main() -> int:
     print_table(rows)
     failed = [r.case for r in rows if not r.ok]
     print()
-    print(f"{len(rows)} rows in {time.perf_counter() - start:.0f} s; "
-          + (f"FAILED: {', '.join(failed)}" if failed else "all checks passed"))
+    print(
+        f"{len(rows)} rows in {time.perf_counter() - start:.0f} s; "
+        + (f"FAILED: {', '.join(failed)}" if failed else "all checks passed")
+    )
     if args.json:
-        args.json.write_text(json.dumps([{**dict(zip(HEADER, r.cells())), "ok": r.ok, "values": r.values}
-                                         for r in rows], indent=1, default=str))
+        args.json.write_text(
+            json.dumps(
+                [{**dict(zip(HEADER, r.cells(), strict=True)), "ok": r.ok, "values": r.values} for r in rows],
+                indent=1,
+                default=str,
+            )
+        )
     return 1 if failed else 0
 
 

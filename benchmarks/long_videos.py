@@ -64,12 +64,19 @@ def trace_video(predictor, seq, oracle_memory: bool = False) -> tuple[dict[int, 
     clips: list[dict] = []
 
     def record(clip) -> None:
-        clips.append({"group": list(clip.object_ids), "frames": list(clip.frames), "memory": list(clip.memory),
-                      "written": clip.written})
+        clips.append(
+            {
+                "group": list(clip.object_ids),
+                "frames": list(clip.frames),
+                "memory": list(clip.memory),
+                "written": clip.written,
+            }
+        )
 
     near = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * NEAR_PX + 1, 2 * NEAR_PX + 1))
-    session = predictor.start(seq, keep_results=False, on_clip=record,
-                              oracle_memory=seq.read_mask if oracle_memory else None)
+    session = predictor.start(
+        seq, keep_results=False, on_clip=record, oracle_memory=seq.read_mask if oracle_memory else None
+    )
     first = {}
     for obj, ref in sorted(seq.objects.items()):
         gt = seq.read_mask(ref)
@@ -129,19 +136,32 @@ def losses(tr: ObjectTrace, ref: int, events: list[dict], memory_at: dict[int, l
             where = "background"
         came_back = next((b for b, _ in back if b > start), None)
         absent_before = [t for t in range(max(0, start - 10), start) if gt[t] == 0]
-        near = [f"{e['type']} {e['start']}-{e['end']}" for e in events
-                if e["object"] == obj and e["start"] - 5 <= start <= e["end"] + 10]
+        near = [
+            f"{e['type']} {e['start']}-{e['end']}"
+            for e in events
+            if e["object"] == obj and e["start"] - 5 <= start <= e["end"] + 10
+        ]
         mem = [f for f in memory_at.get(start, []) if f is not None]
         recent = [f for f in mem if f != ref]
         mem_j = {f: (1.0 if f == ref else round(float(j[f]), 2)) for f in mem}
-        out.append({
-            "frame": start, "until": end, "back_at": came_back, "where": where,
-            "pred/gt area": round(area_ratio, 2), "gt area vs ref": round(float(gt[start] / max(gt[ref], 1)), 2),
-            "after occlusion": bool(absent_before), "events": near,
-            "memory": mem, "memory J": mem_j,
-            "bad memory": sum(1 for f in recent if j[f] < BACK_J), "recent memory": len(recent),
-            "memory span": (start - min(recent)) if recent else 0, "ref distance": start - ref,
-        })
+        out.append(
+            {
+                "frame": start,
+                "until": end,
+                "back_at": came_back,
+                "where": where,
+                "pred/gt area": round(area_ratio, 2),
+                "gt area vs ref": round(float(gt[start] / max(gt[ref], 1)), 2),
+                "after occlusion": bool(absent_before),
+                "events": near,
+                "memory": mem,
+                "memory J": mem_j,
+                "bad memory": sum(1 for f in recent if j[f] < BACK_J),
+                "recent memory": len(recent),
+                "memory span": (start - min(recent)) if recent else 0,
+                "ref distance": start - ref,
+            }
+        )
     return out
 
 
@@ -154,12 +174,20 @@ def error_split(tr: ObjectTrace, memory_at: dict[int, list], ref: int) -> dict:
     fp = (np.array(tr.pred_area) - (np.array(tr.gt_area) - np.array(tr.fn))) / union
     vis = np.zeros(len(j), bool)
     vis[1:-1] = np.array(tr.gt_area[1:-1]) > 0
-    mem = [np.mean([j[f] for f in memory_at.get(t, []) if f is not None and f != ref] or [1.0])
-           for t in np.flatnonzero(vis)]
+    mem = [
+        np.mean([j[f] for f in memory_at.get(t, []) if f is not None and f != ref] or [1.0])
+        for t in np.flatnonzero(vis)
+    ]
     fp_other = np.array(tr.on_other) / union
-    return {"J_visible": float(j[vis].mean()), "fp_near": float((fp - fp_far)[vis].mean()),
-            "fp_far": float(fp_far[vis].mean()), "fp_other": float(fp_other[vis].mean()), "fn": float(fn[vis].mean()),
-            "below_half": float((j[vis] < BACK_J).mean()), "memory_J": float(np.mean(mem))}
+    return {
+        "J_visible": float(j[vis].mean()),
+        "fp_near": float((fp - fp_far)[vis].mean()),
+        "fp_far": float(fp_far[vis].mean()),
+        "fp_other": float(fp_other[vis].mean()),
+        "fn": float(fn[vis].mean()),
+        "below_half": float((j[vis] < BACK_J).mean()),
+        "memory_J": float(np.mean(mem)),
+    }
 
 
 def print_summary(report: dict, videos: dict, min_length: int, max_size: float) -> None:
@@ -167,35 +195,61 @@ def print_summary(report: dict, videos: dict, min_length: int, max_size: float) 
     false positives on another target, near or far), the share of frames below 0.5, the memory's J
     (its masks' J when the model wrote them), and the losses."""
     runs = list(next(iter(report.values())))
-    head = (f"{'run':<10}{'subset':<12}{'objs':>5}{'J':>7}{'J_tr':>7}{'1-J:':>7}{'FPnear':>7}{'FPfar':>7}{'FN':>7}"
-            f"{'FPoth':>7}{'J<.5':>7}{'memJ':>7}  losses (never back)")
+    head = (
+        f"{'run':<10}{'subset':<12}{'objs':>5}{'J':>7}{'J_tr':>7}{'1-J:':>7}{'FPnear':>7}{'FPfar':>7}{'FN':>7}"
+        f"{'FPoth':>7}{'J<.5':>7}{'memJ':>7}  losses (never back)"
+    )
     print("\n" + head + "\n" + "-" * len(head))
     for run in runs:
-        for label, keep in ((f"len>={min_length}", lambda v, o: v["length"] >= min_length),
-                            (f"size<{max_size:g}%", lambda v, o: 0 < v["objects"][o]["area_pct_mean"] < max_size)):
-            objs = [res[run]["objects"][o] for name, res in report.items() for o in res[run]["objects"]
-                    if keep(videos[name], o)]
+        for label, keep in (
+            (f"len>={min_length}", lambda v, o: v["length"] >= min_length),
+            (f"size<{max_size:g}%", lambda v, o: 0 < v["objects"][o]["area_pct_mean"] < max_size),
+        ):
+            objs = [
+                res[run]["objects"][o]
+                for name, res in report.items()
+                for o in res[run]["objects"]
+                if keep(videos[name], o)
+            ]
             if not objs:
                 continue
-            mean = {k: 100 * np.mean([o[k] for o in objs]) for k in ("J_mean", "J_tr", "J_visible", "fp_near", "fp_far",
-                                                                      "fn", "fp_other", "below_half", "memory_J")}
+            mean = {
+                k: 100 * np.mean([o[k] for o in objs])
+                for k in (
+                    "J_mean",
+                    "J_tr",
+                    "J_visible",
+                    "fp_near",
+                    "fp_far",
+                    "fn",
+                    "fp_other",
+                    "below_half",
+                    "memory_J",
+                )
+            }
             lost = sum(len(o["losses"]) for o in objs)
             never = sum(1 for o in objs for ev in o["losses"] if ev["back_at"] is None)
-            print(f"{run:<10}{label:<12}{len(objs):>5}{mean['J_mean']:7.1f}{mean['J_tr']:7.1f}"
-                  f"{100 - mean['J_visible']:7.1f}{mean['fp_near']:7.1f}{mean['fp_far']:7.1f}{mean['fn']:7.1f}"
-                  f"{mean['fp_other']:7.1f}{mean['below_half']:7.1f}{mean['memory_J']:7.1f}  {lost} ({never})")
+            print(
+                f"{run:<10}{label:<12}{len(objs):>5}{mean['J_mean']:7.1f}{mean['J_tr']:7.1f}"
+                f"{100 - mean['J_visible']:7.1f}{mean['fp_near']:7.1f}{mean['fp_far']:7.1f}{mean['fn']:7.1f}"
+                f"{mean['fp_other']:7.1f}{mean['below_half']:7.1f}{mean['memory_J']:7.1f}  {lost} ({never})"
+            )
     print("per object:")
     for name, res in report.items():
         for o in res[runs[0]]["objects"]:
-            cells = "  ".join(f"{run} J_tr {100 * res[run]['objects'][o]['J_tr']:5.1f} FPfar {100 * res[run]['objects'][o]['fp_far']:4.1f} "
-                              f"FN {100 * res[run]['objects'][o]['fn']:4.1f}" for run in runs)
+            cells = "  ".join(
+                f"{run} J_tr {100 * res[run]['objects'][o]['J_tr']:5.1f} "
+                f"FPfar {100 * res[run]['objects'][o]['fp_far']:4.1f} "
+                f"FN {100 * res[run]['objects'][o]['fn']:4.1f}"
+                for run in runs
+            )
             print(f"  {name} obj {o} ({res[runs[0]]['objects'][o]['size_pct']:.2f} %): {cells}")
 
 
 def j_tr(j: list[float]) -> float:
     """J over the last quarter of the evaluated frames (first and last frame excluded), as accuracy.py."""
     ev = j[1:-1]
-    return float(np.mean(ev[int(np.floor(0.75 * len(ev))):]))
+    return float(np.mean(ev[int(np.floor(0.75 * len(ev))) :]))
 
 
 def plot_video(path: Path, name: str, results: dict[str, dict], events: list[dict]) -> None:
@@ -229,14 +283,26 @@ def plot_video(path: Path, name: str, results: dict[str, dict], events: list[dic
             o = results[run]["objects"][obj]
             ax.plot(o["J"], color=colors[k % len(colors)], lw=0.8, label=f"{run} (J_tr {100 * o['J_tr']:.0f})")
             for ev in o["losses"]:
-                ax.plot([ev["frame"]], [-0.06 - 0.05 * k], marker="v" if ev["back_at"] is None else "^",
-                        color=colors[k % len(colors)], ms=5)
+                ax.plot(
+                    [ev["frame"]],
+                    [-0.06 - 0.05 * k],
+                    marker="v" if ev["back_at"] is None else "^",
+                    color=colors[k % len(colors)],
+                    ms=5,
+                )
         size = 100 * gt[gt > 0].mean() / results[runs[0]]["pixels"] if (gt > 0).any() else 0.0
         ax.set_ylim(-0.08 - 0.05 * len(runs), 1.12)
         ax.set_ylabel(f"obj {obj}\nJ", fontsize=7)
         ax.set_title(f"{name} object {obj} ({size:.2f} % of frame)", fontsize=7, loc="left", pad=2)
-        ax.legend(fontsize=6, loc="lower right", bbox_to_anchor=(1.0, 0.98), ncol=len(runs), frameon=False,
-                  borderaxespad=0.0, handlelength=1.5)
+        ax.legend(
+            fontsize=6,
+            loc="lower right",
+            bbox_to_anchor=(1.0, 0.98),
+            ncol=len(runs),
+            frameon=False,
+            borderaxespad=0.0,
+            handlelength=1.5,
+        )
         ax.tick_params(labelsize=6)
     for k, run in enumerate(memory_runs):
         ax = axes[len(objs) + k, 0]
@@ -250,9 +316,11 @@ def plot_video(path: Path, name: str, results: dict[str, dict], events: list[dic
         ax.scatter(xs, ys, s=0.6, color=colors[runs.index(run) % len(colors)], lw=0)
         ax.set_ylabel(f"{run}\nmemory\nframe", fontsize=7)
         ax.tick_params(labelsize=6)
-    axes[-1, 0].set_xlabel("frame.  J rows: grey = object absent, yellow = event, \u25bc lost for good, "
-                           "\u25b2 lost and back.  Memory rows: the frames held when that clip was segmented",
-                           fontsize=7)
+    axes[-1, 0].set_xlabel(
+        "frame.  J rows: grey = object absent, yellow = event, \u25bc lost for good, "
+        "\u25b2 lost and back.  Memory rows: the frames held when that clip was segmented",
+        fontsize=7,
+    )
     fig.tight_layout(h_pad=0.3)
     buf = io.BytesIO()
     fig.savefig(buf, dpi=80)
@@ -273,8 +341,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--num", type=int, default=None, help="first N videos of the suite only (quick runs)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model")
-    parser.add_argument("--run", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
-                        help="inference settings to trace (repeat to compare); default: fifo")
+    parser.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="NAME[:KEY=VALUE,...]",
+        help="inference settings to trace (repeat to compare); default: fifo",
+    )
     parser.add_argument("--videos", default=None, help="comma-separated names (default: long + small-object)")
     parser.add_argument("--min-length", type=int, default=300)
     parser.add_argument("--max-size", type=float, default=1.0, help="small objects: mean area below this %%")
@@ -295,8 +368,12 @@ def main(argv=None) -> int:
     if args.videos:
         names = args.videos.split(",")
     else:
-        names = [n for n, v in videos.items() if v["length"] >= args.min_length
-                 or any(0 < o["area_pct_mean"] < args.max_size for o in v["objects"].values())]
+        names = [
+            n
+            for n, v in videos.items()
+            if v["length"] >= args.min_length
+            or any(0 < o["area_pct_mean"] < args.max_size for o in v["objects"].values())
+        ]
     sequences = [s for s in read_dataset("davis", data, "val") if s.name in names]
     if args.checkpoint is None:
         from tamvt.checkpoint import shipped_model_path
@@ -308,8 +385,9 @@ def main(argv=None) -> int:
     for run, settings in runs:
         oracle = str(settings.pop("oracle_memory", "false")).lower() in ("1", "true", "yes")
         checkpoint = settings.pop("checkpoint", args.checkpoint)
-        predictor = Predictor.from_checkpoint(checkpoint,
-                                              config_overrides=[f"inference.{k}={v}" for k, v in settings.items()])
+        predictor = Predictor.from_checkpoint(
+            checkpoint, config_overrides=[f"inference.{k}={v}" for k, v in settings.items()]
+        )
         for seq in sequences:
             traces, clips = trace_video(predictor, seq, oracle)
             memory_at = {f: c["memory"] for c in clips for f in c["frames"]}
@@ -317,17 +395,30 @@ def main(argv=None) -> int:
             objs = {}
             for obj, tr in traces.items():
                 ref = seq.objects[obj]
-                objs[str(obj)] = {"J": tr.j, "J_tr": j_tr(tr.j), "J_mean": float(np.mean(tr.j[1:-1])),
-                                  "gt_area": tr.gt_area, "pred_area": tr.pred_area, "conf": tr.conf,
-                                  "size_pct": meta["objects"][str(obj)]["area_pct_mean"],
-                                  "losses": losses(tr, ref, meta["events"], memory_at, obj),
-                                  **error_split(tr, memory_at, ref)}
+                objs[str(obj)] = {
+                    "J": tr.j,
+                    "J_tr": j_tr(tr.j),
+                    "J_mean": float(np.mean(tr.j[1:-1])),
+                    "gt_area": tr.gt_area,
+                    "pred_area": tr.pred_area,
+                    "conf": tr.conf,
+                    "size_pct": meta["objects"][str(obj)]["area_pct_mean"],
+                    "losses": losses(tr, ref, meta["events"], memory_at, obj),
+                    **error_split(tr, memory_at, ref),
+                }
                 if oracle:  # the memory held ground truth, not the predictions scored here
                     objs[str(obj)]["memory_J"] = 1.0
-            report.setdefault(seq.name, {})[run] = {"objects": objs, "clips": clips, "oracle": oracle,
-                                                    "pixels": seq.size[0] * seq.size[1]}
-            print(f"[{run}] {seq.name} ({len(seq)} frames): "
-                  + ", ".join(f"obj {o} J_tr {100 * v['J_tr']:.1f}" for o, v in objs.items()), flush=True)
+            report.setdefault(seq.name, {})[run] = {
+                "objects": objs,
+                "clips": clips,
+                "oracle": oracle,
+                "pixels": seq.size[0] * seq.size[1],
+            }
+            print(
+                f"[{run}] {seq.name} ({len(seq)} frames): "
+                + ", ".join(f"obj {o} J_tr {100 * v['J_tr']:.1f}" for o, v in objs.items()),
+                flush=True,
+            )
 
     print_summary(report, videos, args.min_length, args.max_size)
     print(f"\nlosses: visible and J < {LOST_J} on >= {LOST_RUN} frames; back: J >= {BACK_J} on {BACK_RUN} frames")
@@ -336,11 +427,13 @@ def main(argv=None) -> int:
             for obj, o in res["objects"].items():
                 for ev in o["losses"]:
                     back = f"back at {ev['back_at']}" if ev["back_at"] is not None else "never back"
-                    print(f"[{run}] {name} obj {obj} ({o['size_pct']:.2f} %): lost at {ev['frame']} ({back}); "
-                          f"pred on {ev['where']} (pred/gt area {ev['pred/gt area']}), gt area vs ref "
-                          f"{ev['gt area vs ref']}, after occlusion {ev['after occlusion']}, events {ev['events']}; "
-                          f"memory {ev['memory']} ({ev['bad memory']}/{ev['recent memory']} recent with J<{BACK_J}, "
-                          f"span {ev['memory span']} frames, ref {ev['ref distance']} frames back)")
+                    print(
+                        f"[{run}] {name} obj {obj} ({o['size_pct']:.2f} %): lost at {ev['frame']} ({back}); "
+                        f"pred on {ev['where']} (pred/gt area {ev['pred/gt area']}), gt area vs ref "
+                        f"{ev['gt area vs ref']}, after occlusion {ev['after occlusion']}, events {ev['events']}; "
+                        f"memory {ev['memory']} ({ev['bad memory']}/{ev['recent memory']} recent with J<{BACK_J}, "
+                        f"span {ev['memory span']} frames, ref {ev['ref distance']} frames back)"
+                    )
     if args.plots:
         args.plots.mkdir(parents=True, exist_ok=True)
         for name, by_run in report.items():

@@ -52,6 +52,7 @@ INSTALL_HINT = {
 # ---------------------------------------------------------------- inside a case (any interpreter)
 # Only numpy, PIL and torch are imported here: the peers' environment need not have tamvt.
 
+
 def peak_rss() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -98,8 +99,7 @@ def run_tamvt(preset: str, video, mask0, ids: list[int], threads: int, folder: P
     cfg = load_preset(preset)
     torch.manual_seed(0)
     short = 480 if preset == "tamvt-r50" else cfg.inference.short_side  # r50: as benchmarks/speed.py
-    predictor = Predictor(build_tamvt(cfg.model), InferenceConfig(short_side=short),
-                          clip_length=cfg.model.clip_length)
+    predictor = Predictor(build_tamvt(cfg.model), InferenceConfig(short_side=short), clip_length=cfg.model.clip_length)
     h, w = predictor.input_size(tuple(video.shape[1:3]))
     session = predictor.start(ArrayFrames(video))
     clock = Clock()
@@ -115,17 +115,21 @@ def run_sam2(variant: str, video, mask0, ids: list[int], threads: int, folder: P
     import torch
     from sam2.build_sam import build_sam2_video_predictor
 
-    config = {"sam2.1-tiny": "sam2.1_hiera_t", "sam2.1-base+": "sam2.1_hiera_b+",
-              "sam2.1-tiny-480": "sam2.1_hiera_t"}[variant]
+    config = {"sam2.1-tiny": "sam2.1_hiera_t", "sam2.1-base+": "sam2.1_hiera_b+", "sam2.1-tiny-480": "sam2.1_hiera_t"}[
+        variant
+    ]
     overrides = []
     if variant.endswith("-480"):
         # the memory attention's RoPE tables are sized for the 64x64 grid of a 1024 input
-        overrides = ["++model.image_size=480",
-                     "++model.memory_attention.layer.self_attention.feat_sizes=[30,30]",
-                     "++model.memory_attention.layer.cross_attention.feat_sizes=[30,30]"]
+        overrides = [
+            "++model.image_size=480",
+            "++model.memory_attention.layer.self_attention.feat_sizes=[30,30]",
+            "++model.memory_attention.layer.cross_attention.feat_sizes=[30,30]",
+        ]
     torch.manual_seed(0)
-    predictor = build_sam2_video_predictor(f"configs/sam2.1/{config}.yaml", ckpt_path=None, device="cpu",
-                                           hydra_overrides_extra=overrides)
+    predictor = build_sam2_video_predictor(
+        f"configs/sam2.1/{config}.yaml", ckpt_path=None, device="cpu", hydra_overrides_extra=overrides
+    )
     with torch.inference_mode(), tempfile.TemporaryDirectory() as tmp:
         for path in sorted(folder.glob("*.jpg"))[: len(video)]:  # SAM 2 reads a whole folder: the first N frames
             (Path(tmp) / path.name).symlink_to(path)
@@ -199,11 +203,19 @@ def case_main(args: argparse.Namespace) -> dict:
         clock, size = run_cutie(video, mask0, ids, args.threads, folder)
     if len(clock.wall) != len(video):
         raise SystemExit(f"{engine} gave {len(clock.wall)} outputs for {len(video)} frames")
-    return {"wall": clock.wall, "cpu": clock.cpu, "rss": peak_rss(), "input": size, "objects": len(ids),
-            "threads": torch.get_num_threads(), "torch": torch.__version__}
+    return {
+        "wall": clock.wall,
+        "cpu": clock.cpu,
+        "rss": peak_rss(),
+        "input": size,
+        "objects": len(ids),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
 
 
 # ---------------------------------------------------------------- the driver (tamvt's interpreter)
+
 
 def summarise(result: dict) -> dict:
     """Per-frame figures from the output timestamps (frame 0 = the mask frame, not counted)."""
@@ -216,16 +228,39 @@ def summarise(result: dict) -> dict:
     growth = None
     if n - 1 >= 20:
         growth = statistics.fmean(per_frame[-10:]) / statistics.fmean(per_frame[:10])
-    return {"steady": statistics.median(steady), "whole": statistics.median(s for _, s in pairs),
-            "cpu": (cpu[-1] - cpu[0]) / (n - 1), "first": wall[0], "growth": growth,
-            "rss_gb": result["rss"] / 1e9, "input": result["input"]}
+    return {
+        "steady": statistics.median(steady),
+        "whole": statistics.median(s for _, s in pairs),
+        "cpu": (cpu[-1] - cpu[0]) / (n - 1),
+        "first": wall[0],
+        "growth": growth,
+        "rss_gb": result["rss"] / 1e9,
+        "input": result["input"],
+    }
 
 
 def make_video(out: Path, frames: int) -> None:
     """``tamvt synth``: one 480x854 video with 5 target objects (a cut when long enough for one)."""
     events = "cut" if frames >= 12 else ""
-    cmd = [sys.executable, "-m", "tamvt.cli", "synth", str(out), "--preset", "demo", "--length", str(frames),
-           "--size", f"{SIZE[0]}x{SIZE[1]}", "--objects", "5", "--events", events, "--quiet", "--overwrite"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tamvt.cli",
+        "synth",
+        str(out),
+        "--preset",
+        "demo",
+        "--length",
+        str(frames),
+        "--size",
+        f"{SIZE[0]}x{SIZE[1]}",
+        "--objects",
+        "5",
+        "--events",
+        events,
+        "--quiet",
+        "--overwrite",
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
 
 
@@ -241,8 +276,20 @@ def run_case(engine: str, objects: int, args: argparse.Namespace, data: Path) ->
     if probe.returncode != 0:
         last = (probe.stderr.strip().splitlines() or ["?"])[-1]
         return {"error": f"not installed for {python} ({last}); {INSTALL_HINT.get(module, '')}"}
-    cmd = [python, __file__, "--case", engine, "--objects", str(objects), "--frames", str(args.frames),
-           "--threads", str(args.threads), "--data", str(data)]
+    cmd = [
+        python,
+        __file__,
+        "--case",
+        engine,
+        "--objects",
+        str(objects),
+        "--frames",
+        str(args.frames),
+        "--threads",
+        str(args.threads),
+        "--data",
+        str(data),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONWARNINGS="ignore", TQDM_DISABLE="1")
     if args.passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -266,9 +313,13 @@ def table(results: dict[tuple[str, int], dict], objects: list[int]) -> list[str]
     def f(value: float | None, fmt: str) -> str:
         return "—" if value is None else format(value, fmt)
 
-    rows = [("| engine | input | objects | s/frame, steady (median) | s/frame, whole video (median) | "
-             "CPU s/frame | steady ÷ tamvt-r50 | CPU ÷ tamvt-r50 | last 10 ÷ first 10 frames | peak RSS GB |"),
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        (
+            "| engine | input | objects | s/frame, steady (median) | s/frame, whole video (median) | "
+            "CPU s/frame | steady ÷ tamvt-r50 | CPU ÷ tamvt-r50 | last 10 ÷ first 10 frames | peak RSS GB |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for engine in dict.fromkeys(e for e, _ in results):
         for k in objects:
             r = results.get((engine, k))
@@ -280,8 +331,10 @@ def table(results: dict[tuple[str, int], dict], objects: list[int]) -> list[str]
             ref = results.get(("tamvt-r50", k), {})
             ratio = r["steady"] / ref["steady"] if "steady" in ref else None
             cpu_ratio = r["cpu"] / ref["cpu"] if "cpu" in ref else None
-            rows.append(f"| {engine} | {r['input']} | {k} | {r['steady']:.3f} | {r['whole']:.3f} | {r['cpu']:.3f} | "
-                        f"{f(ratio, '.2f')} | {f(cpu_ratio, '.2f')} | {f(r['growth'], '.2f')} | {r['rss_gb']:.2f} |")
+            rows.append(
+                f"| {engine} | {r['input']} | {k} | {r['steady']:.3f} | {r['whole']:.3f} | {r['cpu']:.3f} | "
+                f"{f(ratio, '.2f')} | {f(cpu_ratio, '.2f')} | {f(r['growth'], '.2f')} | {r['rss_gb']:.2f} |"
+            )
     return rows
 
 
@@ -293,13 +346,21 @@ def main() -> int:
     parser.add_argument("--objects", default="1,5", help="object counts (default 1,5)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in every case (default 2)")
     parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {', '.join(ENGINES)}")
-    parser.add_argument("--peer-python", default=os.environ.get("PEERS_PYTHON", sys.executable),
-                        help="interpreter of the peers' environment (default $PEERS_PYTHON, else this one)")
+    parser.add_argument(
+        "--peer-python",
+        default=os.environ.get("PEERS_PYTHON", sys.executable),
+        help="interpreter of the peers' environment (default $PEERS_PYTHON, else this one)",
+    )
     parser.add_argument("--case-timeout", type=int, default=900, help="seconds before a case is abandoned")
-    parser.add_argument("--pause", type=float, default=0.0,
-                        help="seconds to sleep between cases (lets other jobs on a shared machine run)")
-    parser.add_argument("--passive", action="store_true",
-                        help="OMP_WAIT_POLICY=PASSIVE in the cases (a machine shared with other jobs)")
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="seconds to sleep between cases (lets other jobs on a shared machine run)",
+    )
+    parser.add_argument(
+        "--passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE in the cases (a machine shared with other jobs)"
+    )
     args = parser.parse_args()
     if args.case:
         args.objects = int(args.objects)
@@ -325,10 +386,12 @@ def main() -> int:
                     time.sleep(args.pause)
                 results[(e, k)] = run_case(e, k, args, data)
     print()
-    print(f"{args.frames} frames of 480x854 (`tamvt synth`, 5 target objects), fp32 CPU, random weights, "
-          f"torch threads {args.threads}{', OMP_WAIT_POLICY=PASSIVE' if args.passive else ''}; "
-          f"{(time.perf_counter() - t0) / 60:.1f} min, load average {load0:.1f} at start and "
-          f"{os.getloadavg()[0]:.1f} at end on {os.cpu_count()} CPUs")
+    print(
+        f"{args.frames} frames of 480x854 (`tamvt synth`, 5 target objects), fp32 CPU, random weights, "
+        f"torch threads {args.threads}{', OMP_WAIT_POLICY=PASSIVE' if args.passive else ''}; "
+        f"{(time.perf_counter() - t0) / 60:.1f} min, load average {load0:.1f} at start and "
+        f"{os.getloadavg()[0]:.1f} at end on {os.cpu_count()} CPUs"
+    )
     print()
     print("\n".join(table(results, objects)))
     return 0

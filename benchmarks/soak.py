@@ -85,6 +85,7 @@ class LazyFrames:
 
 # ---- the session runs (child process) ----------------------------------------------------------------
 
+
 def session_child(frames: int, size: tuple[int, int], every: int, keep: bool) -> None:
     """Runs in its own process; prints one JSON line per ``every`` frames, then the peak."""
     import torch
@@ -104,16 +105,34 @@ def session_child(frames: int, size: tuple[int, int], every: int, keep: bool) ->
         if done % every == 0 or done == frames:
             now, cpu = time.perf_counter(), time.process_time()
             rss = status_kib("self", "VmRSS")["VmRSS"]
-            print(json.dumps({"frame": done, "rss_kib": rss, "s_per_frame": (now - last) / (done - last_done),
-                              "cpu_s_per_frame": (cpu - last_cpu) / (done - last_done), "elapsed": now - start}),
-                  flush=True)
+            print(
+                json.dumps(
+                    {
+                        "frame": done,
+                        "rss_kib": rss,
+                        "s_per_frame": (now - last) / (done - last_done),
+                        "cpu_s_per_frame": (cpu - last_cpu) / (done - last_done),
+                        "elapsed": now - start,
+                    }
+                ),
+                flush=True,
+            )
             last, last_cpu, last_done = now, cpu, done
     print(json.dumps({"peak_kib": status_kib("self", "VmHWM")["VmHWM"]}), flush=True)
 
 
 def run_session(args: argparse.Namespace, keep: bool) -> dict:
-    cmd = [sys.executable, __file__, "--child-session", "--frames", str(args.frames), "--size", args.size,
-           "--every", str(args.every)] + (["--keep"] if keep else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child-session",
+        "--frames",
+        str(args.frames),
+        "--size",
+        args.size,
+        "--every",
+        str(args.every),
+    ] + (["--keep"] if keep else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"session run failed:\n{proc.stderr[-3000:]}")
@@ -123,10 +142,11 @@ def run_session(args: argparse.Namespace, keep: bool) -> dict:
 
 # ---- the CLI run (subprocess polled from here) -------------------------------------------------------
 
+
 def write_inputs(work: Path, frames: int, size: tuple[int, int]) -> tuple[Path, Path]:
     """The video as an MP4 and frame 0's mask (written once; reused when present)."""
-    from tamvt.data.video import VideoWriter
     from tamvt.data.palette import write_index_png
+    from tamvt.data.video import VideoWriter
 
     video_path, mask_path = work / f"soak-{frames}-{size[0]}x{size[1]}.mp4", work / "soak-mask.png"
     video = synthetic_video(frames, size)
@@ -145,8 +165,22 @@ def run_cli(args: argparse.Namespace, work: Path) -> dict:
     out = work / "cli-masks"
     shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    cmd = [sys.executable, "-m", "tamvt.cli", "segment", str(video_path), "--mask", str(mask_path), "--out", str(out),
-           "--device", "cpu", "--short-side", "0", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tamvt.cli",
+        "segment",
+        str(video_path),
+        "--mask",
+        str(mask_path),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--short-side",
+        "0",
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     tmp = work / f".{out.name}.tmp-{proc.pid}"
     marks, peak, next_mark = [], 0, args.every
@@ -169,8 +203,15 @@ def run_cli(args: argparse.Namespace, work: Path) -> dict:
         while done >= next_mark and "VmRSS" in kib and cpu is not None:
             now = time.perf_counter()
             width = next_mark - (marks[-1]["frame"] if marks else 0)
-            marks.append({"frame": next_mark, "rss_kib": kib["VmRSS"], "s_per_frame": (now - last) / width,
-                          "cpu_s_per_frame": (cpu - last_cpu) / width, "elapsed": now - start})
+            marks.append(
+                {
+                    "frame": next_mark,
+                    "rss_kib": kib["VmRSS"],
+                    "s_per_frame": (now - last) / width,
+                    "cpu_s_per_frame": (cpu - last_cpu) / width,
+                    "elapsed": now - start,
+                }
+            )
             last, last_cpu, next_mark = now, cpu, next_mark + args.every
     if proc.returncode != 0:
         raise SystemExit(f"tamvt segment failed:\n{proc.stderr.read()[-3000:]}")
@@ -179,16 +220,26 @@ def run_cli(args: argparse.Namespace, work: Path) -> dict:
 
 # ---- report --------------------------------------------------------------------------------------------
 
+
 def summary(name: str, run: dict) -> dict:
     marks = {m["frame"]: m for m in run["marks"]}
     first = min(marks, key=lambda f: abs(f - 1000))
     last = max(marks)
     growth = (marks[last]["rss_kib"] - marks[first]["rss_kib"]) / marks[first]["rss_kib"]
-    return {"run": name, "peak_mib": run["peak_kib"] / 1024, "rss_first_mib": marks[first]["rss_kib"] / 1024,
-            "first_frame": first, "rss_last_mib": marks[last]["rss_kib"] / 1024, "last_frame": last,
-            "growth_pct": 100 * growth, "s_per_frame_start": run["marks"][0]["s_per_frame"],
-            "s_per_frame_end": run["marks"][-1]["s_per_frame"], "cpu_s_per_frame_start": run["marks"][0]["cpu_s_per_frame"],
-            "cpu_s_per_frame_end": run["marks"][-1]["cpu_s_per_frame"], "minutes": run["marks"][-1]["elapsed"] / 60}
+    return {
+        "run": name,
+        "peak_mib": run["peak_kib"] / 1024,
+        "rss_first_mib": marks[first]["rss_kib"] / 1024,
+        "first_frame": first,
+        "rss_last_mib": marks[last]["rss_kib"] / 1024,
+        "last_frame": last,
+        "growth_pct": 100 * growth,
+        "s_per_frame_start": run["marks"][0]["s_per_frame"],
+        "s_per_frame_end": run["marks"][-1]["s_per_frame"],
+        "cpu_s_per_frame_start": run["marks"][0]["cpu_s_per_frame"],
+        "cpu_s_per_frame_end": run["marks"][-1]["cpu_s_per_frame"],
+        "minutes": run["marks"][-1]["elapsed"] / 60,
+    }
 
 
 def main() -> None:
@@ -212,22 +263,30 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown run(s) {', '.join(sorted(unknown))}; expected {', '.join(RUNS)}")
     args.work.mkdir(parents=True, exist_ok=True)
-    print(f"soak: {args.frames} frames of {h}x{w}, shipped model, CPU, OMP_NUM_THREADS="
-          f"{os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
+    print(
+        f"soak: {args.frames} frames of {h}x{w}, shipped model, CPU, OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}",
+        flush=True,
+    )
     results, rows = {}, []
     for name in runs:
         began = time.perf_counter()
         results[name] = run_cli(args, args.work) if name == "cli" else run_session(args, keep=name == "session-kept")
         rows.append(summary(name, results[name]))
         r = rows[-1]
-        print(f"{name:13s} peak RSS {r['peak_mib']:7.1f} MiB | RSS frame {r['first_frame']} {r['rss_first_mib']:7.1f} "
-              f"-> frame {r['last_frame']} {r['rss_last_mib']:7.1f} MiB ({r['growth_pct']:+.2f} %) | s/frame "
-              f"start {r['s_per_frame_start']:.4f} end {r['s_per_frame_end']:.4f} (CPU s/frame "
-              f"{r['cpu_s_per_frame_start']:.4f} / {r['cpu_s_per_frame_end']:.4f}) | "
-              f"{(time.perf_counter() - began) / 60:.1f} min", flush=True)
+        print(
+            f"{name:13s} peak RSS {r['peak_mib']:7.1f} MiB | RSS frame {r['first_frame']} {r['rss_first_mib']:7.1f} "
+            f"-> frame {r['last_frame']} {r['rss_last_mib']:7.1f} MiB ({r['growth_pct']:+.2f} %) | s/frame "
+            f"start {r['s_per_frame_start']:.4f} end {r['s_per_frame_end']:.4f} (CPU s/frame "
+            f"{r['cpu_s_per_frame_start']:.4f} / {r['cpu_s_per_frame_end']:.4f}) | "
+            f"{(time.perf_counter() - began) / 60:.1f} min",
+            flush=True,
+        )
     for name, run in results.items():
-        print(f"{name}: RSS MiB every {args.every} frames: "
-              + " ".join(f"{m['rss_kib'] / 1024:.0f}" for m in run["marks"]))
+        print(
+            f"{name}: RSS MiB every {args.every} frames: "
+            + " ".join(f"{m['rss_kib'] / 1024:.0f}" for m in run["marks"])
+        )
         print(f"{name}: CPU s/frame per window: " + " ".join(f"{m['cpu_s_per_frame']:.3f}" for m in run["marks"]))
     if args.json:
         args.json.write_text(json.dumps({"summary": rows, "runs": results}, indent=1) + "\n")

@@ -73,8 +73,13 @@ def case_resnet(args: argparse.Namespace) -> dict:
     wall, cpu = time_resnet50(args.size, args.runs)
     rss = vm_hwm_bytes()
     wall_cl, cpu_cl = time_resnet50(args.size, args.runs, channels_last=True)
-    return {"s_per_frame": wall, "cpu_s_per_frame": cpu, "rss": rss,
-            "s_per_frame_channels_last": wall_cl, "cpu_s_per_frame_channels_last": cpu_cl}
+    return {
+        "s_per_frame": wall,
+        "cpu_s_per_frame": cpu,
+        "rss": rss,
+        "s_per_frame_channels_last": wall_cl,
+        "cpu_s_per_frame_channels_last": cpu_cl,
+    }
 
 
 def case_tamvt(args: argparse.Namespace) -> dict:
@@ -84,14 +89,15 @@ def case_tamvt(args: argparse.Namespace) -> dict:
 
     from tamvt.config import InferenceConfig, load_preset
     from tamvt.data.synthetic import SynthConfig, iter_video
-    from tamvt.models.tamvt import build_tamvt
     from tamvt.inference.predictor import Predictor
     from tamvt.inference.source import ArrayFrames
+    from tamvt.models.tamvt import build_tamvt
 
     torch.set_num_threads(args.threads)
     events = ("cut",) if args.frames >= 12 else ()  # the synthetic events need >= 12 frames
-    video = iter_video(SynthConfig(size=args.size, length=args.frames, num_objects=5, events=events,
-                                   num_distractors=2, seed=3))
+    video = iter_video(
+        SynthConfig(size=args.size, length=args.frames, num_objects=5, events=events, num_distractors=2, seed=3)
+    )
     render = [0.0, 0.0]  # wall, CPU seconds spent rendering frames
 
     class Rendered(ArrayFrames):
@@ -121,20 +127,31 @@ def case_tamvt(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     model = build_tamvt(cfg.model)
     # frames are made at the input size: no resize (480x854 is what short_side=480 gives anyway)
-    predictor = Predictor(model, InferenceConfig(short_side=None),
-                          clip_length=cfg.model.clip_length, channels_last=not args.no_channels_last)
+    predictor = Predictor(
+        model,
+        InferenceConfig(short_side=None),
+        clip_length=cfg.model.clip_length,
+        channels_last=not args.no_channels_last,
+    )
     session = predictor.start(Rendered(), keep_results=False)
     for obj in ids:
         predictor.add_mask(session, 0, obj, mask0 == obj)
     rss_before = vm_hwm_bytes("VmRSS")  # interpreter + torch + model + frame source
     w0, c0 = clocks()
     count = 0
-    for _, result in predictor.propagate(session):
+    for _ in predictor.propagate(session):
         count += 1  # results are dropped at once: a real run writes them out
     w1, c1 = clocks()
-    out = {"frames": count, "objects": len(ids), "s_per_frame": (w1 - w0 - render[0]) / count,
-           "cpu_s_per_frame": (c1 - c0 - render[1]) / count, "render_s_per_frame": render[0] / count,
-           "rss": vm_hwm_bytes(), "rss_before": rss_before, "input_size": list(predictor.input_size(tuple(args.size)))}
+    out = {
+        "frames": count,
+        "objects": len(ids),
+        "s_per_frame": (w1 - w0 - render[0]) / count,
+        "cpu_s_per_frame": (c1 - c0 - render[1]) / count,
+        "render_s_per_frame": render[0] / count,
+        "rss": vm_hwm_bytes(),
+        "rss_before": rss_before,
+        "input_size": list(predictor.input_size(tuple(args.size))),
+    }
     if args.resnet_after:
         del predictor, session, model
         out["resnet50_s_per_frame"], out["resnet50_cpu_s_per_frame"] = time_resnet50(tuple(args.size), args.runs)
@@ -173,9 +190,12 @@ def main() -> int:
     parser.add_argument("--memory-size", default=None, help="frame size of the memory videos (default: --size)")
     parser.add_argument("--quick", action="store_true", help="memory videos at 240x427 (the RSS growth only)")
     parser.add_argument("--no-channels-last", action="store_true", help="run the engine with NCHW tensors")
-    parser.add_argument("--passive", action="store_true",
-                        help="OMP_WAIT_POLICY=PASSIVE in the cases: on a machine shared with other jobs, spinning "
-                             "OpenMP threads inflate both wall and CPU time several-fold")
+    parser.add_argument(
+        "--passive",
+        action="store_true",
+        help="OMP_WAIT_POLICY=PASSIVE in the cases: on a machine shared with other jobs, spinning "
+        "OpenMP threads inflate both wall and CPU time several-fold",
+    )
     args = parser.parse_args()
     args.size = tuple(int(v) for v in args.size.lower().split("x"))
     if args.case:
@@ -183,14 +203,20 @@ def main() -> int:
         print(json.dumps(result))
         return 0
 
-    common = ["--threads", str(args.threads), "--runs", str(args.runs)] + (["--no-channels-last"] if args.no_channels_last else [])
+    common = ["--threads", str(args.threads), "--runs", str(args.runs)] + (
+        ["--no-channels-last"] if args.no_channels_last else []
+    )
     size = ["--size", size_text(args.size)]
     mem_size = args.memory_size or ("240x427" if args.quick else size_text(args.size))
     t_start, load_start = time.perf_counter(), os.getloadavg()
     base = run_case(["resnet", *size, *common], args.passive)
-    one = run_case(["tamvt", *size, "--frames", str(args.frames), "--objects", "1", "--resnet-after", *common], args.passive)
+    one = run_case(
+        ["tamvt", *size, "--frames", str(args.frames), "--objects", "1", "--resnet-after", *common], args.passive
+    )
     five = run_case(["tamvt", *size, "--frames", str(args.frames), "--objects", "5", *common], args.passive)
-    short = run_case(["tamvt", "--size", mem_size, "--frames", str(args.short), "--objects", "1", *common], args.passive)
+    short = run_case(
+        ["tamvt", "--size", mem_size, "--frames", str(args.short), "--objects", "1", *common], args.passive
+    )
     long = run_case(["tamvt", "--size", mem_size, "--frames", str(args.long), "--objects", "1", *common], args.passive)
 
     def both(key_num: str, a: dict, key_den: str, b: dict) -> tuple[float, float]:
@@ -205,48 +231,116 @@ def main() -> int:
     objects = both("s_per_frame", five, "s_per_frame", one)
     rss_gb = one["rss"] / 1e9
     growth = long["rss"] / short["rss"]
+
     def ok(value: float, target: float) -> str:
         return "yes" if value <= target else "NO"
 
     layout = "NCHW" if args.no_channels_last else "channels_last"
     print()
-    print(f"tamvt-r50 (random weights), fp32 CPU, torch.set_num_threads({args.threads}), engine tensors {layout}, "
-          f"synthetic {size_text(args.size)} video, input {size_text(tuple(one['input_size']))}, clip 2, memory 9"
-          + (", OMP_WAIT_POLICY=PASSIVE" if args.passive else ""))
+    print(
+        f"tamvt-r50 (random weights), fp32 CPU, torch.set_num_threads({args.threads}), engine tensors {layout}, "
+        f"synthetic {size_text(args.size)} video, input {size_text(tuple(one['input_size']))}, clip 2, memory 9"
+        + (", OMP_WAIT_POLICY=PASSIVE" if args.passive else "")
+    )
     print(f"{'measure':56s} {'wall':>8s} {'CPU':>8s} {'target':>7s} {'met':>4s} {'authors':>7s}")
+
     def f3(value: float) -> str:
         return f"{value:.3f}"
 
     rows = [
-        (f"(a) s/frame, 1 object, {one['frames']} frames", f3(one["s_per_frame"]), f3(one["cpu_s_per_frame"]), "", "", ""),
-        ("    bare ResNet-50 s/frame (same process, after)", f3(one["resnet50_s_per_frame"]),
-         f3(one["resnet50_cpu_s_per_frame"]), "", "", ""),
-        ("    (a) ratio 1 object / ResNet-50", f"{ratio[0]:.2f}", f"{ratio[1]:.2f}", f"<={TARGETS['ratio']}",
-         ok(ratio[0], TARGETS["ratio"]), f"{AUTHORS['ratio']}"),
-        ("    bare ResNet-50 s/frame (own process, NCHW)", f3(base["s_per_frame"]), f3(base["cpu_s_per_frame"]),
-         "", "", ""),
+        (
+            f"(a) s/frame, 1 object, {one['frames']} frames",
+            f3(one["s_per_frame"]),
+            f3(one["cpu_s_per_frame"]),
+            "",
+            "",
+            "",
+        ),
+        (
+            "    bare ResNet-50 s/frame (same process, after)",
+            f3(one["resnet50_s_per_frame"]),
+            f3(one["resnet50_cpu_s_per_frame"]),
+            "",
+            "",
+            "",
+        ),
+        (
+            "    (a) ratio 1 object / ResNet-50",
+            f"{ratio[0]:.2f}",
+            f"{ratio[1]:.2f}",
+            f"<={TARGETS['ratio']}",
+            ok(ratio[0], TARGETS["ratio"]),
+            f"{AUTHORS['ratio']}",
+        ),
+        (
+            "    bare ResNet-50 s/frame (own process, NCHW)",
+            f3(base["s_per_frame"]),
+            f3(base["cpu_s_per_frame"]),
+            "",
+            "",
+            "",
+        ),
         ("    ratio to that", f"{ratio_alone[0]:.2f}", f"{ratio_alone[1]:.2f}", "", "", ""),
-        ("    bare ResNet-50 s/frame (own process, channels_last)", f3(base["s_per_frame_channels_last"]),
-         f3(base["cpu_s_per_frame_channels_last"]), "", "", ""),
+        (
+            "    bare ResNet-50 s/frame (own process, channels_last)",
+            f3(base["s_per_frame_channels_last"]),
+            f3(base["cpu_s_per_frame_channels_last"]),
+            "",
+            "",
+            "",
+        ),
         ("    ratio to that", f"{ratio_cl[0]:.2f}", f"{ratio_cl[1]:.2f}", "", "", ""),
-        (f"(b) s/frame, 5 objects, {five['frames']} frames", f3(five["s_per_frame"]), f3(five["cpu_s_per_frame"]),
-         "", "", ""),
-        ("    (b) ratio 5 objects / 1 object", f"{objects[0]:.2f}", f"{objects[1]:.2f}", f"<={TARGETS['objects']}",
-         ok(objects[0], TARGETS["objects"]), f"{AUTHORS['objects']}"),
-        (f"(c) peak RSS GB, 1 object, {one['frames']} frames", f"{rss_gb:.2f}", "", f"<={TARGETS['rss_gb']}",
-         ok(rss_gb, TARGETS["rss_gb"]), f"{AUTHORS['rss_gb']}"),
-        ("    RSS GB before the video (Python, torch, model, source)", f"{one['rss_before'] / 1e9:.2f}", "", "", "", ""),
+        (
+            f"(b) s/frame, 5 objects, {five['frames']} frames",
+            f3(five["s_per_frame"]),
+            f3(five["cpu_s_per_frame"]),
+            "",
+            "",
+            "",
+        ),
+        (
+            "    (b) ratio 5 objects / 1 object",
+            f"{objects[0]:.2f}",
+            f"{objects[1]:.2f}",
+            f"<={TARGETS['objects']}",
+            ok(objects[0], TARGETS["objects"]),
+            f"{AUTHORS['objects']}",
+        ),
+        (
+            f"(c) peak RSS GB, 1 object, {one['frames']} frames",
+            f"{rss_gb:.2f}",
+            "",
+            f"<={TARGETS['rss_gb']}",
+            ok(rss_gb, TARGETS["rss_gb"]),
+            f"{AUTHORS['rss_gb']}",
+        ),
+        (
+            "    RSS GB before the video (Python, torch, model, source)",
+            f"{one['rss_before'] / 1e9:.2f}",
+            "",
+            "",
+            "",
+            "",
+        ),
         ("    peak RSS GB, 5 objects", f"{five['rss'] / 1e9:.2f}", "", "", "", ""),
         (f"    peak RSS GB, {short['frames']} frames at {mem_size}", f"{short['rss'] / 1e9:.3f}", "", "", "", ""),
         (f"    peak RSS GB, {long['frames']} frames at {mem_size}", f"{long['rss'] / 1e9:.3f}", "", "", "", ""),
-        (f"    (c) RSS ratio {long['frames']} / {short['frames']} frames", f"{growth:.3f}", "",
-         f"<={TARGETS['growth']}", ok(growth, TARGETS["growth"]), ""),
+        (
+            f"    (c) RSS ratio {long['frames']} / {short['frames']} frames",
+            f"{growth:.3f}",
+            "",
+            f"<={TARGETS['growth']}",
+            ok(growth, TARGETS["growth"]),
+            "",
+        ),
     ]
     for row in rows:
         print(f"{row[0]:56s} {row[1]:>8s} {row[2]:>8s} {row[3]:>7s} {row[4]:>4s} {row[5]:>7s}")
-    print(f"(frame rendering excluded: {one['render_s_per_frame'] * 1000:.1f} ms/frame; "
-          f"total benchmark time {(time.perf_counter() - t_start) / 60:.1f} min; load average at start "
-          f"{load_start[0]:.1f}, at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print(
+        f"(frame rendering excluded: {one['render_s_per_frame'] * 1000:.1f} ms/frame; "
+        f"total benchmark time {(time.perf_counter() - t_start) / 60:.1f} min; load average at start "
+        f"{load_start[0]:.1f}, at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
     return 0
 
 

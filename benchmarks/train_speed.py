@@ -49,14 +49,21 @@ def main() -> int:
         wall = time.perf_counter() - t0
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) + (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime)
+    cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) + (
+        c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime
+    )
     d = cfg.data
-    print(f"preset {args.preset}: model {cfg.model.backbone} d={cfg.model.hidden_dim}, windows of {d.window_length} "
-          f"frames at {d.crop_size[0]}x{d.crop_size[1]}, clips of {cfg.clip_length}, torch threads {torch.get_num_threads()}, "
-          f"data workers {cfg.run.num_workers}")
-    print(f"{args.steps} steps in {wall:.1f} s: {args.steps / wall:.2f} steps/s "
-          f"({wall / args.steps:.2f} s/step, of which {wait / args.steps:.2f} s waiting for data); "
-          f"main-process CPU {cpu:.1f} s; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(
+        f"preset {args.preset}: model {cfg.model.backbone} d={cfg.model.hidden_dim}, windows of {d.window_length} "
+        f"frames at {d.crop_size[0]}x{d.crop_size[1]}, clips of {cfg.clip_length}, "
+        f"torch threads {torch.get_num_threads()}, "
+        f"data workers {cfg.run.num_workers}"
+    )
+    print(
+        f"{args.steps} steps in {wall:.1f} s: {args.steps / wall:.2f} steps/s "
+        f"({wall / args.steps:.2f} s/step, of which {wait / args.steps:.2f} s waiting for data); "
+        f"main-process CPU {cpu:.1f} s; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    )
     return 0
 
 

@@ -29,8 +29,20 @@ def test_accuracy_benchmark_scores_reuses_and_respects_inference_settings(tmp_pa
     ckpt = save_checkpoint(tmp_path / "random.safetensors", build_tamvt(cfg.model), cfg)
     bench = _script()
     work, out = tmp_path / "work", tmp_path / "all.json"
-    base = ["--work", str(work), "--num", "2", "--no-shipped", "--model", f"rand={ckpt}", "--short-side", "64",
-            "--reuse", "--json", str(out)]
+    base = [
+        "--work",
+        str(work),
+        "--num",
+        "2",
+        "--no-shipped",
+        "--model",
+        f"rand={ckpt}",
+        "--short-side",
+        "64",
+        "--reuse",
+        "--json",
+        str(out),
+    ]
     assert bench.main([*base, "--bank-size", "3"]) == 0
     results = json.loads(out.read_text())
     assert set(results) == {"copy-first-mask", "rand"}
@@ -86,8 +98,31 @@ def test_crops_script(tmp_path, capsys):
         write_index_png(good / f"v/{frame:05d}.png", gt)
         write_index_png(empty / f"v/{frame:05d}.png", np.zeros_like(gt))
     out = tmp_path / "crops.png"
-    assert crops.main(["--data", str(data), "--video", "v", "--object", "2", "--frames", "0,3", "--size", "32",
-                       "--zoom", "2", "--pred", f"good={good}", "--pred", f"empty={empty}", "--out", str(out)]) == 0
+    assert (
+        crops.main(
+            [
+                "--data",
+                str(data),
+                "--video",
+                "v",
+                "--object",
+                "2",
+                "--frames",
+                "0,3",
+                "--size",
+                "32",
+                "--zoom",
+                "2",
+                "--pred",
+                f"good={good}",
+                "--pred",
+                f"empty={empty}",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     image = np.asarray(Image.open(out))
     assert image.shape == (2 * (64 + 4), 3 * (64 + 4), 3)  # rows: frames; columns: frame + 2 predictions
     # the crop (32 px) is centred on the object (rows 20:30, cols 50:60; mean 24, 54): top 8, left 38

@@ -30,13 +30,14 @@ if not CI:  # in CI every piece is installed by .ci/run: a missing one must fail
     pytest.importorskip("selenium")
     pytest.importorskip("fastapi")
 
-from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.common.actions.action_builder import ActionBuilder
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+# after the skips above: outside CI a machine without Selenium skips this file instead of failing to import it
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SEQ = "demo-000"
@@ -56,8 +57,12 @@ def _browser_paths() -> tuple[str, str]:
 @pytest.fixture()
 def server(tmp_path):
     """`tamvt app --port 0` (the shipped model, the demo video) in a subprocess; yields its URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "tamvt.cli", "app", "--port", "0", "--out", str(tmp_path / "out")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tamvt.cli", "app", "--port", "0", "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     url: list[str] = []
     ready = threading.Event()
@@ -91,11 +96,18 @@ def browser(tmp_path):
     downloads.mkdir()
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,950", "--force-device-scale-factor=1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,950",
+        "--force-device-scale-factor=1",
+    ):
         opts.add_argument(arg)
-    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                           "download.prompt_for_download": False})
+    opts.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for downloads
     driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=driver_path))
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
@@ -146,7 +158,8 @@ class Page:
         page has no globals)."""
         return self.d.execute_async_script(
             "const done = arguments[arguments.length - 1];"
-            f"import('/static/app.js').then(({{ S }}) => done({expr}), (err) => done(`no state: ${{err}}`));")
+            f"import('/static/app.js').then(({{ S }}) => done({expr}), (err) => done(`no state: ${{err}}`));"
+        )
 
     def wait(self, cond, timeout: float = 60, what: str = "") -> None:
         try:
@@ -166,7 +179,8 @@ class Page:
         """Image pixels -> viewport pixels (the canvas is scaled to fit the window)."""
         left, top, width, height, w, h = self.js(
             "const v = document.getElementById('view'), r = v.getBoundingClientRect();"
-            "return [r.left, r.top, r.width, r.height, v.width, v.height];")
+            "return [r.left, r.top, r.width, r.height, v.width, v.height];"
+        )
         return [(round(left + x * width / w), round(top + y * height / h)) for x, y in points]
 
     def clicks(self, points) -> None:
@@ -244,7 +258,10 @@ def _polygons(mask: np.ndarray) -> list[list[tuple[float, float]]]:
         # clicks close together would be a double click
         kept = pts[:1]
         for p in pts[1:]:
-            if np.hypot(p[0] - pts[0][0], p[1] - pts[0][1]) > 4 and np.hypot(p[0] - kept[-1][0], p[1] - kept[-1][1]) > 1.5:
+            if (
+                np.hypot(p[0] - pts[0][0], p[1] - pts[0][1]) > 4
+                and np.hypot(p[0] - kept[-1][0], p[1] - kept[-1][1]) > 1.5
+            ):
                 kept.append(p)
         out.append(kept)
     return out
@@ -264,7 +281,7 @@ def _brush_strokes(mask: np.ndarray, radius: float) -> list[list[tuple[float, fl
         if not len(xs):
             continue
         breaks = np.flatnonzero(np.diff(xs) > 1)
-        for a, b in zip(np.r_[0, breaks + 1], np.r_[breaks, len(xs) - 1]):
+        for a, b in zip(np.r_[0, breaks + 1], np.r_[breaks, len(xs) - 1], strict=True):
             strokes.append([(xs[a] + 0.5, y + 0.5), (xs[b] + 0.5, y + 0.5)])
     return strokes
 
@@ -351,7 +368,7 @@ def test_annotate_propagate_correct_export_in_chromium(server, browser, tmp_path
         page.click("tool-eraser")
         page.js("const s = document.getElementById('brush-size'); s.value = 4; s.dispatchEvent(new Event('input'))")
         ys, xs = np.nonzero(spill)
-        page.strokes([[(x + 0.5, y + 0.5)] for y, x in zip(ys[::3], xs[::3])])
+        page.strokes([[(x + 0.5, y + 0.5)] for y, x in zip(ys[::3], xs[::3], strict=True)])
     page.click("tool-polygon")
     for poly in _polygons(gt[worst] == obj):
         page.clicks(poly)
@@ -388,10 +405,17 @@ def test_annotate_propagate_correct_export_in_chromium(server, browser, tmp_path
         z.extractall(pred_root)
     app_jf = 100 * evaluate([seq], pred_root, "davis", workers=1).global_scores()["J&F-Mean"]
     ref_jf = _reference(data, tmp_path / "reference")
-    report = {"app_JF": round(app_jf, 2), "reference_JF": round(ref_jf, 2), "first_frame_iou": first_iou,
-              "corrected_frame": worst, "corrected_object": obj, "iou_before_correction": ious[worst][obj - 1],
-              "iou_after_correction": corrected,
-              "progress_values_seen": len(set(seen)), "screens": sorted(p.name for p in shots.iterdir())}
+    report = {
+        "app_JF": round(app_jf, 2),
+        "reference_JF": round(ref_jf, 2),
+        "first_frame_iou": first_iou,
+        "corrected_frame": worst,
+        "corrected_object": obj,
+        "iou_before_correction": ious[worst][obj - 1],
+        "iou_after_correction": corrected,
+        "progress_values_seen": len(set(seen)),
+        "screens": sorted(p.name for p in shots.iterdir()),
+    }
     (tmp_path / "report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report))
     assert app_jf >= ref_jf - 5, report

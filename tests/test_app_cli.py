@@ -44,9 +44,13 @@ def test_bad_options_are_one_line_errors(tmp_path):
         port = taken.getsockname()[1]
         r = subprocess.run([*TAMVT, "--port", str(port)], check=False, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([*TAMVT, "--root", str(tmp_path / "missing")], check=False, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [*TAMVT, "--root", str(tmp_path / "missing")], check=False, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2 and "not a folder" in r.stderr
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a checkpoint")
-    r = subprocess.run([*TAMVT, "--checkpoint", str(bad), "--port", "0"], check=False, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [*TAMVT, "--checkpoint", str(bad), "--port", "0"], check=False, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

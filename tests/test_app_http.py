@@ -102,6 +102,7 @@ def _wait(client, sid: str, job: int) -> dict:
 
 # ---- the page ------------------------------------------------------------------------------------------
 
+
 def test_the_page_is_one_module_script_served_as_javascript(make_client):
     client = make_client()
     page = client.get("/").text
@@ -112,6 +113,7 @@ def test_the_page_is_one_module_script_served_as_javascript(make_client):
 
 
 # ---- uploads ----------------------------------------------------------------------------------------
+
 
 def test_oversized_upload_is_413(make_client):
     client = make_client(max_upload_bytes=1000)
@@ -124,11 +126,15 @@ def test_oversized_upload_is_413(make_client):
 
 def test_text_file_named_mp4_is_refused_by_content(make_client):
     client = make_client()
-    _error(client.post("/api/sessions/upload?name=clip.mp4", content=b"hello, I am a text file\n" * 10), 415,
-           "not a video")
+    _error(
+        client.post("/api/sessions/upload?name=clip.mp4", content=b"hello, I am a text file\n" * 10), 415, "not a video"
+    )
     # the right magic number but no decodable video: 400 with the decoder's reason
-    _error(client.post("/api/sessions/upload?name=clip.mp4", content=b"\x00\x00\x00\x18ftypmp42" + b"junk" * 100), 400,
-           "cannot read the video")
+    _error(
+        client.post("/api/sessions/upload?name=clip.mp4", content=b"\x00\x00\x00\x18ftypmp42" + b"junk" * 100),
+        400,
+        "cannot read the video",
+    )
     _error(client.post("/api/sessions/upload?name=clip.mp4", content=b""), 400, "empty")
 
 
@@ -150,8 +156,11 @@ def test_a_real_upload_opens(make_client, tmp_path):
 @pytest.mark.parametrize("name", ["../../etc/passwd.mp4", "..", "a/b.mp4", "..\\x.mp4", ".hidden.mp4"])
 def test_path_traversal_in_upload_names(make_client, name):
     client = make_client()
-    _error(client.post("/api/sessions/upload", params={"name": name}, content=b"\x00\x00\x00\x18ftypmp42"), 400,
-           "file name")
+    _error(
+        client.post("/api/sessions/upload", params={"name": name}, content=b"\x00\x00\x00\x18ftypmp42"),
+        400,
+        "file name",
+    )
 
 
 def test_server_side_paths_stay_under_root(make_client, tmp_path):
@@ -184,6 +193,7 @@ def test_export_names_cannot_escape(make_client):
 
 
 # ---- masks ------------------------------------------------------------------------------------------
+
 
 def test_bad_masks_are_4xx_with_a_message(make_client):
     client = make_client()
@@ -225,8 +235,8 @@ def test_bad_requests_are_400_not_500(make_client):
 
 # ---- bounds -------------------------------------------------------------------------------------------
 
-def test_sessions_are_bounded_evicted_when_idle_and_share_one_model_and_decode(make_client, model_loads,
-                                                                               monkeypatch):
+
+def test_sessions_are_bounded_evicted_when_idle_and_share_one_model_and_decode(make_client, model_loads, monkeypatch):
     client = make_client(max_sessions=2, idle_seconds=60)
     ctx = client.app.state.ctx
     decodes = mock.Mock(wraps=media.decode_video)
@@ -248,6 +258,7 @@ def test_decoded_videos_are_bounded(make_client):
 
 
 # ---- propagation round trip ----------------------------------------------------------------------------
+
 
 def test_propagate_correct_both_directions_and_export(make_client, tmp_path, model_loads):
     out = tmp_path / "out"

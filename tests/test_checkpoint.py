@@ -60,8 +60,7 @@ def test_missing_and_unexpected_keys_are_named(saved):
     path, _, _ = saved
     tensors = load_file(str(path))
     cfg = read_checkpoint(path)[1]
-    meta = {"format": "tamvt-checkpoint", "version": "1", "config": json.dumps(dataclasses.asdict(cfg)),
-            "meta": "{}"}
+    meta = {"format": "tamvt-checkpoint", "version": "1", "config": json.dumps(dataclasses.asdict(cfg)), "meta": "{}"}
     del tensors["mask_head.norm.bias"]
     tensors["extra.weight"] = torch.zeros(1)
     _rewrite(path, tensors, meta)
@@ -77,8 +76,9 @@ def test_other_preset_is_a_clear_error(saved):
     with pytest.raises(InputError, match="different model.*backbone: expected 'resnet50'"):
         load_checkpoint(path, "tamvt-r50")
     # same architecture with other inference defaults is fine
-    model, cfg = load_checkpoint(path, load_preset("tamvt-small", ["model.decoder_layers=2",
-                                                                   "inference.short_side=624"]))
+    model, cfg = load_checkpoint(
+        path, load_preset("tamvt-small", ["model.decoder_layers=2", "inference.short_side=624"])
+    )
     assert cfg.inference.short_side == 624
 
 
@@ -86,8 +86,11 @@ def test_shape_mismatch_is_a_clear_error(saved):
     path, _, cfg = saved
     tensors = load_file(str(path))
     tensors["frame_proj.res5.bias"] = torch.zeros(3)
-    _rewrite(path, tensors, {"format": "tamvt-checkpoint", "version": "1",
-                             "config": json.dumps(dataclasses.asdict(cfg)), "meta": "{}"})
+    _rewrite(
+        path,
+        tensors,
+        {"format": "tamvt-checkpoint", "version": "1", "config": json.dumps(dataclasses.asdict(cfg)), "meta": "{}"},
+    )
     with pytest.raises(InputError, match="frame_proj.res5.bias has shape"):
         load_checkpoint(path)
 

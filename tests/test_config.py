@@ -24,38 +24,62 @@ def test_presets_hold_the_documented_architectures():
     assert {"tamvt-r50", "tamvt-small"} <= set(preset_names())
     r50 = load_preset("tamvt-r50").model
     assert (r50.backbone, r50.hidden_dim, r50.matching_scales, r50.matching_heads, r50.rte) == (
-        "resnet50", 256, 2, 4, "mul")
+        "resnet50",
+        256,
+        2,
+        4,
+        "mul",
+    )
     assert (r50.decoder_layers, r50.decoder_heads, r50.decoder_ffn, r50.clip_length, r50.bank_size) == (
-        6, 8, 2048, 2, 9)
+        6,
+        8,
+        2048,
+        2,
+        9,
+    )
     small = load_preset("tamvt-small").model
     assert (small.backbone, small.hidden_dim, small.pixel_decoder_dim, small.matching_scales) == (
-        "resnet18", 128, 128, 2)
+        "resnet18",
+        128,
+        128,
+        2,
+    )
 
 
 def test_every_paper_ablation_is_an_override():
-    cfg = load_preset("tamvt-small", ["model.rte=add", "model.matching_scales=3", "model.clip_length=3",
-                                      "model.bank_size=7", "inference.short_side=null"])
-    assert (cfg.model.rte, cfg.model.matching_scales, cfg.model.clip_length, cfg.model.bank_size) == (
-        "add", 3, 3, 7)
+    cfg = load_preset(
+        "tamvt-small",
+        [
+            "model.rte=add",
+            "model.matching_scales=3",
+            "model.clip_length=3",
+            "model.bank_size=7",
+            "inference.short_side=null",
+        ],
+    )
+    assert (cfg.model.rte, cfg.model.matching_scales, cfg.model.clip_length, cfg.model.bank_size) == ("add", 3, 3, 7)
     assert cfg.inference.short_side is None
     assert apply_overrides(cfg, ["model.rte=none"]).model.rte == "none"
     assert apply_overrides(cfg, ["inference.short_side=None"]).inference.short_side is None
     assert apply_overrides(cfg, ["model.dropout=0"]).model.dropout == 0.0  # int accepted for float
 
 
-@pytest.mark.parametrize("override, words", [
-    ("model.nope=1", "unknown config key 'model.nope'"),
-    ("nope.x=1", "unknown config key 'nope.x'"),
-    ("model.rte=sum", "'none', 'mul', 'add'"),
-    ("model.bank_size=2.5", "expected int"),
-    ("model.bank_size=true", "expected int"),
-    ("inference.autocast_bf16=2", "expected bool"),
-    ("inference.merge=last", "'argmax', 'first-wins'"),
-    ("model.matching_scales=4", "1, 2 or 3"),
-    ("model.pixel_decoder_dim=128", "must equal model.hidden_dim"),
-    ("model", "expected key.sub=value"),
-    ("model=1", "is a section"),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("model.nope=1", "unknown config key 'model.nope'"),
+        ("nope.x=1", "unknown config key 'nope.x'"),
+        ("model.rte=sum", "'none', 'mul', 'add'"),
+        ("model.bank_size=2.5", "expected int"),
+        ("model.bank_size=true", "expected int"),
+        ("inference.autocast_bf16=2", "expected bool"),
+        ("inference.merge=last", "'argmax', 'first-wins'"),
+        ("model.matching_scales=4", "1, 2 or 3"),
+        ("model.pixel_decoder_dim=128", "must equal model.hidden_dim"),
+        ("model", "expected key.sub=value"),
+        ("model=1", "is a section"),
+    ],
+)
 def test_bad_overrides_are_clear_errors(override, words):
     with pytest.raises(TamvtError) as err:
         load_preset("tamvt-r50", [override])
@@ -101,8 +125,9 @@ class _Outer:
 
 
 def test_helpers_are_generic_for_other_schemas():
-    cfg = apply_overrides(_Outer(), ["train.milestones=[60, 120]", "train.name=123", "train.warmup=0.01",
-                                     "train.lr=2e-4"])
+    cfg = apply_overrides(
+        _Outer(), ["train.milestones=[60, 120]", "train.name=123", "train.warmup=0.01", "train.lr=2e-4"]
+    )
     assert cfg.train == _Train(lr=2e-4, milestones=(60, 120), name="123", warmup=0.01)
     with pytest.raises(TamvtError):
         apply_overrides(_Outer(), ["train.milestones=[1, x]"])

@@ -14,17 +14,23 @@ from tamvt.checkpoint import load_checkpoint
 from tamvt.cli import main
 from tamvt.config import load_preset
 from tamvt.errors import InputError, TamvtError
+from tamvt.models.tamvt import build_tamvt
 from tamvt.official import (
     convert_official_state_dict,
     load_official_checkpoint,
     official_to_tamvt_name,
 )
-from tamvt.models.tamvt import build_tamvt
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
-UNUSED = {"bbox_embed.layers.0.weight", "bbox_embed.layers.0.bias", "bbox_embed.layers.1.weight",
-          "bbox_embed.layers.1.bias", "bbox_embed.layers.2.weight", "bbox_embed.layers.2.bias",
-          "query_embed.text.weight"}
+UNUSED = {
+    "bbox_embed.layers.0.weight",
+    "bbox_embed.layers.0.bias",
+    "bbox_embed.layers.1.weight",
+    "bbox_embed.layers.1.bias",
+    "bbox_embed.layers.2.weight",
+    "bbox_embed.layers.2.bias",
+    "query_embed.text.weight",
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +73,9 @@ def test_unknown_and_inconsistent_names_are_errors(official_weights):
     with pytest.raises(TamvtError, match="unknown parameter name"):
         official_to_tamvt_name("transformer.encoder.something_new.weight")
     broken = dict(official_weights)
-    broken["transformer.encoder.matching.0.pre_ln_k.weight"] = broken[
-        "transformer.encoder.matching.0.pre_ln_q.weight"] + 1
+    broken["transformer.encoder.matching.0.pre_ln_k.weight"] = (
+        broken["transformer.encoder.matching.0.pre_ln_q.weight"] + 1
+    )
     with pytest.raises(TamvtError, match="pre_ln"):
         convert_official_state_dict(broken)
 
@@ -107,8 +114,13 @@ def authors_pth(tmp_path, official_weights) -> tuple[Path, Path, Path]:
     plain["input_proj.res5.bias"] = plain["input_proj.res5.bias"] + 1.0  # 'model' differs from 'model_ema'
     # args: the authors' files hold an OmegaConf object here (test_hardening.py builds one); an
     # argparse.Namespace is the other config object the loader keeps as an inert placeholder
-    ckpt = {"model": plain, "model_ema": dict(official_weights), "optimizer": {"state": {}}, "epoch": 149,
-            "args": argparse.Namespace(lr=1e-4, output_dir=Path("/runs/vost"))}
+    ckpt = {
+        "model": plain,
+        "model_ema": dict(official_weights),
+        "optimizer": {"state": {}},
+        "epoch": 149,
+        "args": argparse.Namespace(lr=1e-4, output_dir=Path("/runs/vost")),
+    }
     path = tmp_path / "tamvt_vost.pth"
     torch.save(ckpt, path)
     return path, *markers

@@ -45,8 +45,9 @@ def test_shipped_models_are_small_trained_and_described(name):
     from tamvt.train.config import config_to_dict, load_train_config
 
     run = summary["train"]["run"]  # where it was written and whether it drew progress bars: not training
-    preset = load_train_config(summary["run"], [*overrides, f"run.out_dir={run['out_dir']}",
-                                                f"run.progress={run['progress']}"])
+    preset = load_train_config(
+        summary["run"], [*overrides, f"run.out_dir={run['out_dir']}", f"run.progress={run['progress']}"]
+    )
     now = config_to_dict(preset)
     # settings added to the schema after training must hold their defaults (which keep the old behaviour)
     import dataclasses
@@ -78,7 +79,7 @@ def j_tr_by_hand(gt_pngs: list, pred_pngs: list) -> float:
             g, q = gt == obj, preds[path.stem] == obj
             union = np.count_nonzero(g | q)
             ious.append(1.0 if union == 0 else np.count_nonzero(g & q) / union)
-        scores.append(np.mean(ious[math.floor(0.75 * len(ious)):]))
+        scores.append(np.mean(ious[math.floor(0.75 * len(ious)) :]))
     return float(np.mean(scores))
 
 
@@ -86,12 +87,11 @@ def test_demo_end_to_end(tmp_path):
     """Synthetic video -> shipped model -> palette PNGs, a decodable overlay video, a report whose
     scores only a trained model reaches (an untrained one scores J&F < 0.2 here) and whose J_tr is
     the one recomputed here from the PNGs."""
-    from tamvt.data.video import probe_video
     from tamvt.data.palette import read_index_png
+    from tamvt.data.video import probe_video
 
     out = tmp_path / "demo"
-    r = subprocess.run([*TAMVT, "demo", "--out", str(out)], check=False, capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run([*TAMVT, "demo", "--out", str(out)], check=False, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "J&F" in r.stdout and "frame" in r.stderr  # the report table and the progress bars
     seq = out / "pred" / "demo-000"
@@ -115,6 +115,11 @@ def test_demo_end_to_end(tmp_path):
 def test_demo_bad_checkpoint_is_one_line(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a checkpoint")
-    r = subprocess.run([*TAMVT, "demo", "--out", str(tmp_path / "o"), "--checkpoint", str(bad), "--quiet"],
-                       check=False, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [*TAMVT, "demo", "--out", str(tmp_path / "o"), "--checkpoint", str(bad), "--quiet"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "bad.safetensors" in r.stderr

@@ -67,8 +67,13 @@ def lines(path: Path) -> Iterator[Line]:
         if fence is None and match:
             fence, language = match.group(1), match.group(2).lower()
             continue
-        if fence is not None and match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence) \
-                and not match.group(2):
+        if (
+            fence is not None
+            and match
+            and match.group(1)[0] == fence[0]
+            and len(match.group(1)) >= len(fence)
+            and not match.group(2)
+        ):
             fence, language = None, None
             continue
         yield Line(path, number, text, language)
@@ -147,12 +152,17 @@ def test_readme_fits_one_screen() -> None:
 
 
 def test_no_tracker_references() -> None:
-    found = [f"{line.where()}: {line.text.strip()}" for path in markdown_files() for line in lines(path)
-             if _TRACKER.search(line.text)]
+    found = [
+        f"{line.where()}: {line.text.strip()}"
+        for path in markdown_files()
+        for line in lines(path)
+        if _TRACKER.search(line.text)
+    ]
     assert not found, "tracker issue numbers in user documentation:\n" + "\n".join(found)
 
 
 # ------------------------------------------------------------------------------ commands in code blocks
+
 
 def documented_commands() -> dict[tuple[str, ...], list[str]]:
     """``(sub,)`` or ``(sub, second word)`` -> where it is written, for every `tamvt ...` in a shell block."""
@@ -177,8 +187,12 @@ def sub_commands(name: str) -> frozenset[str]:
     if name not in _SUB_COMMANDS:
         parser = argparse.ArgumentParser(prog=f"tamvt {name}")
         importlib.import_module(cli.COMMANDS[name][0]).add_arguments(parser)
-        _SUB_COMMANDS[name] = frozenset(choice for action in parser._actions
-                                        if isinstance(action, argparse._SubParsersAction) for choice in action.choices)
+        _SUB_COMMANDS[name] = frozenset(
+            choice
+            for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+            for choice in action.choices
+        )
     return _SUB_COMMANDS[name]
 
 
@@ -196,8 +210,9 @@ def test_documented_command_help_parses(command: tuple[str, ...]) -> None:
     where = ", ".join(DOCUMENTED[command][:3])
     assert command[0] in cli.COMMANDS, f"`tamvt {command[0]}` ({where}) is not a sub-command: {sorted(cli.COMMANDS)}"
     if len(command) > 1:
-        assert command[1] in sub_commands(command[0]), \
+        assert command[1] in sub_commands(command[0]), (
             f"`tamvt {' '.join(command)}` ({where}): not one of {sorted(sub_commands(command[0]))}"
+        )
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:

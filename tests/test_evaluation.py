@@ -61,14 +61,25 @@ def test_davis_global_and_per_object(davis_result: EvalResult) -> None:
     assert_close(got["global"], EXPECTED["global"], [*METRIC_KEYS, "J&F-Mean"])
     assert all(type(v) is float for v in got["global"].values())
     assert len(got["per_object"]) == len(EXPECTED["per_object"]) == 18
-    for g, w in zip(got["per_object"], EXPECTED["per_object"]):
+    for g, w in zip(got["per_object"], EXPECTED["per_object"], strict=True):
         assert (g["sequence"], g["object"]) == (w["sequence"], w["object"])
         assert_close(g, w, METRIC_KEYS)
 
 
 def test_davis_via_cli_with_reports(tmp_path: Path, capsys) -> None:
-    got = run_eval(tmp_path, "--protocol", "davis", "--gt", str(FIX / "gt"), "--pred", str(FIX / "pred"),
-                   "--sequences", "judo,blackswan", "--csv", str(tmp_path / "obj.csv"))
+    got = run_eval(
+        tmp_path,
+        "--protocol",
+        "davis",
+        "--gt",
+        str(FIX / "gt"),
+        "--pred",
+        str(FIX / "pred"),
+        "--sequences",
+        "judo,blackswan",
+        "--csv",
+        str(tmp_path / "obj.csv"),
+    )
     want = [w for w in EXPECTED["per_object"] if w["sequence"] in ("judo", "blackswan")]
     for g, w in zip(got["per_object"], want, strict=True):
         assert (g["sequence"], g["object"]) == (w["sequence"], w["object"])
@@ -103,7 +114,9 @@ def test_vost_protocol_j_and_j_tr(tmp_path: Path) -> None:
 
 
 def test_long_sequence_decay_is_int64(tmp_path: Path) -> None:
-    got = run_eval(tmp_path, "--protocol", "davis", "--gt", str(FIX / "long" / "gt"), "--pred", str(FIX / "long" / "pred"))
+    got = run_eval(
+        tmp_path, "--protocol", "davis", "--gt", str(FIX / "long" / "gt"), "--pred", str(FIX / "long" / "pred")
+    )
     want = EXPECTED["long"]
     assert_close(got["global"], want["global_official"], ("J-Mean", "J-Recall", "F-Mean", "F-Recall", "J&F-Mean"))
     assert_close(got["global"], want["global_int64_decay"], ("J-Decay", "F-Decay"))
@@ -134,11 +147,23 @@ def test_extra_prediction_id_is_ignored_with_a_warning(tmp_path: Path, capsys) -
 # --- protocols -------------------------------------------------------------------------------
 
 
-def fake_sequence(n: int, annotated: list[int], objects: dict[int, int], tmp: Path = Path("/nonexistent"),
-                  size: tuple[int, int] = (8, 8), extra: dict | None = None) -> VideoSequence:
+def fake_sequence(
+    n: int,
+    annotated: list[int],
+    objects: dict[int, int],
+    tmp: Path = Path("/nonexistent"),
+    size: tuple[int, int] = (8, 8),
+    extra: dict | None = None,
+) -> VideoSequence:
     return VideoSequence(
-        name="s", frame_names=tuple(f"{i:05d}" for i in range(n)), frame_paths=None, video_path=None,
-        mask_paths={a: tmp / f"{a:05d}.png" for a in annotated}, objects=objects, size=size, extra=extra or {},
+        name="s",
+        frame_names=tuple(f"{i:05d}" for i in range(n)),
+        frame_paths=None,
+        video_path=None,
+        mask_paths={a: tmp / f"{a:05d}.png" for a in annotated},
+        objects=objects,
+        size=size,
+        extra=extra or {},
     )
 
 
@@ -146,8 +171,12 @@ def test_protocol_frame_selection() -> None:
     seq = fake_sequence(20, [0, 5, 10, 15, 19], {1: 0, 2: 0})
     first = np.zeros((8, 8), np.uint8)
     first[0, 0], first[1, 1] = 1, 3  # ids 1..3: id 2 is absent in frame 0 but still an object (DAVIS)
-    for proto, frames in [("davis", (5, 10, 15)), ("vost", (5, 10, 15)), ("visor", (5, 10, 15, 19)),
-                          ("generic", (5, 10, 15, 19))]:
+    for proto, frames in [
+        ("davis", (5, 10, 15)),
+        ("vost", (5, 10, 15)),
+        ("visor", (5, 10, 15, 19)),
+        ("generic", (5, 10, 15, 19)),
+    ]:
         plan = make_plan(proto, seq, first)
         assert frames_needed(proto, seq) == frames
         assert set(plan.frames.values()) == {frames}
@@ -229,8 +258,16 @@ def test_youtube_layout_and_submission_folder(tmp_path: Path) -> None:
         Image.new("RGB", (16, 12)).save(split / "JPEGImages" / "v1" / f"{f}.jpg")
         write_index_png(split / "Annotations" / "v1" / f"{f}.png", gt[f])
         write_index_png(tmp_path / "pred" / "Annotations" / "v1" / f"{f}.png", pred[f])
-    meta = {"videos": {"v1": {"objects": {"2": {"category": "a", "frames": ["00000", "00005", "00010"]},
-                                          "7": {"category": "b", "frames": ["00005", "00010"]}}}}}
+    meta = {
+        "videos": {
+            "v1": {
+                "objects": {
+                    "2": {"category": "a", "frames": ["00000", "00005", "00010"]},
+                    "7": {"category": "b", "frames": ["00005", "00010"]},
+                }
+            }
+        }
+    }
     (split / "meta.json").write_text(json.dumps(meta))
     got = run_eval(tmp_path, "--protocol", "youtube", "--gt", str(tmp_path / "yt"), "--pred", str(tmp_path / "pred"))
     objs = {(o["object"], o["num_frames"], o["J-Mean"]) for o in got["per_object"]}
@@ -246,16 +283,25 @@ def fake_result() -> EvalResult:
         return ObjectResult(seq, k, ("1",), np.array([j]), np.array([j]), area)
 
     seqs = (
-        SequenceResult("a", 50, (10, 10), None, {"visor_split": "seen"}, (obj("a", 1, 1.0, 0.02), obj("a", 2, 0.0, 0.004))),
+        SequenceResult(
+            "a", 50, (10, 10), None, {"visor_split": "seen"}, (obj("a", 1, 1.0, 0.02), obj("a", 2, 0.0, 0.004))
+        ),
         SequenceResult("b", 320, (10, 10), 32.0, {"visor_split": "unseen"}, (obj("b", 1, 0.5, 0.0004),)),
     )
     return EvalResult("visor", seqs)
 
 
 def test_subset_membership_and_means() -> None:
-    attrs = {"videos": {"a": {"fps": 10.0, "tags": ["cut", "multi_instance"],
-                              "objects": {"1": {"instances_of_kind": 2}, "2": {"instances_of_kind": 1}}},
-                        "b": {"tags": ["long"]}}}
+    attrs = {
+        "videos": {
+            "a": {
+                "fps": 10.0,
+                "tags": ["cut", "multi_instance"],
+                "objects": {"1": {"instances_of_kind": 2}, "2": {"instances_of_kind": 1}},
+            },
+            "b": {"tags": ["long"]},
+        }
+    }
     subs = subsets(fake_result(), attrs)
     assert subs["length<100"] == [0, 1] and subs["length>=300"] == [2] and "length100-299" not in subs
     assert subs["LNG"] == [2]  # 320 frames / 32 s; "a" is 5 s long
@@ -317,8 +363,17 @@ def test_bad_prediction_png_in_a_worker(tmp_path: Path, capsys, kind: str) -> No
         Image.new("RGB", (854, 480)).save(bad)
     else:
         Image.fromarray(np.zeros((480, 854), np.uint16)).save(bad)
-    err = eval_error(capsys, "--pred", str(pred), "--sequences", "judo,blackswan", "--workers", "2",
-                     "--json", str(tmp_path / "out.json"))
+    err = eval_error(
+        capsys,
+        "--pred",
+        str(pred),
+        "--sequences",
+        "judo,blackswan",
+        "--workers",
+        "2",
+        "--json",
+        str(tmp_path / "out.json"),
+    )
     assert str(bad) in err
     assert {"size": "size", "rgb": "RGB", "16bit": "16-bit"}[kind] in err
     assert not (tmp_path / "out.json").exists()

@@ -60,8 +60,9 @@ def test_iter_images_is_lazy(tmp_path: Path) -> None:
         next(it)
 
 
-def _write_video(path: Path, n: int, hw: tuple[int, int] = (H, W), fps: float = 10,
-                 codec: str | None = None) -> list[np.ndarray]:
+def _write_video(
+    path: Path, n: int, hw: tuple[int, int] = (H, W), fps: float = 10, codec: str | None = None
+) -> list[np.ndarray]:
     frames = [np.full((*hw, 3), 20 * i + 10, np.uint8) for i in range(n)]
     with VideoWriter(path, fps=fps, codec=codec) as w:
         for f in frames:
@@ -97,17 +98,14 @@ def test_probe_counts_frames_by_demuxing_when_container_has_no_count(tmp_path: P
 
 
 def test_video_writer_leaves_nothing_on_error(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="boom"):
-        with VideoWriter(tmp_path / "v.mp4") as w:
-            w.write(np.zeros((H, W, 3), np.uint8))
-            raise RuntimeError("boom")
-    with pytest.raises(ValueError, match="no frames"):
-        with VideoWriter(tmp_path / "empty.mp4"):
-            pass
-    with pytest.raises(ValueError, match="first frame size"):
-        with VideoWriter(tmp_path / "sizes.mp4") as w:
-            w.write(np.zeros((H, W, 3), np.uint8))
-            w.write(np.zeros((H, W + 2, 3), np.uint8))
+    with pytest.raises(RuntimeError, match="boom"), VideoWriter(tmp_path / "v.mp4") as w:
+        w.write(np.zeros((H, W, 3), np.uint8))
+        raise RuntimeError("boom")
+    with pytest.raises(ValueError, match="no frames"), VideoWriter(tmp_path / "empty.mp4"):
+        pass
+    with pytest.raises(ValueError, match="first frame size"), VideoWriter(tmp_path / "sizes.mp4") as w:
+        w.write(np.zeros((H, W, 3), np.uint8))
+        w.write(np.zeros((H, W + 2, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
 
 

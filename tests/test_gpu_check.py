@@ -28,7 +28,7 @@ def load_script():
 def table_rows(stdout: str) -> list[dict[str, str]]:
     lines = [ln for ln in stdout.splitlines() if ln.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
-    return [dict(zip(header, (c.strip() for c in ln.strip("|").split("|")))) for ln in lines[1:]]
+    return [dict(zip(header, (c.strip() for c in ln.strip("|").split("|")), strict=True)) for ln in lines[1:]]
 
 
 def number(text: str) -> float:
@@ -38,8 +38,14 @@ def number(text: str) -> float:
 @pytest.mark.slow
 def test_cpu_mode_prints_a_complete_table(tmp_path):
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--json", str(tmp_path / "rows.json")],
-                          capture_output=True, text=True, env=env, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--device", "cpu", "--json", str(tmp_path / "rows.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "all checks passed" in proc.stdout
     check_table(proc.stdout)
@@ -51,8 +57,11 @@ def check_table(stdout: str) -> None:
     plan = module.CPU_PLAN
 
     inference = [r for r in rows if r["case"] == "inference"]
-    grid = {(r["input"].split()[0], r["objects"], r["precision"]) for r in inference
-            if r["channels_last"] == "no" and r["torch.compile"] == "no"}
+    grid = {
+        (r["input"].split()[0], r["objects"], r["precision"])
+        for r in inference
+        if r["channels_last"] == "no" and r["torch.compile"] == "no"
+    }
     assert grid == {(size, k, p) for size in plan.sizes for k in ("1", "5") for p in ("fp32", "bf16 autocast")}
     assert any(r["channels_last"] == "yes" and r["torch.compile"] == "no" for r in inference)
     assert any(r["torch.compile"] != "no" for r in inference)
@@ -64,7 +73,9 @@ def check_table(stdout: str) -> None:
         known = {"flash", "flash(cpu)", "efficient", "cudnn", "math", "fused"}
         assert set(matching.split("+")) <= known and set(decoder.split("+")) <= known, r
     # variants say how they compare with the plain row
-    assert all("vs plain bf16" in r["check"] for r in inference if r["channels_last"] == "yes" or r["torch.compile"] != "no")
+    assert all(
+        "vs plain bf16" in r["check"] for r in inference if r["channels_last"] == "yes" or r["torch.compile"] != "no"
+    )
 
     fp32 = next(r for r in rows if r["case"] == "vector A fp32 vs authors")
     assert number(fp32["check"].split("dp")[1]) <= module.FP32_BOUND

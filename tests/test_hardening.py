@@ -39,7 +39,7 @@ def clip_frames(n: int) -> list[np.ndarray]:
     for t in range(n):
         frame = rng.integers(0, 60, (H, W, 3), dtype=np.uint8)
         x = t % (W - 12)
-        frame[10:30, x:x + 12] = (240, 60, 60)
+        frame[10:30, x : x + 12] = (240, 60, 60)
         frames.append(frame)
     return frames
 
@@ -99,6 +99,7 @@ def tiny_davis(tmp_path_factory) -> Path:
 
 # ---- 1. the temporary folder of a killed run ----------------------------------------------------------
 
+
 def test_segment_removes_the_temporary_folder_of_a_killed_run(tmp_path, capsys):
     mask = write_clip(tmp_path / "frames", 300)
     out = tmp_path / "out"
@@ -153,6 +154,7 @@ def test_predict_removes_temporary_folders_of_dead_processes_only(tiny_davis, tm
 
 # ---- 2. every input is checked before anything is written ---------------------------------------------
 
+
 def test_demo_checks_the_checkpoint_before_writing_the_video(tmp_path, capsys):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a checkpoint")
@@ -169,14 +171,48 @@ def test_a_bad_input_leaves_nothing_behind(tiny_davis, tmp_path, capsys):
     junk.write_bytes(b"not a checkpoint either")
     new = tmp_path / "new"
     cases = {
-        "segment": ["segment", str(tmp_path / "frames"), "--mask", str(mask), "--out", str(new / "masks"),
-                    "--overlay", str(new / "overlay.mp4"), "--checkpoint", str(bad), *MODEL],
-        "predict": ["predict", "--format", "davis", "--root", str(tiny_davis), "--out", str(new / "pred"),
-                    "--checkpoint", str(bad), *MODEL],
+        "segment": [
+            "segment",
+            str(tmp_path / "frames"),
+            "--mask",
+            str(mask),
+            "--out",
+            str(new / "masks"),
+            "--overlay",
+            str(new / "overlay.mp4"),
+            "--checkpoint",
+            str(bad),
+            *MODEL,
+        ],
+        "predict": [
+            "predict",
+            "--format",
+            "davis",
+            "--root",
+            str(tiny_davis),
+            "--out",
+            str(new / "pred"),
+            "--checkpoint",
+            str(bad),
+            *MODEL,
+        ],
         "demo": ["demo", "--out", str(new / "demo"), "--checkpoint", str(bad), "--quiet"],
         "synth": ["synth", str(new / "synth"), "--size", "8x8", "--quiet"],
-        "eval": ["eval", "--protocol", "davis", "--gt", str(tmp_path / "nowhere"), "--pred", str(tiny_davis),
-                 "--json", str(new / "scores.json"), "--csv", str(new / "scores.csv"), "--workers", "1"],
+        "eval": [
+            "eval",
+            "--protocol",
+            "davis",
+            "--gt",
+            str(tmp_path / "nowhere"),
+            "--pred",
+            str(tiny_davis),
+            "--json",
+            str(new / "scores.json"),
+            "--csv",
+            str(new / "scores.csv"),
+            "--workers",
+            "1",
+        ],
         "export": ["export", str(tmp_path / "no-run"), str(new / "model.safetensors")],
         "convert-official": ["convert-official", str(junk), str(new / "model.safetensors")],
     }
@@ -189,6 +225,7 @@ def test_a_bad_input_leaves_nothing_behind(tiny_davis, tmp_path, capsys):
 
 # ---- 3. video files that do not decode ----------------------------------------------------------------
 
+
 def test_video_problems_are_said_in_words(tmp_path, capsys):
     from tamvt.data.video import probe_video
 
@@ -197,8 +234,11 @@ def test_video_problems_are_said_in_words(tmp_path, capsys):
     write_video(tmp_path / "full.mp4", 30)
     cut_in_half(tmp_path / "full.mp4", tmp_path / "cut.mp4")  # its index ('moov') is written last
     mask = write_mask(tmp_path / "mask.png")
-    words = {"empty.mp4": "empty file (0 bytes)", "notes.mp4": "it is a text file, not a video",
-             "cut.mp4": "truncated MP4: the file ends at byte"}
+    words = {
+        "empty.mp4": "empty file (0 bytes)",
+        "notes.mp4": "it is a text file, not a video",
+        "cut.mp4": "truncated MP4: the file ends at byte",
+    }
     for name, said in words.items():
         with pytest.raises(InputError) as err:
             probe_video(tmp_path / name)
@@ -236,6 +276,7 @@ def test_a_truncated_video_fails_or_gives_the_frames_it_holds(tmp_path, capsys):
 
 # ---- 4. a JPEG mask under a .png name -----------------------------------------------------------------
 
+
 def test_a_jpeg_mask_is_called_a_jpeg(tmp_path, capsys):
     from tamvt.data.palette import read_index_png
 
@@ -247,20 +288,45 @@ def test_a_jpeg_mask_is_called_a_jpeg(tmp_path, capsys):
         with pytest.raises(InputError, match=rf"{name}: mask is a JPEG file \(mode {mode}\) despite its \.png name"):
             read_index_png(tmp_path / name)
     write_clip(tmp_path / "frames", 3)
-    argv = ["segment", str(tmp_path / "frames"), "--mask", str(tmp_path / "rgb.png"), "--out", str(tmp_path / "o"),
-            *MODEL]
+    argv = [
+        "segment",
+        str(tmp_path / "frames"),
+        "--mask",
+        str(tmp_path / "rgb.png"),
+        "--out",
+        str(tmp_path / "o"),
+        *MODEL,
+    ]
     assert main(argv) == 2
     assert "JPEG" in one_line(capsys.readouterr().err)
 
 
 # ---- 5. another tool's attributes.json ----------------------------------------------------------------
 
-@pytest.mark.parametrize("content", ['{"tool": "labelme", "videos": ["a", "b"]}', '["tags"]', "{not json",
-                                     '{"generator": "tamvt.synthetic", "format_version": 2, "videos": {}}'])
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"tool": "labelme", "videos": ["a", "b"]}',
+        '["tags"]',
+        "{not json",
+        '{"generator": "tamvt.synthetic", "format_version": 2, "videos": {}}',
+    ],
+)
 def test_eval_reads_only_an_attributes_file_it_wrote(tiny_davis, tmp_path, capsys, content):
     gt = shutil.copytree(tiny_davis, tmp_path / "gt")
     (gt / "attributes.json").write_text(content)
-    argv = ["eval", "--protocol", "davis", "--gt", str(gt), "--pred", str(gt / "Annotations" / "480p"), "--workers", "1"]
+    argv = [
+        "eval",
+        "--protocol",
+        "davis",
+        "--gt",
+        str(gt),
+        "--pred",
+        str(gt / "Annotations" / "480p"),
+        "--workers",
+        "1",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     said = [line for line in captured.err.splitlines() if "attributes.json" in line]
@@ -270,7 +336,17 @@ def test_eval_reads_only_an_attributes_file_it_wrote(tiny_davis, tmp_path, capsy
 
 def test_eval_still_reads_its_own_attributes_and_refuses_them_broken(tiny_davis, tmp_path, capsys):
     gt = shutil.copytree(tiny_davis, tmp_path / "gt")
-    argv = ["eval", "--protocol", "davis", "--gt", str(gt), "--pred", str(gt / "Annotations" / "480p"), "--workers", "1"]
+    argv = [
+        "eval",
+        "--protocol",
+        "davis",
+        "--gt",
+        str(gt),
+        "--pred",
+        str(gt / "Annotations" / "480p"),
+        "--workers",
+        "1",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "tag:cut" in captured.out and "attributes.json" not in captured.err
@@ -281,6 +357,7 @@ def test_eval_still_reads_its_own_attributes_and_refuses_them_broken(tiny_davis,
 
 
 # ---- 6. the authors' checkpoint loader ----------------------------------------------------------------
+
 
 def test_authors_omegaconf_args_load_without_omegaconf(tmp_path, monkeypatch):
     """The authors' files hold ``args`` as an OmegaConf object: it becomes a placeholder, and omegaconf
@@ -307,9 +384,10 @@ def test_authors_omegaconf_args_load_without_omegaconf(tmp_path, monkeypatch):
     assert "omegaconf" not in sys.modules
 
 
-@pytest.mark.parametrize(("target", "named"), [(os.system, "`posix.system` (os.system)"),
-                                               (eval, "`builtins.eval`"),
-                                               (subprocess.Popen, "`subprocess.Popen`")])
+@pytest.mark.parametrize(
+    ("target", "named"),
+    [(os.system, "`posix.system` (os.system)"), (eval, "`builtins.eval`"), (subprocess.Popen, "`subprocess.Popen`")],
+)
 def test_a_refused_global_is_named(tmp_path, capsys, target, named):
     class Gadget:
         def __reduce__(self):
@@ -336,6 +414,7 @@ for argv in json.loads(sys.argv[1]):
 print(json.dumps(results))
 """
 
+
 def _unwritable_cases(base: Path) -> dict[str, tuple[list[str], Path]]:
     """name -> (argv, the output that cannot be written); ``base/ro`` is read-only, ``base/rw`` writable."""
     ro, rw = base / "ro", base / "rw"
@@ -344,15 +423,33 @@ def _unwritable_cases(base: Path) -> dict[str, tuple[list[str], Path]]:
     return {
         "segment": ([*segment, "--out", str(ro / "masks")], ro / "masks"),
         "segment --overlay": ([*segment, "--out", str(rw / "masks"), "--overlay", str(ro / "o.mp4")], ro / "o.mp4"),
-        "predict": (["predict", "--format", "davis", "--root", str(gt), "--out", str(ro / "pred"), *MODEL],
-                    ro / "pred"),
+        "predict": (
+            ["predict", "--format", "davis", "--root", str(gt), "--out", str(ro / "pred"), *MODEL],
+            ro / "pred",
+        ),
         "demo": (["demo", "--out", str(ro / "demo"), "--quiet"], ro / "demo"),
         "synth": (["synth", str(ro / "synth"), "--preset", "tiny", "--quiet"], ro / "synth"),
-        "eval": (["eval", "--protocol", "davis", "--gt", str(gt), "--pred", str(gt / "Annotations" / "480p"),
-                  "--workers", "1", "--json", str(ro / "scores.json")], ro / "scores.json"),
+        "eval": (
+            [
+                "eval",
+                "--protocol",
+                "davis",
+                "--gt",
+                str(gt),
+                "--pred",
+                str(gt / "Annotations" / "480p"),
+                "--workers",
+                "1",
+                "--json",
+                str(ro / "scores.json"),
+            ],
+            ro / "scores.json",
+        ),
         "export": (["export", str(base / "run"), str(ro / "model.safetensors")], ro / "model.safetensors"),
-        "convert-official": (["convert-official", str(base / "authors.pth"), str(ro / "model.safetensors")],
-                             ro / "model.safetensors"),
+        "convert-official": (
+            ["convert-official", str(base / "authors.pth"), str(ro / "model.safetensors")],
+            ro / "model.safetensors",
+        ),
         "train": (["train", "synthetic-small", "--out", str(ro / "run")], ro / "run"),
     }
 
@@ -419,8 +516,9 @@ def _run_unprivileged(base: Path, argvs: list[list[str]], monkeypatch) -> list[t
         os.setegid(0)
     assert refused == "permission denied"
     real_probe = output._probe
-    monkeypatch.setattr(output, "_probe", lambda folder: refused if (base / "ro") in (folder, *folder.parents)
-                        else real_probe(folder))
+    monkeypatch.setattr(
+        output, "_probe", lambda folder: refused if (base / "ro") in (folder, *folder.parents) else real_probe(folder)
+    )
     return [_main_captured(argv) for argv in argvs]
 
 

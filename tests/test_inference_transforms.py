@@ -10,9 +10,19 @@ from tamvt.inference.transforms import FrameTransforms, merge_masks, prepare_fra
     [
         ((480, 854), 480, 1110, (480, 854)),  # already at the short side
         ((720, 1280), 480, 1110, (480, 853)),  # int(480 * 1280 / 720) = 853
-        ((480, 854), 624, 1110, (624, 1110)),  # 854/480*624 = 1110.2 > 1110: target = round(623.89) = 624, w = int(1110.2)
+        (
+            (480, 854),
+            624,
+            1110,
+            (624, 1110),
+        ),  # 854/480*624 = 1110.2 > 1110: target = round(623.89) = 624, w = int(1110.2)
         ((1080, 1920), 624, 1110, (624, 1109)),  # 1920/1080*624 = 1109.3 <= 1110
-        ((500, 2000), 480, 1110, (278, 1112)),  # 1920 > 1110: target = round(277.5) = 278 (banker's), w = 278*4: the cap is approximate, as in DETR
+        (
+            (500, 2000),
+            480,
+            1110,
+            (278, 1112),
+        ),  # 1920 > 1110: target = round(277.5) = 278 (banker's), w = 278*4: the cap is approximate, as in DETR
         ((1280, 720), 480, None, (853, 480)),  # portrait
         ((100, 200), None, 1110, (100, 200)),  # no resizing
     ],
@@ -57,8 +67,9 @@ def test_frame_transforms_are_the_functions_under_one_config():
     frame's, merging by the config's policy."""
     from tamvt.config import InferenceConfig
 
-    t = FrameTransforms.from_config(InferenceConfig(short_side=4, max_long_side=1110, merge="first-wins",
-                                                    bg_threshold=0.3))
+    t = FrameTransforms.from_config(
+        InferenceConfig(short_side=4, max_long_side=1110, merge="first-wins", bg_threshold=0.3)
+    )
     assert t == FrameTransforms(4, 1110, "first-wins", 0.3)
     frame = np.arange(8 * 12 * 3, dtype=np.uint8).reshape(8, 12, 3)
     assert t.input_size((8, 12)) == (4, 6)

@@ -19,10 +19,11 @@ def video() -> np.ndarray:
 
 
 def probs_of(results) -> dict[int, dict[int, torch.Tensor]]:
-    return {i: dict(zip(r.object_ids, r.probs)) for i, r in results}
+    return {i: dict(zip(r.object_ids, r.probs, strict=True)) for i, r in results}
 
 
 # ---- the memory bank's references -----------------------------------------------------------------
+
 
 def entry() -> MemoryEntry:
     return MemoryEntry(keys=(torch.zeros(1, 1),), values=(torch.zeros(1, 1, 1),))
@@ -30,24 +31,25 @@ def entry() -> MemoryEntry:
 
 def test_correction_is_a_second_permanent_entry_that_the_next_one_replaces():
     bank = MemoryBank(4)
-    bank.add(entry())                       # 0: the first reference
-    bank.add(entry()), bank.add(entry())    # 1, 2
-    bank.add(entry(), reference=True)       # 3: a correction, right after the reference
+    bank.add(entry())  # 0: the first reference
+    bank.add(entry()), bank.add(entry())  # 1, 2
+    bank.add(entry(), reference=True)  # 3: a correction, right after the reference
     assert bank.entry_ids == [0, 3, 1, 2] and bank.num_references == 2
-    bank.add(entry())                       # 4: full -> the oldest ordinary entry (1) goes
+    bank.add(entry())  # 4: full -> the oldest ordinary entry (1) goes
     assert bank.entry_ids == [0, 3, 2, 4]
-    bank.add(entry(), reference=True)       # 5 replaces the correction 3, not an ordinary entry
+    bank.add(entry(), reference=True)  # 5 replaces the correction 3, not an ordinary entry
     assert bank.entry_ids == [0, 5, 2, 4]
-    bank.add(entry()), bank.add(entry())    # 6, 7: FIFO behind the two references
+    bank.add(entry()), bank.add(entry())  # 6, 7: FIFO behind the two references
     assert bank.entry_ids == [0, 5, 6, 7]
     two = MemoryBank(2)
-    two.add(entry()), two.add(entry())      # [0, 1]
-    two.add(entry(), reference=True)        # the correction takes the ordinary slot
+    two.add(entry()), two.add(entry())  # [0, 1]
+    two.add(entry(), reference=True)  # the correction takes the ordinary slot
     assert two.entry_ids == [0, 2]
     assert two.add(entry()) is not None and two.entry_ids == [0, 2]  # nothing ordinary fits any more
 
 
 # ---- directions ----------------------------------------------------------------------------------
+
 
 def test_reverse_equals_forward_on_the_reversed_video_bit_for_bit(small_model, video):
     p = make_predictor(small_model)
@@ -61,7 +63,7 @@ def test_reverse_equals_forward_on_the_reversed_video_bit_for_bit(small_model, v
     backward = {}
     for i, r in p.propagate(rev, reverse=True):  # default start: the last annotated frame
         order.append(i)
-        backward[i] = dict(zip(r.object_ids, r.probs))
+        backward[i] = dict(zip(r.object_ids, r.probs, strict=True))
     assert order == list(range(10, -1, -1))
     for i in range(11):
         assert torch.equal(backward[10 - i][1], forward[i][1])  # same clips, same arithmetic
@@ -95,6 +97,7 @@ def test_objects_added_at_different_frames_in_both_directions(small_model, video
 
 
 # ---- corrections, reset, results ------------------------------------------------------------------
+
 
 def test_correction_recomputes_only_the_frames_after_it(small_model, video):
     p = make_predictor(small_model)
@@ -160,6 +163,7 @@ def test_resume_and_restart(small_model, video):
 
 
 # ---- a correction where tracking fails, with the shipped model -------------------------------------
+
 
 def test_correction_after_a_shot_change_raises_j(tmp_path):
     """Frames 0..19 of one synthetic video, then frames of another (a shot change): the object the

@@ -49,8 +49,18 @@ MODULE_LAYERS: dict[str, str] = {
     "tamvt.cli": "cli",
 }
 
-_BELOW_COMMANDS = {"base", "models", "memory", "losses", "checkpoint", "official", "weights", "data", "evaluation",
-                   "inference"}
+_BELOW_COMMANDS = {
+    "base",
+    "models",
+    "memory",
+    "losses",
+    "checkpoint",
+    "official",
+    "weights",
+    "data",
+    "evaluation",
+    "inference",
+}
 # layer -> the layers its modules may import (its own included). Read bottom-up.
 ALLOWED: dict[str, set[str]] = {
     "base": {"base"},
@@ -131,8 +141,10 @@ def internal_imports(source: str, module: str, is_package: bool, known: Iterable
 def import_graph(src: Path = SRC) -> dict[str, set[str]]:
     """Module -> the tamvt modules it imports."""
     modules = module_names(src)
-    return {name: internal_imports(path.read_text(), name, path.name == "__init__.py", modules)
-            for name, path in modules.items()}
+    return {
+        name: internal_imports(path.read_text(), name, path.name == "__init__.py", modules)
+        for name, path in modules.items()
+    }
 
 
 # ------------------------------------------------------------------------------ checking it
@@ -282,8 +294,12 @@ def test_every_module_imports(module):
 
 def test_find_cycles_on_a_small_graph():
     graph = {
-        "a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(),  # a -> b -> c -> a
-        "e": {"f"}, "f": {"e"},  # a second, separate cycle
+        "a": {"b"},
+        "b": {"c"},
+        "c": {"a", "d"},
+        "d": set(),  # a -> b -> c -> a
+        "e": {"f"},
+        "f": {"e"},  # a second, separate cycle
         "g": {"g"},  # self-loop
         "h": {"a", "outside"},  # into a cycle but not on it; an edge to an unknown node
     }
@@ -330,12 +346,31 @@ def test_internal_imports_sees_every_statement():
         "    from ..models.tamvt import build_tamvt\n"
         "    import tamvt.losses as losses\n"
     )
-    known = ["tamvt", "tamvt.config", "tamvt.data", "tamvt.data.frames", "tamvt.data.palette", "tamvt.errors",
-             "tamvt.memory", "tamvt.models", "tamvt.models.tamvt", "tamvt.losses", "tamvt.inference",
-             "tamvt.inference.sibling", "tamvt.inference.here"]
+    known = [
+        "tamvt",
+        "tamvt.config",
+        "tamvt.data",
+        "tamvt.data.frames",
+        "tamvt.data.palette",
+        "tamvt.errors",
+        "tamvt.memory",
+        "tamvt.models",
+        "tamvt.models.tamvt",
+        "tamvt.losses",
+        "tamvt.inference",
+        "tamvt.inference.sibling",
+        "tamvt.inference.here",
+    ]
     assert internal_imports(source, "tamvt.inference.here", False, known) == {
-        "tamvt.config", "tamvt.data.frames", "tamvt.data.palette", "tamvt.errors", "tamvt.inference.sibling",
-        "tamvt.memory", "tamvt.models.tamvt", "tamvt.losses"}
+        "tamvt.config",
+        "tamvt.data.frames",
+        "tamvt.data.palette",
+        "tamvt.errors",
+        "tamvt.inference.sibling",
+        "tamvt.memory",
+        "tamvt.models.tamvt",
+        "tamvt.losses",
+    }
     with pytest.raises(AssertionError, match="line 2: `from tamvt.segment_cli import main`"):
         internal_imports("import os\nfrom tamvt.segment_cli import main\n", "tamvt.cli", False, known)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from tamvt.errors import TamvtError
 from tamvt.config import LossConfig
+from tamvt.errors import TamvtError
 from tamvt.losses import MaskCriterion, build_criterion, frame_weights
 
 TERMS = ["loss_mask", "loss_dice"] + [f"loss_{k}_{i}" for i in range(5) for k in ("mask", "dice")]
@@ -123,7 +123,9 @@ def test_centroid_weights_by_hand():
     # frame 3 empty: disappearance = image diagonal; frame 4 empty too: 0
     diag = math.hypot(10, 20)
     expected = _weights_by_hand([5 + 1, 1 + 1, diag + 1, 0 + 1])
-    torch.testing.assert_close(frame_weights(masks, "centroid"), torch.tensor(expected, dtype=torch.float32), rtol=1e-5, atol=0)
+    torch.testing.assert_close(
+        frame_weights(masks, "centroid"), torch.tensor(expected, dtype=torch.float32), rtol=1e-5, atol=0
+    )
 
 
 def test_components_weights_by_hand():

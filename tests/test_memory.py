@@ -88,13 +88,14 @@ def test_step_clip_appends_last_frame_with_soft_mask(tiny_model):
         bank.add(tiny_model.encode_memory(feats.select(0), mask))
         out = step_clip(tiny_model, bank, feats.select(slice(1, 3)))
         assert bank.entry_ids == [0, 1]
-        expected_mask = torch.sigmoid(F.interpolate(out.logits[-1][:, 1:2], size=(64, 64), mode="bilinear",
-                                                    align_corners=False))
+        expected_mask = torch.sigmoid(
+            F.interpolate(out.logits[-1][:, 1:2], size=(64, 64), mode="bilinear", align_corners=False)
+        )
         assert torch.allclose(out.memory_mask, expected_mask)
         assert out.memory_mask.shape == (2, 1, 64, 64)
         expected = tiny_model.encode_memory(feats.select(2), expected_mask)
         new = bank.entries[-1]
-        for a, b in zip(new.keys + new.values, expected.keys + expected.values):
+        for a, b in zip(new.keys + new.values, expected.keys + expected.values, strict=True):
             assert torch.allclose(a, b, atol=1e-6)
         step_clip(tiny_model, bank, feats.select(slice(1, 3)), update_memory=False)
         assert bank.entry_ids == [0, 1]

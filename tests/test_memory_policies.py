@@ -101,7 +101,7 @@ def test_rte_rows_of_non_contiguous_entries_are_by_rank():
     assert bank.rte_rows() == rte_rows(9) == [44, 43, 42, 41, 40, 39, 38, 37, 36]
     # offset 0 (row 36) = the newest frame 100, offset 8 (row 44) = the reference, frame 0;
     # the long-term entry at frame 16 (offset 7) is encoded as "the oldest after the reference"
-    offsets = {f: r - 36 for f, r in zip(bank.frames, bank.rte_rows())}
+    offsets = {f: r - 36 for f, r in zip(bank.frames, bank.rte_rows(), strict=True)}
     assert offsets == {0: 8, 16: 7, 38: 6, 52: 5, 72: 4, 94: 3, 96: 2, 98: 1, 100: 0}
 
 
@@ -133,8 +133,9 @@ def test_gate_needs_every_object_confident():
 
 
 def test_config_overrides():
-    cfg = apply_overrides(TamvtConfig(), ["inference.memory=spread", "inference.memory_recent=3",
-                                          "inference.memory_gate=0.4"])
+    cfg = apply_overrides(
+        TamvtConfig(), ["inference.memory=spread", "inference.memory_recent=3", "inference.memory_gate=0.4"]
+    )
     assert (cfg.inference.memory, cfg.inference.memory_recent, cfg.inference.memory_gate) == ("spread", 3, 0.4)
     assert InferenceConfig().memory == "fifo" and InferenceConfig().memory_gate == 0.0
     with pytest.raises(TamvtError):
@@ -151,7 +152,7 @@ def video(length: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 60, (length, 48, 64, 3), dtype=np.uint8)
     for t in range(length):
-        frames[t, 10:26, 5 + t:21 + t] = 220
+        frames[t, 10:26, 5 + t : 21 + t] = 220
     mask = np.zeros((48, 64), bool)
     mask[10:26, 5:21] = True
     return frames, mask
@@ -167,8 +168,9 @@ def propagate(predictor: Predictor, frames: np.ndarray, mask: np.ndarray):
 def test_predictor_records_frames_and_uses_the_policy(small_model):
     frames, mask = video(24)
     fifo = Predictor(small_model, InferenceConfig(short_side=None, bank_size=5), clip_length=2)
-    spread = Predictor(small_model, InferenceConfig(short_side=None, bank_size=5, memory="spread", memory_recent=2),
-                       clip_length=2)
+    spread = Predictor(
+        small_model, InferenceConfig(short_side=None, bank_size=5, memory="spread", memory_recent=2), clip_length=2
+    )
     _, bank = propagate(fifo, frames, mask)
     # clips [1,2] ... [21,22] write their last frame; clip [23] ends the video
     assert bank.policy == "fifo" and bank.frames == [0, 16, 18, 20, 22]
@@ -180,8 +182,9 @@ def test_predictor_records_frames_and_uses_the_policy(small_model):
 def test_predictor_outputs_equal_fifo_while_the_bank_never_fills(small_model):
     frames, mask = video(15)  # reference + 6 entries (clip [13,14] ends the video): never full at N=9
     base, _ = propagate(Predictor(small_model, InferenceConfig(short_side=None), clip_length=2), frames, mask)
-    spread, bank = propagate(Predictor(small_model, InferenceConfig(short_side=None, memory="spread"), clip_length=2),
-                             frames, mask)
+    spread, bank = propagate(
+        Predictor(small_model, InferenceConfig(short_side=None, memory="spread"), clip_length=2), frames, mask
+    )
     assert len(bank) == 7
     for i in base:
         assert torch.equal(base[i], spread[i])
@@ -191,8 +194,9 @@ def test_gate_zero_and_gate_effect(small_model):
     frames, mask = video(11)
     base, bank = propagate(Predictor(small_model, InferenceConfig(short_side=None), clip_length=2), frames, mask)
     assert bank.frames == [0, 2, 4, 6, 8]
-    gated, bank = propagate(Predictor(small_model, InferenceConfig(short_side=None, memory_gate=1.0), clip_length=2),
-                            frames, mask)
+    gated, bank = propagate(
+        Predictor(small_model, InferenceConfig(short_side=None, memory_gate=1.0), clip_length=2), frames, mask
+    )
     assert bank.frames == [0]  # a random model is never fully confident: nothing is written
     assert torch.equal(base[1], gated[1]) and torch.equal(base[2], gated[2])  # the first clip sees the same memory
 
@@ -230,9 +234,30 @@ def test_accuracy_benchmark_settings_per_model(tmp_path, monkeypatch):
     cfg = load_preset("tamvt-mini")
     ckpt = save_checkpoint(tmp_path / "random.safetensors", build_tamvt(cfg.model), cfg)
     work = tmp_path / "work"
-    assert bench.main(["--work", str(work), "--num", "1", "--no-shipped", "--short-side", "48",
-                       "--model", f"fifo={ckpt}", "--model", f"spread={ckpt}", "--set", "spread:memory=spread",
-                       "--set", "memory_gate=0.2", "--set", "spread:memory_recent=2"]) == 0
+    assert (
+        bench.main(
+            [
+                "--work",
+                str(work),
+                "--num",
+                "1",
+                "--no-shipped",
+                "--short-side",
+                "48",
+                "--model",
+                f"fifo={ckpt}",
+                "--model",
+                f"spread={ckpt}",
+                "--set",
+                "spread:memory=spread",
+                "--set",
+                "memory_gate=0.2",
+                "--set",
+                "spread:memory_recent=2",
+            ]
+        )
+        == 0
+    )
     stamps = {n: json.loads((work / "pred" / n / ".made-by.json").read_text())["inference"] for n in ("fifo", "spread")}
     assert stamps["fifo"] == {"short_side": 48, "settings": ["memory_gate=0.2"]}
     assert stamps["spread"] == {"short_side": 48, "settings": ["memory=spread", "memory_gate=0.2", "memory_recent=2"]}
@@ -248,10 +273,31 @@ def test_long_videos_diagnostic_runs(tmp_path, monkeypatch):
     cfg = apply_overrides(cfg, ["inference.short_side=48"])
     ckpt = save_checkpoint(tmp_path / "random.safetensors", build_tamvt(cfg.model), cfg)
     out = tmp_path / "report.json"
-    assert bench.main(["--work", str(tmp_path / "work"), "--num", "1", "--videos", "val-000",
-                       "--checkpoint", str(ckpt), "--run", "fifo", "--run", "spread:memory=spread,bank_size=3",
-                       "--run", "oracle:oracle_memory=true", "--plots", str(tmp_path / "plots"),
-                       "--json", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                "--work",
+                str(tmp_path / "work"),
+                "--num",
+                "1",
+                "--videos",
+                "val-000",
+                "--checkpoint",
+                str(ckpt),
+                "--run",
+                "fifo",
+                "--run",
+                "spread:memory=spread,bank_size=3",
+                "--run",
+                "oracle:oracle_memory=true",
+                "--plots",
+                str(tmp_path / "plots"),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())["val-000"]
     assert set(report) == {"fifo", "spread", "oracle"} and report["oracle"]["oracle"]
     obj = next(iter(report["fifo"]["objects"].values()))
@@ -288,8 +334,9 @@ def test_predictor_top_k(small_model):
     frames, mask = video(9)
     base, _ = propagate(Predictor(small_model, InferenceConfig(short_side=None), clip_length=2), frames, mask)
     # 48x64 frames, 5 memory entries at most: every scale holds fewer than 10**4 memory tokens
-    wide, _ = propagate(Predictor(small_model, InferenceConfig(short_side=None, top_k=10**4), clip_length=2),
-                        frames, mask)
+    wide, _ = propagate(
+        Predictor(small_model, InferenceConfig(short_side=None, top_k=10**4), clip_length=2), frames, mask
+    )
     one, _ = propagate(Predictor(small_model, InferenceConfig(short_side=None, top_k=1), clip_length=2), frames, mask)
     assert all(torch.equal(base[i], wide[i]) for i in base)
     assert not torch.equal(base[1], one[1]) and torch.equal(base[0], one[0])
@@ -331,7 +378,9 @@ def test_step_clip_region(small_model):
     inside[2:6, 0:4] = True
     assert torch.equal(held.pred_logits[..., inside], free.pred_logits[..., inside])
     assert bool((held.pred_logits[..., ~inside] == OUTSIDE_LOGIT).all())
-    assert all(torch.equal(a, b) for a, b in zip(held.logits[:-1], free.logits[:-1]))  # auxiliary outputs untouched
+    assert all(
+        torch.equal(a, b) for a, b in zip(held.logits[:-1], free.logits[:-1], strict=True)
+    )  # auxiliary outputs untouched
     far = torch.ones(32, 32, dtype=torch.bool)
     far[4:28, 0:20] = False  # the region and one logit cell around it (bilinear upsampling)
     assert float(held.memory_mask[..., far].max()) < 1e-6  # the memory never sees beyond the region
@@ -341,8 +390,9 @@ def test_step_clip_region(small_model):
 def test_predictor_search_window(small_model):
     frames, mask = video(9)
     base, _ = propagate(Predictor(small_model, InferenceConfig(short_side=None), clip_length=2), frames, mask)
-    wide, _ = propagate(Predictor(small_model, InferenceConfig(short_side=None, search_window=100.0), clip_length=2),
-                        frames, mask)
+    wide, _ = propagate(
+        Predictor(small_model, InferenceConfig(short_side=None, search_window=100.0), clip_length=2), frames, mask
+    )
     assert all(torch.equal(base[i], wide[i]) for i in base)  # a window wider than the frame: the paper's output
     tight = Predictor(small_model, InferenceConfig(short_side=None, search_window=0.0), clip_length=2)
     session = tight.start(frames)

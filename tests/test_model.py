@@ -73,10 +73,17 @@ def test_preset_forward_and_gradients(preset):
     assert all(b.grad is None for b in model.buffers())
 
 
-@pytest.mark.parametrize("override", [
-    "model.rte=none", "model.rte=add", "model.matching_scales=1", "model.matching_scales=3",
-    "model.clip_length=3", "model.bank_size=2",
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "model.rte=none",
+        "model.rte=add",
+        "model.matching_scales=1",
+        "model.matching_scales=3",
+        "model.clip_length=3",
+        "model.bank_size=2",
+    ],
+)
 def test_ablations_run(override):
     cfg = load_preset("tamvt-small", [override]).model
     torch.manual_seed(0)
@@ -102,7 +109,7 @@ def test_objects_batched_equal_separate(preset):
     with torch.no_grad():
         together, _ = run_two_clips(model, frames, masks)
         for b in range(3):
-            alone, _ = run_two_clips(model, frames, masks[b:b + 1])
+            alone, _ = run_two_clips(model, frames, masks[b : b + 1])
             for c in range(2):
                 for layer in range(len(alone[c].logits)):
                     diff = (together[c].logits[layer][b] - alone[c].logits[layer][0]).abs().max()
@@ -149,8 +156,9 @@ def test_fused_matching_equals_explicit(mode):
     mem_k = [torch.randn(hw, d) for _ in range(n)]  # memory frame tokens (before LN / fc_k)
     mem_v = [torch.randn(b, hw, d) for _ in range(n)]  # memory mask tokens (before fc_v)
     with torch.no_grad():
-        fused = matching([q_map], [[block.project_keys(k) for k in mem_k]],
-                         [[block.project_values(v) for v in mem_v]])[0]  # (B*T, d, h, w)
+        fused = matching([q_map], [[block.project_keys(k) for k in mem_k]], [[block.project_values(v) for v in mem_v]])[
+            0
+        ]  # (B*T, d, h, w)
         theta = matching.rte.theta[rte_rows(n)] if mode != "none" else None
         q_tokens = q_map.flatten(2).transpose(1, 2).reshape(t * hw, d)
         expected = explicit_matching(block, q_tokens, mem_k, mem_v, theta, mode)  # (B, T*hw, d)
@@ -235,7 +243,9 @@ def test_own_resnet_equals_torchvision(name):
     x = torch.randn(1, 3, 64, 96, generator=g)
     t = tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))
     expected = {}
-    for level, layer in zip(("res2", "res3", "res4", "res5"), (tv.layer1, tv.layer2, tv.layer3, tv.layer4)):
+    for level, layer in zip(
+        ("res2", "res3", "res4", "res5"), (tv.layer1, tv.layer2, tv.layer3, tv.layer4), strict=True
+    ):
         t = layer(t)
         expected[level] = t
     got = ours(x)
@@ -269,7 +279,11 @@ def test_backbone_from_scratch_options():
     assert narrow.channels == {"res2": 32, "res3": 64, "res4": 128, "res5": 256}
     out = narrow(torch.randn(1, 3, 64, 96))
     assert {k: tuple(v.shape[1:]) for k, v in out.items()} == {
-        "res2": (32, 16, 24), "res3": (64, 8, 12), "res4": (128, 4, 6), "res5": (256, 2, 3)}
+        "res2": (32, 16, 24),
+        "res3": (64, 8, 12),
+        "res4": (128, 4, 6),
+        "res5": (256, 2, 3),
+    }
     frozen = {n for n, p in narrow.named_parameters() if not p.requires_grad}
     assert frozen and all(n.startswith(("conv1.", "bn1.", "layer1.")) for n in frozen)
     assert "layer1.0.bn1.weight" in frozen and "layer2.0.conv1.weight" not in frozen

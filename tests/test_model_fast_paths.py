@@ -55,7 +55,7 @@ def test_mask_head_project_equals_the_conv_then_dot_product(channels_last):
     expected = [head(h, conv(y4)) for h in hidden]
     got = head.project(hidden, y4, conv)
     assert len(got) == layers
-    for e, g in zip(expected, got):
+    for e, g in zip(expected, got, strict=True):
         assert g.shape == (b, t, 9, 13)
         torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
     # gradients reach the same parameters with the same values
@@ -64,7 +64,7 @@ def test_mask_head_project_equals_the_conv_then_dot_product(channels_last):
     head.zero_grad()
     conv.zero_grad()
     sum(g.square().sum() for g in head.project(hidden, y4, conv)).backward()
-    for ref, p in zip(ref_grads, (*head.parameters(), *conv.parameters())):
+    for ref, p in zip(ref_grads, (*head.parameters(), *conv.parameters()), strict=True):
         torch.testing.assert_close(p.grad, ref, rtol=1e-4, atol=1e-4)
 
 

@@ -60,9 +60,11 @@ def test_sine_position_encoding_every_entry():
 
 def test_sine_time_table_hand_values():
     te = sine_time_table(3, 4)  # frequencies 1 and 10000^(-2/4) = 0.01
-    expected = [[0, 1, 0, 1],
-                [math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)],
-                [math.sin(2), math.cos(2), math.sin(0.02), math.cos(0.02)]]
+    expected = [
+        [0, 1, 0, 1],
+        [math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)],
+        [math.sin(2), math.cos(2), math.sin(0.02), math.cos(0.02)],
+    ]
     assert te.shape == (3, 4)
     torch.testing.assert_close(te, torch.tensor(expected, dtype=torch.float32), rtol=0, atol=1e-6)
 
@@ -76,7 +78,9 @@ def identity_pixel_decoder(dim: int, bias: torch.Tensor | None = None) -> PixelD
     dec = PixelDecoder(dict.fromkeys(TOP_DOWN, dim), dim)
     eye = torch.eye(dim)
     with torch.no_grad():
-        for conv in [m.conv for m in dec.lateral.values()] + [m.conv for m in dec.output.values()] + [dec.mask_features]:
+        for conv in (
+            [m.conv for m in dec.lateral.values()] + [m.conv for m in dec.output.values()] + [dec.mask_features]
+        ):
             conv.weight.zero_()
             k = conv.weight.shape[-1] // 2
             conv.weight[:, :, k, k] = eye
@@ -91,8 +95,12 @@ def test_pixel_decoder_hand_values():
     dim, t = 32, 1
     bias = torch.linspace(-1, 1, dim)
     dec = identity_pixel_decoder(dim, bias).eval()
-    feats = {"res5": torch.zeros(t, dim, 1, 2), "res4": torch.zeros(t, dim, 2, 4),
-             "res3": torch.zeros(t, dim, 4, 8), "res2": torch.zeros(t, dim, 8, 16)}
+    feats = {
+        "res5": torch.zeros(t, dim, 1, 2),
+        "res4": torch.zeros(t, dim, 2, 4),
+        "res3": torch.zeros(t, dim, 4, 8),
+        "res2": torch.zeros(t, dim, 8, 16),
+    }
     feats["res5"][..., 1] = 2.0
     z = {"res5": torch.zeros(t, dim, 1, 2)}
     with torch.no_grad():
@@ -182,13 +190,18 @@ def test_decoder_self_attention_mixes_the_frames_of_one_object():
     layer = zero_layer(DecoderLayer(4, 2, 8, dropout=0.0))
     mean_attention(layer.self_attn)
     layer.eval()
-    tgt = torch.tensor([[[1.0, 0, 0, 0], [0, 1.0, 0, 0]],  # object 0: mean [0.5, 0.5, 0, 0]
-                        [[0, 0, 3.0, 0], [0, 0, 0, 1.0]]])  # object 1: mean [0, 0, 1.5, 0.5]
+    tgt = torch.tensor(
+        [
+            [[1.0, 0, 0, 0], [0, 1.0, 0, 0]],  # object 0: mean [0.5, 0.5, 0, 0]
+            [[0, 0, 3.0, 0], [0, 0, 0, 1.0]],
+        ]
+    )  # object 1: mean [0, 0, 1.5, 0.5]
     with torch.no_grad():
         out = layer(tgt, 10 * torch.randn(2, 4), torch.randn(4, 5, 4), torch.randn(1, 5, 4))
     # object 0, frame 0: [1.5, 0.5, 0, 0] -> mean 0.5, variance 0.375 -> [1, 0, -0.5, -0.5] / sqrt(0.375)
-    assert out[0, 0].tolist() == pytest.approx([1 / math.sqrt(0.375), 0, -0.5 / math.sqrt(0.375),
-                                                -0.5 / math.sqrt(0.375)], abs=1e-4)
+    assert out[0, 0].tolist() == pytest.approx(
+        [1 / math.sqrt(0.375), 0, -0.5 / math.sqrt(0.375), -0.5 / math.sqrt(0.375)], abs=1e-4
+    )
     x = tgt.double().numpy()
     expected = ln(ln(ln(x + x.mean(1, keepdims=True))))
     np.testing.assert_allclose(out.numpy(), expected, atol=1e-4)
@@ -218,8 +231,9 @@ def test_decoder_ffn_is_relu_and_residual():
         layer.linear2.weight.copy_(torch.eye(4))
     layer.eval()
     with torch.no_grad():
-        out = layer(torch.tensor([[[1.0, 2.0, 3.0, 4.0]]]), torch.zeros(1, 4), torch.zeros(1, 3, 4),
-                    torch.zeros(1, 3, 4))
+        out = layer(
+            torch.tensor([[[1.0, 2.0, 3.0, 4.0]]]), torch.zeros(1, 4), torch.zeros(1, 3, 4), torch.zeros(1, 3, 4)
+        )
     # x = LN([1, 2, 3, 4]) = [-A, -B, B, A]; x + relu(x) = [-A, -B, 2B, 2A]: mean (B + A) / 4
     v = np.array([-A, -B, 2 * B, 2 * A])
     assert out[0, 0].tolist() == pytest.approx(ln(v).tolist(), abs=1e-4)

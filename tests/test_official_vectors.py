@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from tamvt.memory import MemoryBank, step_clip
-from tamvt.official import convert_official
 from tamvt.models.matching import MatchingBlock, resize_rte_table
+from tamvt.official import convert_official
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
 FEAT_TOL = 1e-4
@@ -129,7 +129,7 @@ def test_a_intermediates(model, vector_a, main_file, extra_file):
         z = model.match(clip0, bank.entries)
         assert max_diff(z[0], main_file["A.clip0.match.stride32"]) <= FEAT_TOL
         assert max_diff(z[1], main_file["A.clip0.match.stride16"]) <= FEAT_TOL
-        mask_features, multi_scale = model.pixel_decoder(clip0.levels, dict(zip(model.matching_levels, z)))
+        mask_features, multi_scale = model.pixel_decoder(clip0.levels, dict(zip(model.matching_levels, z, strict=True)))
         assert max_diff(mask_features, main_file["A.clip0.pixdec.mask_features"]) <= FEAT_TOL
         for i in range(3):
             assert max_diff(multi_scale[i], main_file[f"A.clip0.pixdec.multi_scale_features.{i}"]) <= FEAT_TOL
@@ -143,7 +143,7 @@ def test_a_sensitive_to_rte_order(model, main_file):
         with torch.no_grad():
             for n in range(1, 10):
                 base = n * (n - 1) // 2
-                theta[base:base + n] = saved[base:base + n].flip(0)
+                theta[base : base + n] = saved[base : base + n].flip(0)
             clips, _ = run_video(model, main_file["A.frames"], main_file["A.mask0"])
         assert max_diff(clips[2][0].logits[-1][0][:, None], main_file["A.clip2.logits"]) > 1e-2
     finally:
@@ -188,7 +188,7 @@ def test_b_logits_train_mode_without_dropout(model, main_file):
         feats = model.encode_frames(frames)
         bank = MemoryBank(9)
         for i in range(2):
-            bank.add(model.encode_memory(feats.select(i), masks[i:i + 1]))
+            bank.add(model.encode_memory(feats.select(i), masks[i : i + 1]))
         outs = []
         for c, start in enumerate(range(2, 12, 2)):
             assert bank.entry_ids == main_file[f"B.clip{c}.memory_keys"].tolist()

@@ -21,7 +21,7 @@ def test_davis_palette_values() -> None:
     assert tuple(DAVIS_PALETTE[3:6]) == (128, 0, 0)
     assert tuple(DAVIS_PALETTE[6:9]) == (0, 128, 0)
     assert tuple(DAVIS_PALETTE[9:12]) == (128, 128, 0)
-    assert tuple(DAVIS_PALETTE[255 * 3:256 * 3]) == (224, 224, 192)
+    assert tuple(DAVIS_PALETTE[255 * 3 : 256 * 3]) == (224, 224, 192)
 
 
 def test_round_trip_defaults_to_davis_palette(tmp_path: Path) -> None:

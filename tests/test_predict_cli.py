@@ -30,8 +30,8 @@ def moving_video(t_len: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     frames = rng.integers(0, 80, size=(t_len, H, W, 3), dtype=np.uint8)
     ids = np.zeros((t_len, H, W), np.uint8)
     for t in range(t_len):
-        ids[t, 8:28, 4 + 4 * t:24 + 4 * t] = 1
-        ids[t, 36:58, 70 - 3 * t:90 - 3 * t] = 2
+        ids[t, 8:28, 4 + 4 * t : 24 + 4 * t] = 1
+        ids[t, 36:58, 70 - 3 * t : 90 - 3 * t] = 2
     frames[ids == 1] = (240, 50, 50)
     frames[ids == 2] = (50, 240, 50)
     return frames, ids
@@ -61,7 +61,9 @@ def model_args(data) -> list[str]:
 
 def test_results_folder_is_evaluable(data, tmp_path, capsys):
     out = tmp_path / "results"
-    assert main(["predict", "--format", "davis", "--root", str(data["davis"]), "--out", str(out), *model_args(data)]) == 0
+    assert (
+        main(["predict", "--format", "davis", "--root", str(data["davis"]), "--out", str(out), *model_args(data)]) == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == sorted(SEQS)
     for name, n in SEQS.items():
         assert sorted(p.name for p in (out / name).iterdir()) == [f"{t:05d}.png" for t in range(n)]
@@ -96,9 +98,24 @@ def test_rerun_skips_complete_and_redoes_interrupted(data, tmp_path, capsys):
 def test_torchrun_two_processes_split_the_sequences(data, tmp_path):
     out = tmp_path / "results"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "tamvt.cli", "predict", "--format", "davis", "--root", str(data["davis"]), "--out", str(out),
-           *model_args(data)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "tamvt.cli",
+        "predict",
+        "--format",
+        "davis",
+        "--root",
+        str(data["davis"]),
+        "--out",
+        str(out),
+        *model_args(data),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     wrote = re.findall(r"rank (\d)/2: (\w+): wrote", proc.stdout)
@@ -119,12 +136,35 @@ def test_youtube_object_appearing_mid_video(data, tmp_path):
         Image.fromarray(frames[t]).save(split / "JPEGImages" / "vid1" / f"{5 * t:05d}.jpg", quality=95)
     write_index_png(split / "Annotations" / "vid1" / "00000.png", ids[0])
     write_index_png(split / "Annotations" / "vid1" / "00015.png", ids[3])
-    meta = {"videos": {"vid1": {"objects": {"1": {"category": "a", "frames": ["00000", "00005"]},
-                                            "2": {"category": "b", "frames": ["00015", "00020"]}}}}}
+    meta = {
+        "videos": {
+            "vid1": {
+                "objects": {
+                    "1": {"category": "a", "frames": ["00000", "00005"]},
+                    "2": {"category": "b", "frames": ["00015", "00020"]},
+                }
+            }
+        }
+    }
     (split / "meta.json").write_text(json.dumps(meta))
     out = tmp_path / "results"
-    assert main(["predict", "--format", "youtube", "--root", str(root), "--split", "val", "--out", str(out),
-                 *model_args(data)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--format",
+                "youtube",
+                "--root",
+                str(root),
+                "--split",
+                "val",
+                "--out",
+                str(out),
+                *model_args(data),
+            ]
+        )
+        == 0
+    )
     pred = [read_index_png(out / "vid1" / f"{5 * t:05d}.png")[0] for t in range(6)]
     assert all(2 not in np.unique(p) for p in pred[:3])  # not there before its first mask
     assert np.array_equal(pred[3] == 2, ids[3] == 2)  # its first mask comes back as given

@@ -22,6 +22,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "official"
 
 # ---- the authors' vectors through the predictor (raw uint8 frames, resize none) -----------------
 
+
 @pytest.fixture(scope="module")
 def official():
     from safetensors.torch import load_file
@@ -60,6 +61,7 @@ def test_vector_d_long_video_with_eviction(official):
 
 # ---- a tiny random model ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def video() -> np.ndarray:
     return squares_video(9, seed=0)
@@ -73,7 +75,7 @@ def run(predictor, frames, masks: dict[int, tuple[int, np.ndarray]]) -> dict[int
     session = predictor.start(frames)
     for obj, (f, m) in masks.items():
         predictor.add_mask(session, f, obj, m)
-    return {i: dict(zip(r.object_ids, r.probs)) for i, r in predictor.propagate(session)}
+    return {i: dict(zip(r.object_ids, r.probs, strict=True)) for i, r in predictor.propagate(session)}
 
 
 def test_every_frame_encoded_once_and_each_memory_entry_once(small_model, video, monkeypatch):
@@ -137,7 +139,7 @@ def test_remove_object(small_model, video):
     p.add_mask(session, 2, 3, MASK3)
     seen = {}
     for i, r in p.propagate(session):
-        seen[i] = dict(zip(r.object_ids, r.probs))
+        seen[i] = dict(zip(r.object_ids, r.probs, strict=True))
         if i == 3:
             p.remove_object(session, 2)  # shares a memory with object 1: its slot is dropped
             p.remove_object(session, 3)  # alone in its group: the group goes
@@ -171,8 +173,8 @@ def test_streaming_equals_propagate(small_model, video):
     assert returned_after == [[0], [], [1, 2], [], [3], [4], [5], [6], [7]]
     assert [r.frame_idx for r in tail] == [8]
     for i in range(9):
-        assert dict(zip(got[i].object_ids, got[i].probs)).keys() == expected[i].keys()
-        for obj, prob in zip(got[i].object_ids, got[i].probs):
+        assert dict(zip(got[i].object_ids, got[i].probs, strict=True)).keys() == expected[i].keys()
+        for obj, prob in zip(got[i].object_ids, got[i].probs, strict=True):
             assert torch.allclose(prob, expected[i][obj], atol=1e-5, rtol=0)
     assert stream.flush() == []
 
@@ -204,8 +206,8 @@ def test_one_predictor_serves_two_interleaved_streams(small_model, video):
     both_b.append(rows(b.flush()))
     for alone, both in ((alone_a, both_a), (alone_b, both_b)):
         assert [[r[:2] for r in step] for step in both] == [[r[:2] for r in step] for step in alone]
-        for step_alone, step_both in zip(alone, both):
-            for (_, _, probs, mask), (_, _, probs2, mask2) in zip(step_alone, step_both):
+        for step_alone, step_both in zip(alone, both, strict=True):
+            for (_, _, probs, mask), (_, _, probs2, mask2) in zip(step_alone, step_both, strict=True):
                 assert torch.equal(probs, probs2) and np.array_equal(mask, mask2)
     assert {ids for step in alone_b for _, ids, _, _ in step} == {(1,), (1, 2)}
 
@@ -274,7 +276,7 @@ def test_lazy_and_bounded(small_model, video):
     p = make_predictor(small_model, bank_size=3)
     session = p.start(frames)
     p.add_mask(session, 0, 1, MASK1)
-    for i, r in p.propagate(session):
+    for i, _ in p.propagate(session):
         assert frames.read - i <= 1  # at most L-1 frames read ahead of the output
         g = session.groups[0]
         assert len(g.bank) <= 3 and len(g.pending) <= 1 and len(session.pending_frames) <= 2
@@ -295,9 +297,14 @@ def test_memory_view_clip_records_and_reset(small_model, video):
     first = {i: r.mask for i, r in p.propagate(session)}
     assert session.memory_frames() == {1: (0, 4, 6), 2: (0, 4, 6), 3: (3, 5, 7)}
     assert [(c.object_ids, c.frames, c.memory, c.written) for c in clips] == [
-        ((1, 2), (1, 2), (0,), True), ((1, 2), (3, 4), (0, 2), True), ((3,), (4, 5), (3,), True),
-        ((1, 2), (5, 6), (0, 2, 4), True), ((3,), (6, 7), (3, 5), True),
-        ((1, 2), (7, 8), (0, 4, 6), False), ((3,), (8,), (3, 5, 7), False)]  # the last clips: no entry
+        ((1, 2), (1, 2), (0,), True),
+        ((1, 2), (3, 4), (0, 2), True),
+        ((3,), (4, 5), (3,), True),
+        ((1, 2), (5, 6), (0, 2, 4), True),
+        ((3,), (6, 7), (3, 5), True),
+        ((1, 2), (7, 8), (0, 4, 6), False),
+        ((3,), (8,), (3, 5, 7), False),
+    ]  # the last clips: no entry
     session.reset()
     assert session.walk is None and session.memory_frames() == {} and len(session.results) == 0
     assert sorted(session.annotations) == [1, 2, 3]
@@ -316,7 +323,7 @@ def test_oracle_memory_writes_the_given_masks_into_memory(small_model, video, mo
     session = p.start(video, oracle_memory=lambda idx: truth)
     p.add_mask(session, 0, 1, MASK1)
     p.add_mask(session, 0, 2, MASK2)
-    oracle = {i: dict(zip(r.object_ids, r.probs)) for i, r in p.propagate(session)}
+    oracle = {i: dict(zip(r.object_ids, r.probs, strict=True)) for i, r in p.propagate(session)}
     given = torch.from_numpy(np.stack([MASK1, MASK2]).astype(np.float32))[:, None]  # (B, 1, H, W)
     assert len(written) == 4 and all(torch.equal(m, given) for m in written)  # reference + 3 entries
     for i in range(3):  # clip [1, 2] is matched against the reference only

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tamvt.data.video import VideoWriter
 from tamvt.data.generic import read_generic
 from tamvt.data.palette import DAVIS_PALETTE, write_index_png
 from tamvt.data.registry import FORMATS, read_dataset
+from tamvt.data.video import VideoWriter
 from tamvt.errors import InputError, TamvtError
 
 H, W = 24, 32
@@ -34,8 +34,9 @@ def blob_mask(ids: dict[int, tuple[slice, slice]], hw: tuple[int, int] = (H, W))
     return m
 
 
-MASK_12V = blob_mask({1: (slice(0, 8), slice(0, 8)), 2: (slice(10, 20), slice(10, 20)),
-                      255: (slice(22, 24), slice(0, 32))})
+MASK_12V = blob_mask(
+    {1: (slice(0, 8), slice(0, 8)), 2: (slice(10, 20), slice(10, 20)), 255: (slice(22, 24), slice(0, 32))}
+)
 
 
 def make_davis(root: Path) -> Path:
@@ -193,8 +194,19 @@ def _missing_annotation_folder(root: Path) -> str:
     return "Annotations/480p/seq-b"
 
 
-BAD_DAVIS = [_rgb_mask, _mask_16bit, _size_mismatch, _no_first_annotation, _empty_first_annotation, _no_frames,
-             _missing_sequence_folder, _missing_split, _empty_split, _mask_without_frame, _missing_annotation_folder]
+BAD_DAVIS = [
+    _rgb_mask,
+    _mask_16bit,
+    _size_mismatch,
+    _no_first_annotation,
+    _empty_first_annotation,
+    _no_frames,
+    _missing_sequence_folder,
+    _missing_split,
+    _empty_split,
+    _mask_without_frame,
+    _missing_annotation_folder,
+]
 
 
 @pytest.mark.parametrize("corrupt", BAD_DAVIS, ids=[f.__name__.strip("_") for f in BAD_DAVIS])
@@ -249,10 +261,16 @@ def make_youtube(root: Path, split: str = "valid") -> Path:
     ann = root / split / "Annotations" / "vid1"
     write_index_png(ann / "00000.png", blob_mask({2: (slice(0, 6), slice(0, 6))}))
     write_index_png(ann / "00010.png", blob_mask({2: (slice(0, 6), slice(0, 6)), 5: (slice(12, 20), slice(12, 20))}))
-    meta = {"videos": {"vid1": {"objects": {
-        "5": {"category": "cat", "frames": ["00010", "00015", "00020", "00025"]},
-        "2": {"category": "person", "frames": names},
-    }}}}
+    meta = {
+        "videos": {
+            "vid1": {
+                "objects": {
+                    "5": {"category": "cat", "frames": ["00010", "00015", "00020", "00025"]},
+                    "2": {"category": "person", "frames": names},
+                }
+            }
+        }
+    }
     (root / split / "meta.json").write_text(json.dumps(meta))
     return root
 

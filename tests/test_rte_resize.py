@@ -28,7 +28,7 @@ def _numpy_interpolation(table: np.ndarray, old: int, new: int) -> np.ndarray:
     """Independent reference: block i = np.interp of block i-1 at positions jj*(i-2)/(i-1)."""
     out = list(table.astype(np.float64))
     for i in range(old + 1, new + 1):
-        prev = np.asarray(out[-(i - 1):])
+        prev = np.asarray(out[-(i - 1) :])
         out += list(np.interp(np.arange(i) * (i - 2) / (i - 1), np.arange(i - 1), prev))
     return np.asarray(out)
 

@@ -16,8 +16,8 @@ from tamvt.checkpoint import save_checkpoint
 from tamvt.cli import main
 from tamvt.config import load_preset
 from tamvt.data.palette import DAVIS_PALETTE, read_index_png
-from tamvt.models.tamvt import build_tamvt
 from tamvt.inference.overlay import contours, overlay
+from tamvt.models.tamvt import build_tamvt
 
 H, W, T = 64, 96, 7
 PALETTE = bytes(np.random.default_rng(1).integers(0, 256, 768, dtype=np.uint8))
@@ -32,7 +32,7 @@ def data(tmp_path_factory):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 80, size=(T, H, W, 3), dtype=np.uint8)
     for t in range(T):
-        frames[t, 10:30, 5 + 3 * t:25 + 3 * t] = (250, 40, 40)
+        frames[t, 10:30, 5 + 3 * t : 25 + 3 * t] = (250, 40, 40)
         frames[t, 35:60, 50:80] = (40, 40, 250)
     folder = root / "frames"
     folder.mkdir()
@@ -49,8 +49,22 @@ def data(tmp_path_factory):
 
 
 def segment(data, *extra: str, mask: str = "mask.png", input: Path | None = None) -> int:
-    return main(["segment", str(input or data["folder"]), "--mask", str(data["root"] / mask),
-                 "--checkpoint", str(data["ckpt"]), "--short-side", "0", "--device", "cpu", "--quiet", *extra])
+    return main(
+        [
+            "segment",
+            str(input or data["folder"]),
+            "--mask",
+            str(data["root"] / mask),
+            "--checkpoint",
+            str(data["ckpt"]),
+            "--short-side",
+            "0",
+            "--device",
+            "cpu",
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def test_default_checkpoint_is_the_shipped_model(data, tmp_path):
@@ -142,18 +156,34 @@ def bad_cases(data, tmp_path):
         "empty mask": ([folder, "--mask", str(tmp_path / "empty.png"), *base], "mask is empty"),
         "unknown id": ([folder, "--mask", mask, "--objects", "1,7", *base], "object id(s) 7 not in the mask"),
         "unreadable video": ([str(tmp_path / "broken.mp4"), "--mask", mask, *base], "broken.mp4: cannot open video"),
-        "other preset": ([folder, "--mask", mask, *base, "--preset", "tamvt-r50"],
-                         "checkpoint is for a different model"),
-        "missing checkpoint": ([folder, "--mask", mask, *base[2:], "--checkpoint", str(tmp_path / "no.safetensors")],
-                               "no.safetensors: checkpoint not found"),
+        "other preset": (
+            [folder, "--mask", mask, *base, "--preset", "tamvt-r50"],
+            "checkpoint is for a different model",
+        ),
+        "missing checkpoint": (
+            [folder, "--mask", mask, *base[2:], "--checkpoint", str(tmp_path / "no.safetensors")],
+            "no.safetensors: checkpoint not found",
+        ),
         "model override": ([folder, "--mask", mask, *base, "model.rte=add"], "only inference.* settings"),
         "unknown override": ([folder, "--mask", mask, *base, "inference.colour=red"], "unknown config key"),
         "frame out of range": ([folder, "--mask", mask, "--frame", "9", *base], "mask frame 9 out of range"),
     }
 
 
-@pytest.mark.parametrize("case", ["mask size", "empty mask", "unknown id", "unreadable video", "other preset",
-                                  "missing checkpoint", "model override", "unknown override", "frame out of range"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "mask size",
+        "empty mask",
+        "unknown id",
+        "unreadable video",
+        "other preset",
+        "missing checkpoint",
+        "model override",
+        "unknown override",
+        "frame out of range",
+    ],
+)
 def test_bad_input_one_line_exit_2(data, tmp_path, capsys, case):
     argv, message = bad_cases(data, tmp_path)[case]
     out = tmp_path / "out"
@@ -171,9 +201,25 @@ def test_failure_mid_video_leaves_nothing(data, tmp_path):
         (folder / p.name).write_bytes(p.read_bytes())
     (folder / "img_004.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     out, video = tmp_path / "out", tmp_path / "o.mp4"
-    cmd = [sys.executable, "-m", "tamvt.cli", "segment", str(folder), "--mask", str(data["root"] / "mask.png"),
-           "--checkpoint", str(data["ckpt"]), "--short-side", "0", "--device", "cpu", "--out", str(out),
-           "--overlay", str(video)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tamvt.cli",
+        "segment",
+        str(folder),
+        "--mask",
+        str(data["root"] / "mask.png"),
+        "--checkpoint",
+        str(data["ckpt"]),
+        "--short-side",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--overlay",
+        str(video),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "img_004.png: cannot read image" in proc.stderr

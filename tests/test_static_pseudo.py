@@ -78,8 +78,9 @@ def test_frames_move_per_frame(root):
 
 
 def test_void_is_carried(root):
-    ds = StaticPseudoVideoDataset.from_root(root, out_size=(60, 80), crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0),
-                                            paste_prob=0.0, hflip_prob=0.0)
+    ds = StaticPseudoVideoDataset.from_root(
+        root, out_size=(60, 80), crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), paste_prob=0.0, hflip_prob=0.0
+    )
     s = ds[0]
     assert s.void[0].any() and not (s.void & s.masks.bool()).any()
 
@@ -98,7 +99,9 @@ def test_pasted_objects_occlude_the_target(root):
         lost = q.masks.bool() & ~p.masks.bool()
         if lost.any():
             occluded_somewhere = True
-            red = torch.tensor([(c / 255 - m) / s for c, m, s in zip(RED, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+            red = torch.tensor(
+                [(c / 255 - m) / s for c, m, s in zip(RED, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), strict=True)]
+            )
             lost_pixels = p.frames.permute(0, 2, 3, 1)[lost]  # (N, 3)
             assert (lost_pixels - red).abs().max(1).values.min() > 0.5  # not red any more: pasted content
         assert p.masks[0].any()  # never fully hidden in frame 0

@@ -12,8 +12,16 @@ import pytest
 from PIL import Image
 
 from tamvt.cli import main
-from tamvt.data.synthetic import (EVENT_TYPES, EVENTS, SynthConfig, SynthConfigError, iter_video, make_video,
-                                  preset_suite, stream)
+from tamvt.data.synthetic import (
+    EVENT_TYPES,
+    EVENTS,
+    SynthConfig,
+    SynthConfigError,
+    iter_video,
+    make_video,
+    preset_suite,
+    stream,
+)
 
 SIZE = (120, 160)
 
@@ -37,6 +45,7 @@ def _areas(masks: np.ndarray, k: int) -> np.ndarray:
 def _aligned_iou(a: np.ndarray, b: np.ndarray, size: int = 96) -> float:
     """Best IoU of two binary masks after moving both centroids to the centre and rotating b (3 deg steps):
     1 for the same shape moved and turned, lower when the outline itself changed."""
+
     def centred(m):
         ys, xs = np.nonzero(m)
         shift = np.float32([[1, 0, size / 2 - xs.mean()], [0, 1, size / 2 - ys.mean()]])
@@ -196,8 +205,8 @@ def test_long_video_renders_lazily():
 
 def test_stream_is_endless_and_deterministic():
     template = SynthConfig(size=(48, 64), length=12)
-    a = [v for _, v in zip(range(3), stream(7, template))]
-    b = [v for _, v in zip(range(2), stream(7, template))]
+    a = [v for _, v in zip(range(3), stream(7, template), strict=False)]
+    b = [v for _, v in zip(range(2), stream(7, template), strict=False)]
     assert np.array_equal(a[0].frames, b[0].frames) and np.array_equal(a[1].masks, b[1].masks)
     assert len({v.config.seed for v in a}) == 3 and not np.array_equal(a[0].frames, a[1].frames)
 
@@ -241,8 +250,25 @@ def test_cli_writes_davis_layout_that_reads_back(tmp_path):
 
 def test_cli_overrides(tmp_path):
     out = tmp_path / "o"
-    rc = main(["synth", str(out), "--preset", "val", "--num", "2", "--length", "14", "--size", "48x64",
-               "--events", "shrink,small", "--objects", "2", "--quiet"])
+    rc = main(
+        [
+            "synth",
+            str(out),
+            "--preset",
+            "val",
+            "--num",
+            "2",
+            "--length",
+            "14",
+            "--size",
+            "48x64",
+            "--events",
+            "shrink,small",
+            "--objects",
+            "2",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     attrs = json.loads((out / "attributes.json").read_text())["videos"]
     assert sorted(attrs) == ["val-000", "val-001"]

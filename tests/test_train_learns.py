@@ -23,8 +23,17 @@ class OneVideoWindows(Dataset):
     def __getitem__(self, index: int):
         from tamvt.data.training.synthetic import sample_window
 
-        return sample_window(self.video.frames, self.video.masks, np.random.default_rng([self.epoch, index]), length=8,
-                             num_memory=2, augment=None, reverse_prob=0.0, max_skip=1, name="one")
+        return sample_window(
+            self.video.frames,
+            self.video.masks,
+            np.random.default_rng([self.epoch, index]),
+            length=8,
+            num_memory=2,
+            augment=None,
+            reverse_prob=0.0,
+            max_skip=1,
+            name="one",
+        )
 
 
 @pytest.mark.slow
@@ -36,12 +45,24 @@ def test_small_model_fits_one_video(tmp_path):
 
     video = make_video(SynthConfig(size=(64, 96), length=16, num_objects=1, events=("cut",), seed=7, num_distractors=1))
     steps = 160
-    cfg = load_train_config("synthetic-small", [
-        f"optim.steps={steps}", "optim.lr=3e-4", "optim.lr_backbone=3e-4", "optim.milestones=[]",
-        "optim.final_drop=0", "optim.warmup_fraction=0.05", "optim.grad_clip=1.0", "optim.ema_decay=0.0",
-        "run.validate_every=0", f"run.checkpoint_every={steps}", "run.num_workers=0", "run.progress=false",
-        "val.source=none",
-    ])
+    cfg = load_train_config(
+        "synthetic-small",
+        [
+            f"optim.steps={steps}",
+            "optim.lr=3e-4",
+            "optim.lr_backbone=3e-4",
+            "optim.milestones=[]",
+            "optim.final_drop=0",
+            "optim.warmup_fraction=0.05",
+            "optim.grad_clip=1.0",
+            "optim.ema_decay=0.0",
+            "run.validate_every=0",
+            f"run.checkpoint_every={steps}",
+            "run.num_workers=0",
+            "run.progress=false",
+            "val.source=none",
+        ],
+    )
     val = [ValVideo("one", video.frames, dict(enumerate(video.masks)))]
     trainer = Trainer(cfg, tmp_path / "run", resume="never", dataset=OneVideoWindows(video, steps), val_videos=val)
     before = trainer.run_validation()["J"]

@@ -20,8 +20,15 @@ from tamvt.train.unroll import unroll_window
 def test_predicted_sizes_match_the_unroll(tiny_config, window, num_memory, clip, bank):
     from tamvt.models.tamvt import build_tamvt
 
-    cfg = load_train_config(tiny_config(), [f"data.window_length={window}", f"data.num_memory={num_memory}",
-                                            f"data.clip_length={clip}", f"model.bank_size={bank}"])
+    cfg = load_train_config(
+        tiny_config(),
+        [
+            f"data.window_length={window}",
+            f"data.num_memory={num_memory}",
+            f"data.clip_length={clip}",
+            f"model.bank_size={bank}",
+        ],
+    )
     torch.manual_seed(0)
     net = build_tamvt(cfg.model).eval()
     frames = torch.randn(window, 3, 64, 64)

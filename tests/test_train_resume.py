@@ -18,8 +18,9 @@ TAMVT = [sys.executable, "-m", "tamvt.cli"]
 
 
 def _train(config: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*TAMVT, "train", str(config), "--out", str(out), *extra], capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [*TAMVT, "train", str(config), "--out", str(out), *extra], capture_output=True, text=True, timeout=600
+    )
 
 
 def _events(out: Path) -> list[dict]:
@@ -41,8 +42,9 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_config):
     assert r.returncode == 0, r.stderr
 
     broken = tmp_path / "broken"
-    proc = subprocess.Popen([*TAMVT, "train", str(cfg), "--out", str(broken)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*TAMVT, "train", str(cfg), "--out", str(broken)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     killed_at = None
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -68,7 +70,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_config):
         assert a[part].keys() == b[part].keys()
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key} differs after resume"
-    for ga, gb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+    for ga, gb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
         assert all(torch.equal(ga[k], gb[k]) for k in ga)
     # training actually changed the weights
     init = _load_after_zero_steps(tmp_path)
@@ -91,16 +93,32 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, tiny_config):
 
     # the inference settings the checkpoint carries can be changed on export (weights unchanged)
     retuned = tmp_path / "retuned.safetensors"
-    r = subprocess.run([*TAMVT, "export", str(straight), str(retuned), "inference.memory=spread",
-                        "inference.short_side=40", "--summary"], check=False, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            *TAMVT,
+            "export",
+            str(straight),
+            str(retuned),
+            "inference.memory=spread",
+            "inference.short_side=40",
+            "--summary",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     tensors2, tcfg2, _ = read_checkpoint(retuned)
     assert (tcfg2.inference.memory, tcfg2.inference.short_side, tcfg2.model) == ("spread", 40, tcfg.model)
     assert json.loads(retuned.with_suffix(".json").read_text())["inference"]["short_side"] == 40
     assert all(torch.equal(tensors2[k], tensors[k]) for k in tensors)
     for bad in ("model.hidden_dim=16", "inference.memory=lifo"):
-        r = subprocess.run([*TAMVT, "export", str(straight), str(tmp_path / "bad.safetensors"), bad],
-                           check=False, capture_output=True, text=True)
+        r = subprocess.run(
+            [*TAMVT, "export", str(straight), str(tmp_path / "bad.safetensors"), bad],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert not (tmp_path / "bad.safetensors").exists()
 
@@ -136,8 +154,10 @@ def test_corrupt_and_foreign_checkpoints_are_one_line_errors(tmp_path, tiny_conf
     from tamvt.train.config import config_to_dict, load_train_config
 
     other = config_to_dict(load_train_config(cfg, ["model.decoder_layers=3"]))
-    atomic_torch_save(make_checkpoint(config=other, step=3, epoch=0, epoch_step=3, model={}, ema=None,
-                                      optimizer={}, rng=[]), run / "last.pt")
+    atomic_torch_save(
+        make_checkpoint(config=other, step=3, epoch=0, epoch_step=3, model={}, ema=None, optimizer={}, rng=[]),
+        run / "last.pt",
+    )
     with pytest.raises(InputError, match="another model configuration"):
         load_run_state(run / "last.pt", expected_model=config_to_dict(load_train_config(cfg))["model"])
     assert main(["train", str(cfg), "--out", str(run)]) == 2

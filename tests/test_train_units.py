@@ -13,7 +13,6 @@ from torch import nn
 from tamvt.errors import InputError, TamvtError
 from tamvt.train.optim import StepSchedule, build_schedule, clip_grad_norm, param_groups
 
-
 # ------------------------------------------------------------------------------------ schedules
 
 
@@ -113,21 +112,45 @@ def test_ema_update_and_load():
 def test_presets_load_with_the_recipes():
     from tamvt.train.config import load_train_config, train_preset_names
 
-    assert set(train_preset_names()) >= {"pretrain-static", "finetune-vost", "finetune-vost-authors",
-                                         "finetune-davis", "synthetic-small"}
+    assert set(train_preset_names()) >= {
+        "pretrain-static",
+        "finetune-vost",
+        "finetune-vost-authors",
+        "finetune-davis",
+        "synthetic-small",
+    }
     paper = load_train_config("finetune-vost")
     o = paper.optim
-    assert (o.lr, o.lr_backbone, o.weight_decay, o.epochs, o.milestones, o.schedule) == \
-        (2e-4, 1e-5, 1e-4, 20, (8, 16), "paper")
+    assert (o.lr, o.lr_backbone, o.weight_decay, o.epochs, o.milestones, o.schedule) == (
+        2e-4,
+        1e-5,
+        1e-4,
+        20,
+        (8, 16),
+        "paper",
+    )
     assert paper.data.window_length == 12 and paper.data.num_memory == 2 and paper.clip_length == 2
     authors = load_train_config("finetune-vost-authors")
     o = authors.optim
-    assert (o.lr, o.lr_backbone, o.epochs, o.milestones, o.final_drop, o.warmup_fraction, o.grad_clip,
-            o.ema_decay, o.schedule) == (1e-4, 2e-5, 150, (60, 120), 10, 0.01, 0.1, 0.9998, "authors")
+    assert (
+        o.lr,
+        o.lr_backbone,
+        o.epochs,
+        o.milestones,
+        o.final_drop,
+        o.warmup_fraction,
+        o.grad_clip,
+        o.ema_decay,
+        o.schedule,
+    ) == (1e-4, 2e-5, 150, (60, 120), 10, 0.01, 0.1, 0.9998, "authors")
     assert authors.model.backbone == "resnet50" and authors.model.bank_size == 9
     static = load_train_config("pretrain-static")
-    assert (static.data.source, static.data.window_length, static.data.num_memory, static.clip_length) == \
-        ("static", 6, 2, 3)
+    assert (static.data.source, static.data.window_length, static.data.num_memory, static.clip_length) == (
+        "static",
+        6,
+        2,
+        3,
+    )
     small = load_train_config("synthetic-small")
     assert small.model.backbone == "resnet18" and small.data.source == "synthetic" and small.val.source == "synthetic"
 
@@ -135,8 +158,9 @@ def test_presets_load_with_the_recipes():
 def test_overrides_and_errors(tmp_path):
     from tamvt.train.config import load_train_config
 
-    cfg = load_train_config("finetune-vost", ["optim.lr=3e-4", "data.reverse_prob=0.5", "model_preset=tamvt-small",
-                                               "optim.steps=50"])
+    cfg = load_train_config(
+        "finetune-vost", ["optim.lr=3e-4", "data.reverse_prob=0.5", "model_preset=tamvt-small", "optim.steps=50"]
+    )
     assert cfg.optim.lr == 3e-4 and cfg.data.reverse_prob == 0.5 and cfg.optim.steps == 50
     assert cfg.model.backbone == "resnet18" and cfg.model.bank_size == 7  # the file's model fields still win
     with pytest.raises(TamvtError, match="unknown config key"):
@@ -182,8 +206,19 @@ def test_rng_roundtrip_through_a_weights_only_checkpoint(tmp_path):
     first = (random.random(), np.random.rand(), torch.rand(3))
     cfg = {"name": "x", "model": {"hidden_dim": 32}}
     path = tmp_path / "last.pt"
-    atomic_torch_save(make_checkpoint(config=cfg, step=5, epoch=1, epoch_step=2, model={"w": torch.ones(2)},
-                                      ema=None, optimizer={"state": {}, "param_groups": []}, rng=[state]), path)
+    atomic_torch_save(
+        make_checkpoint(
+            config=cfg,
+            step=5,
+            epoch=1,
+            epoch_step=2,
+            model={"w": torch.ones(2)},
+            ema=None,
+            optimizer={"state": {}, "param_groups": []},
+            rng=[state],
+        ),
+        path,
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
     ckpt = load_run_state(path, expected_model={"hidden_dim": 32})
     assert (ckpt["step"], ckpt["epoch"], ckpt["epoch_step"]) == (5, 1, 2)
@@ -204,10 +239,13 @@ def test_davis_layout_training_and_validation(tmp_path, tiny_config):
 
     root = tmp_path / "davis"
     assert main(["synth", str(root), "--preset", "tiny"]) == 0
-    cfg_path = tiny_config("davis.yaml", optim={"steps": 2}, run={"checkpoint_every": 2},
-                           data={"source": "davis", "root": str(root), "split": "train", "window_length": 5,
-                                 "crop_size": [64, 80]},
-                           val={"source": "davis", "split": "val", "num_videos": 1, "short_side": 64})
+    cfg_path = tiny_config(
+        "davis.yaml",
+        optim={"steps": 2},
+        run={"checkpoint_every": 2},
+        data={"source": "davis", "root": str(root), "split": "train", "window_length": 5, "crop_size": [64, 80]},
+        val={"source": "davis", "split": "val", "num_videos": 1, "short_side": 64},
+    )
     from tamvt.train.config import load_train_config
 
     cfg = load_train_config(cfg_path)
@@ -250,9 +288,18 @@ def test_validation_leaves_the_training_rng_untouched(tmp_path, tiny_config):
     from tamvt.train.config import load_train_config
     from tamvt.train.trainer import Trainer
 
-    cfg = load_train_config(tiny_config("t.yaml", val={"source": "synthetic", "synthetic_preset": "tiny",
-                                                       "num_videos": 1, "synthetic_size": [64, 64],
-                                                       "synthetic_frames": 12}))
+    cfg = load_train_config(
+        tiny_config(
+            "t.yaml",
+            val={
+                "source": "synthetic",
+                "synthetic_preset": "tiny",
+                "num_videos": 1,
+                "synthetic_size": [64, 64],
+                "synthetic_frames": 12,
+            },
+        )
+    )
     trainer = Trainer(cfg, tmp_path / "run")
     torch.manual_seed(7), np.random.seed(7), random.seed(7)
     before = (torch.get_rng_state().clone(), np.random.get_state()[1].copy(), random.getstate())

@@ -16,8 +16,14 @@ import torch
 from tamvt.train.unroll import UnrollOutput, unroll_window
 
 
-def window_loss(model: torch.nn.Module, criterion: torch.nn.Module, frames: torch.Tensor, masks: torch.Tensor,
-                num_memory: int, clip_length: int) -> tuple[dict[str, torch.Tensor], UnrollOutput]:
+def window_loss(
+    model: torch.nn.Module,
+    criterion: torch.nn.Module,
+    frames: torch.Tensor,
+    masks: torch.Tensor,
+    num_memory: int,
+    clip_length: int,
+) -> tuple[dict[str, torch.Tensor], UnrollOutput]:
     """Unroll one single-object window (``frames`` (T, 3, H, W), ``masks`` (T, H, W) 0/1) with ground-truth
     memory masks, and apply the criterion to every decoder layer's logits of the query frames."""
     target = masks.float()

@@ -121,4 +121,6 @@ def test_jitter_identity_and_brightness():
     assert apply_jitter(img, Jitter()) is img
     assert (apply_jitter(img, Jitter(brightness=1.5)) == 150).all()
     gray = np.full((2, 2, 3), 80, np.uint8)
-    assert np.array_equal(apply_jitter(gray, Jitter(contrast=0.5, saturation=2.0)), gray)  # uniform gray is a fixed point
+    assert np.array_equal(
+        apply_jitter(gray, Jitter(contrast=0.5, saturation=2.0)), gray
+    )  # uniform gray is a fixed point

@@ -60,7 +60,7 @@ def video(tmp_path_factory) -> tuple[Path, Path, np.ndarray, np.ndarray]:
     for t in range(8):
         img = rng.integers(0, 80, (64, 80, 3), dtype=np.uint8)
         mask = np.zeros((64, 80), np.uint8)
-        mask[20:44, 10 + 4 * t:34 + 4 * t] = 1
+        mask[20:44, 10 + 4 * t : 34 + 4 * t] = 1
         img[mask == 1] = (200, 40 + 10 * t, 60)
         Image.fromarray(img).save(root / f"{t:05d}.png")
         frames.append(img)
@@ -79,21 +79,25 @@ def test_hooked_attention_is_the_engine_attention(mode: str) -> None:
     with torch.no_grad():
         matching.rte.theta.copy_(torch.tensor([0.5, 1.5, 0.7, 2.0, 1.2, 0.3]))
     queries = [torch.randn(2, 16, 2, 3), torch.randn(2, 16, 4, 6)]
-    keys = [[b.project_keys(torch.randn(q.shape[2] * q.shape[3], 16)) for _ in range(3)]
-            for b, q in zip(matching.blocks, queries)]
-    values = [[b.project_values(torch.randn(2, q.shape[2] * q.shape[3], 16)) for _ in range(3)]
-              for b, q in zip(matching.blocks, queries)]
+    keys = [
+        [b.project_keys(torch.randn(q.shape[2] * q.shape[3], 16)) for _ in range(3)]
+        for b, q in zip(matching.blocks, queries, strict=True)
+    ]
+    values = [
+        [b.project_values(torch.randn(2, q.shape[2] * q.shape[3], 16)) for _ in range(3)]
+        for b, q in zip(matching.blocks, queries, strict=True)
+    ]
     got: dict[int, torch.Tensor] = {}
     with torch.no_grad():
         fused = matching(queries, keys, values)
         with matching.hook_attention(lambda s, w: got.__setitem__(s, w)):
             hooked = matching(queries, keys, values)
         assert all(b.attention_hook is None for b in matching.blocks)
-        for a, b in zip(fused, hooked):
+        for a, b in zip(fused, hooked, strict=True):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
         # the weights by the formula of SPEC §1.4-1.5, written out here; n = 3 -> slots [5, 4, 3]
         theta = matching.rte.theta[[5, 4, 3]]
-        for s, (block, q_map) in enumerate(zip(matching.blocks, queries)):
+        for s, (block, q_map) in enumerate(zip(matching.blocks, queries, strict=True)):
             q = block.project_queries(q_map.flatten(2).transpose(1, 2).reshape(-1, 16))
             hw = keys[s][0].shape[0]
             want = []
@@ -176,22 +180,50 @@ def test_attention_maps_are_frame_k_attention(checkpoint: Path, video, tmp_path:
     titles = [ax.get_title() for ax in fig.axes]
     assert f"frame 0 (ref) {100 * cap.entry_mass(2)[0]:.1f}%" in titles
 
-    rc = main(["viz", "attention", str(checkpoint), str(folder), "--mask", str(mask_path), "--frame", "7",
-               "--short-side", "0", "--out", str(tmp_path), "--dpi", "30"])
+    rc = main(
+        [
+            "viz",
+            "attention",
+            str(checkpoint),
+            str(folder),
+            "--mask",
+            str(mask_path),
+            "--frame",
+            "7",
+            "--short-side",
+            "0",
+            "--out",
+            str(tmp_path),
+            "--dpi",
+            "30",
+        ]
+    )
     assert rc == 0 and (tmp_path / "attention-frame7-obj1.png").is_file()
 
 
 def test_token_coverage_by_hand() -> None:
     mask = np.zeros((4, 6), bool)
     mask[0:2, 0:3] = True  # the top-left cell of a 2x2 grid, whole
-    mask[3, 5] = True      # 1 of the 6 pixels of the bottom-right cell
+    mask[3, 5] = True  # 1 of the 6 pixels of the bottom-right cell
     np.testing.assert_allclose(token_coverage(mask, (2, 2)), [[1, 0], [0, 1 / 6]])
 
 
 def test_attention_rejects_a_frame_before_the_mask(checkpoint: Path, video, tmp_path: Path, capsys) -> None:
     folder, mask_path, _, _ = video
-    rc = main(["viz", "attention", str(checkpoint), str(folder), "--mask", str(mask_path), "--frame", "0",
-               "--out", str(tmp_path)])
+    rc = main(
+        [
+            "viz",
+            "attention",
+            str(checkpoint),
+            str(folder),
+            "--mask",
+            str(mask_path),
+            "--frame",
+            "0",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "--frame must be after" in err and "Traceback" not in err
 
@@ -207,12 +239,12 @@ def _weights_by_hand(delta: list[float], tau: float) -> list[float]:
 
 def test_loss_weights_by_hand(tmp_path: Path) -> None:
     masks = np.zeros((4, 10, 10), np.uint8)
-    masks[0, 0:2, 0:2] = 1                          # area 4, centroid (0.5, 0.5), 1 component
-    masks[1, 0:2, 4:6] = 1                          # area 4, centroid (0.5, 4.5), 1 component
+    masks[0, 0:2, 0:2] = 1  # area 4, centroid (0.5, 0.5), 1 component
+    masks[1, 0:2, 4:6] = 1  # area 4, centroid (0.5, 4.5), 1 component
     masks[2, 0:2, 4:6] = 1
-    masks[2, 6:8, 6:8] = 1                          # area 8, centroid (3.5, 5.5), 2 components
-    masks[3, 0:4, 4:8] = 1                          # area 16, centroid (1.5, 5.5), 1 component
-    masks[3, 9, 9] = 2                              # another object and void do not count
+    masks[2, 6:8, 6:8] = 1  # area 8, centroid (3.5, 5.5), 2 components
+    masks[3, 0:4, 4:8] = 1  # area 16, centroid (1.5, 5.5), 1 component
+    masks[3, 9, 9] = 2  # another object and void do not count
     masks[2, 9, 0] = 255
     frames = tuple(f"{i:05d}" for i in range(4))
     curves = loss_weight_curves(frames, masks, 1, tau=0.5)
@@ -232,7 +264,7 @@ def test_loss_weights_by_hand(tmp_path: Path) -> None:
 
     folder = tmp_path / "gt"
     folder.mkdir()
-    for name, m in zip(frames, masks):
+    for name, m in zip(frames, masks, strict=True):
         write_index_png(folder / f"{name}.png", m)
     assert main(["viz", "loss-weights", str(folder), "--out", str(tmp_path / "out"), "--dpi", "30"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["loss-weights-obj1.png", "loss-weights-obj2.png"]
@@ -243,15 +275,27 @@ def test_loss_weights_by_hand(tmp_path: Path) -> None:
 
 def test_training_curves_follow_the_resumed_run(tmp_path: Path) -> None:
     def train(step: int, total: float, lr: float) -> dict:
-        return {"event": "train", "step": step, "loss_mask": total / 10, "loss_dice": total / 20,
-                "loss_mask_0": total / 5, "loss_dice_0": total / 4, "total": total, "lr": lr}
+        return {
+            "event": "train",
+            "step": step,
+            "loss_mask": total / 10,
+            "loss_dice": total / 20,
+            "loss_mask_0": total / 5,
+            "loss_dice_0": total / 4,
+            "total": total,
+            "lr": lr,
+        }
 
     records = [
-        {"event": "start", "step": 0}, train(10, 5.0, 1e-4), train(20, 4.0, 1e-4),
+        {"event": "start", "step": 0},
+        train(10, 5.0, 1e-4),
+        train(20, 4.0, 1e-4),
         {"event": "checkpoint", "step": 20},
         {"event": "val", "step": 20, "J&F": 0.5, "J_tr": 0.4, "J": 0.45, "F": 0.55},
         train(30, 9.9, 1e-4),  # logged, then the run died: the resumed run redoes step 30
-        {"event": "start", "step": 20}, train(30, 3.0, 1e-5), train(40, 2.0, 1e-5),
+        {"event": "start", "step": 20},
+        train(30, 3.0, 1e-5),
+        train(40, 2.0, 1e-5),
         {"event": "val", "step": 40, "J&F": 0.7, "J_tr": None, "J": 0.65, "F": 0.75},
     ]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -287,7 +331,7 @@ def _davis_layout(root: Path) -> dict[tuple[str, int], list[float]]:
             gt[10:14, 12:18] = 2
             pred = gt.copy()
             pred[pred == 1] = 0
-            pred[2:8, 2 + t:8 + t] = 1
+            pred[2:8, 2 + t : 8 + t] = 1
             Image.fromarray(np.zeros((16, 20, 3), np.uint8)).save(root / "gt/JPEGImages/480p" / name / f"{t:05d}.jpg")
             write_index_png(root / "gt" / "Annotations/480p" / name / f"{t:05d}.png", gt)
             write_index_png(root / "pred" / name / f"{t:05d}.png", pred)
@@ -302,13 +346,28 @@ def test_eval_json_per_frame_scores_plots_and_html(tmp_path: Path) -> None:
     want_j = _davis_layout(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
-    rc = main(["eval", "--protocol", "davis", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred"),
-               "--workers", "1", "--json", str(out / "scores.json"), "--html", str(out / "report.html")])
+    rc = main(
+        [
+            "eval",
+            "--protocol",
+            "davis",
+            "--gt",
+            str(tmp_path / "gt"),
+            "--pred",
+            str(tmp_path / "pred"),
+            "--workers",
+            "1",
+            "--json",
+            str(out / "scores.json"),
+            "--html",
+            str(out / "report.html"),
+        ]
+    )
     assert rc == 0
     report = json.loads((out / "scores.json").read_text())
     pairs = [(e["sequence"], e["object"]) for e in report["per_object"]]
     assert [(e["sequence"], e["object"]) for e in report["per_frame"]] == pairs
-    for entry, obj in zip(report["per_frame"], report["per_object"]):
+    for entry, obj in zip(report["per_frame"], report["per_object"], strict=True):
         assert entry["frames"] == ["00001", "00002", "00003", "00004"]  # DAVIS: first and last excluded
         np.testing.assert_allclose(entry["J"], want_j[(entry["sequence"], entry["object"])])
         assert obj["J-Mean"] == pytest.approx(np.mean(entry["J"]))

@@ -4,6 +4,7 @@ No test touches the internet."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -98,10 +99,9 @@ class Drive:
                 end = len(data)
                 if owner.drop_at is not None and start < owner.drop_at:
                     end, owner.drop_at = owner.drop_at, None
-                try:  # short of Content-Length: the client sees a dropped connection
+                # short of Content-Length: the client sees a dropped connection; it may give up first (wrong size)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(data[start:end])
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up first (wrong size)
-                    pass
                 self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -109,13 +109,15 @@ class Drive:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def confirm_page(self, file_id: str) -> str:  # the shape of Drive's 2024 page
-        return (f'<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>'
-                f'<p>Google Drive can\'t scan this file for viruses.</p>'
-                f'<form id="download-form" action="{self.base}/download" method="get">'
-                f'<input type="submit" id="uc-download-link" value="Download anyway"/>'
-                f'<input type="hidden" name="id" value="{file_id}"><input type="hidden" name="export" value="download">'
-                f'<input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" value="{UUID}">'
-                f'</form></body></html>')
+        return (
+            f"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>"
+            f"<p>Google Drive can't scan this file for viruses.</p>"
+            f'<form id="download-form" action="{self.base}/download" method="get">'
+            f'<input type="submit" id="uc-download-link" value="Download anyway"/>'
+            f'<input type="hidden" name="id" value="{file_id}"><input type="hidden" name="export" value="download">'
+            f'<input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" value="{UUID}">'
+            f"</form></body></html>"
+        )
 
     def body_requests(self) -> list[tuple[str, str | None]]:
         return [r for r in self.requests if not r[0].startswith("/uc")]
@@ -166,8 +168,10 @@ def _closed_port_url() -> str:
 
 # ---- the whole path: tamvt weights fetch official-vost ----------------------------------------------------
 
-def test_fetch_official_vost_through_confirm_page_and_dropped_connection(serve, cache, authors_pth, monkeypatch,
-                                                                         capsys):
+
+def test_fetch_official_vost_through_confirm_page_and_dropped_connection(
+    serve, cache, authors_pth, monkeypatch, capsys
+):
     data, weights = authors_pth
     server = serve({"vost": data})
     server.drop_at = len(data) // 3
@@ -180,7 +184,12 @@ def test_fetch_official_vost_through_confirm_page_and_dropped_connection(serve, 
     assert server.requests[0][0].startswith("/uc?")
     assert [r[1] for r in server.body_requests()] == [None, f"bytes={len(data) // 3}-"]
     assert src.read_bytes() == data and sorted(p.name for p in src.parent.iterdir()) == [
-        ".lock", "official-vost.safetensors", "official-vost.safetensors.json", "tamvt_vost.pth", "tamvt_vost.pth.json"]
+        ".lock",
+        "official-vost.safetensors",
+        "official-vost.safetensors.json",
+        "tamvt_vost.pth",
+        "tamvt_vost.pth.json",
+    ]
     record = json.loads(Path(f"{src}.json").read_text())
     assert record["size"] == len(data) and record["sha256"] == hashlib.sha256(data).hexdigest()
     assert record["url"].endswith("/uc?export=download&id=vost")
@@ -244,6 +253,7 @@ def test_offline_fetch_is_one_line_error_with_the_url_and_where_to_put_the_file(
 
 # ---- the downloader -------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def blob() -> bytes:
     return os.urandom(3 * (1 << 20) + 12345)  # a few chunks
@@ -263,7 +273,10 @@ def test_interrupted_download_resumes_on_the_next_call(serve, tmp_path, blob, mo
     got = download(url, dest, progress=False)
     # the ranged request for the page is refused (416), the page asked for plainly, the file resumed
     assert [(path.partition("?")[0], rng) for path, rng in server.requests] == [
-        ("/uc", "bytes=1500000-"), ("/uc", None), ("/download", "bytes=1500000-")]
+        ("/uc", "bytes=1500000-"),
+        ("/uc", None),
+        ("/download", "bytes=1500000-"),
+    ]
     assert dest.read_bytes() == blob and got.sha256 == hashlib.sha256(blob).hexdigest() and got.size == len(blob)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.bin"]
 
@@ -312,19 +325,30 @@ def test_pages_and_http_errors_name_the_url(serve, tmp_path):
 
 
 def test_confirm_url_reads_both_drive_page_styles():
-    new = ('<form id="download-form" action="https://drive.usercontent.google.com/download?old=1" method="get">'
-           '<input type="submit" value="Download anyway"><input type="hidden" name="id" value="ID">'
-           '<input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" value="U"></form>')
-    assert confirm_url(new.encode(), "https://drive.google.com/uc?export=download&id=ID") == \
-        "https://drive.usercontent.google.com/download?id=ID&confirm=t&uuid=U"
+    new = (
+        '<form id="download-form" action="https://drive.usercontent.google.com/download?old=1" method="get">'
+        '<input type="submit" value="Download anyway"><input type="hidden" name="id" value="ID">'
+        '<input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" value="U"></form>'
+    )
+    assert (
+        confirm_url(new.encode(), "https://drive.google.com/uc?export=download&id=ID")
+        == "https://drive.usercontent.google.com/download?id=ID&confirm=t&uuid=U"
+    )
     old = '<a id="uc-download-link" href="/uc?export=download&amp;confirm=AbC1&amp;id=ID">Download anyway</a>'
-    assert confirm_url(old.encode(), "https://drive.google.com/uc?export=download&id=ID") == \
-        "https://drive.google.com/uc?export=download&confirm=AbC1&id=ID"
-    assert confirm_url(b"<html><form method='post' action='/x'><input type=hidden name=a value=b></form></html>",
-                       "https://x/") is None
+    assert (
+        confirm_url(old.encode(), "https://drive.google.com/uc?export=download&id=ID")
+        == "https://drive.google.com/uc?export=download&confirm=AbC1&id=ID"
+    )
+    assert (
+        confirm_url(
+            b"<html><form method='post' action='/x'><input type=hidden name=a value=b></form></html>", "https://x/"
+        )
+        is None
+    )
 
 
 # ---- names vs paths ---------------------------------------------------------------------------------------
+
 
 def test_resolve_checkpoint_names_and_paths(tmp_path, cache, capsys):
     assert resolve_checkpoint(None) == shipped_model_path() == resolve_checkpoint("mini-synthetic")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from tamvt.errors import InputError
-from collections.abc import Iterator
 
 
 def _umask() -> int:
@@ -24,8 +24,9 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, *, make_parents: bool = True, fsync: bool = False,
-                suffix: str = "") -> Iterator[Path]:
+def atomic_path(
+    path: str | Path, *, make_parents: bool = True, fsync: bool = False, suffix: str = ""
+) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it becomes ``path`` (usual file mode).
 
     ``make_parents=False``: a missing folder is an :class:`~tamvt.errors.InputError` naming it.

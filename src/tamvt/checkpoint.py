@@ -9,9 +9,10 @@ nothing is pickled, so loading never executes code.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,8 +26,9 @@ FORMAT = "tamvt-checkpoint"
 VERSION = "1"
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, cfg: TamvtConfig | ModelConfig,
-                    meta: Mapping[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path, model: nn.Module, cfg: TamvtConfig | ModelConfig, meta: Mapping[str, Any] | None = None
+) -> Path:
     """Write ``model``'s state dict (float32, contiguous) and ``cfg`` to ``path`` atomically."""
     from safetensors.torch import save_file
 
@@ -34,8 +36,12 @@ def save_checkpoint(path: str | Path, model: nn.Module, cfg: TamvtConfig | Model
         cfg = TamvtConfig(model=cfg)
     path = Path(path)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    header = {"format": FORMAT, "version": VERSION, "config": json.dumps(to_dict(cfg)),
-              "meta": json.dumps(dict(meta or {}), default=str)}
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": json.dumps(to_dict(cfg)),
+        "meta": json.dumps(dict(meta or {}), default=str),
+    }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=header)
     return path
@@ -58,8 +64,11 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], TamvtConfig, d
     except (SafetensorError, OSError, ValueError) as err:
         raise InputError(path, f"not a readable tamvt checkpoint ({str(err).splitlines()[0]})") from None
     if header.get("format") != FORMAT:
-        raise InputError(path, "not a tamvt checkpoint (no 'format: tamvt-checkpoint' in the header); "
-                               "convert the authors' .pth files with 'tamvt convert-official'")
+        raise InputError(
+            path,
+            "not a tamvt checkpoint (no 'format: tamvt-checkpoint' in the header); "
+            "convert the authors' .pth files with 'tamvt convert-official'",
+        )
     if header.get("version") != VERSION:
         raise InputError(path, f"unsupported checkpoint version {header.get('version')!r} (expected {VERSION})")
     try:
@@ -70,8 +79,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], TamvtConfig, d
     return tensors, cfg, meta
 
 
-def load_checkpoint(path: str | Path, cfg: TamvtConfig | str | None = None, *,
-                    bank_size: int | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, TamvtConfig]:
+def load_checkpoint(
+    path: str | Path,
+    cfg: TamvtConfig | str | None = None,
+    *,
+    bank_size: int | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module, TamvtConfig]:
     """Build the model stored in ``path`` and load its weights strictly.
 
     Args:
@@ -127,8 +141,10 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, Tensor], source: s
     for name, value in sd.items():
         target = own[name]
         if value.numel() != target.numel() or (value.shape != target.shape and value.dim() == target.dim()):
-            raise TamvtError(f"{source} does not fit the model: {name} has shape {tuple(value.shape)}, "
-                             f"the model expects {tuple(target.shape)}")
+            raise TamvtError(
+                f"{source} does not fit the model: {name} has shape {tuple(value.shape)}, "
+                f"the model expects {tuple(target.shape)}"
+            )
         fixed[name] = value.reshape(target.shape).to(target.dtype)
     model.load_state_dict(fixed, strict=True)
 
@@ -141,6 +157,8 @@ def shipped_model_path() -> Path:
     """Path of the default model shipped in ``tamvt/weights`` (TamvtError if this install lacks it)."""
     path = Path(str(resources.files("tamvt") / "weights" / SHIPPED_MODEL))
     if not path.is_file():
-        raise TamvtError(f"no shipped model at {path}; pass --checkpoint or train one with "
-                         "`tamvt train synthetic-small` and `tamvt export`")
+        raise TamvtError(
+            f"no shipped model at {path}; pass --checkpoint or train one with "
+            "`tamvt train synthetic-small` and `tamvt export`"
+        )
     return path

@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from tamvt.errors import TamvtError
 

@@ -15,10 +15,11 @@ import copy
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Sequence, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -57,22 +58,30 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check(self.hidden_dim > 0 and self.hidden_dim % 2 == 0, "model.hidden_dim must be a positive even number")
-        check(self.backbone_width >= 8 and self.backbone_width % 8 == 0,
-               "model.backbone_width must be a positive multiple of 8")
+        check(
+            self.backbone_width >= 8 and self.backbone_width % 8 == 0,
+            "model.backbone_width must be a positive multiple of 8",
+        )
         check(1 <= self.matching_scales <= 3, "model.matching_scales must be 1, 2 or 3")
-        check(self.matching_heads > 0 and self.hidden_dim % self.matching_heads == 0,
-               "model.hidden_dim must be divisible by model.matching_heads")
-        check(self.decoder_heads > 0 and self.hidden_dim % self.decoder_heads == 0,
-               "model.hidden_dim must be divisible by model.decoder_heads")
+        check(
+            self.matching_heads > 0 and self.hidden_dim % self.matching_heads == 0,
+            "model.hidden_dim must be divisible by model.matching_heads",
+        )
+        check(
+            self.decoder_heads > 0 and self.hidden_dim % self.decoder_heads == 0,
+            "model.hidden_dim must be divisible by model.decoder_heads",
+        )
         check(self.decoder_layers >= 1, "model.decoder_layers must be >= 1")
         check(self.decoder_ffn >= 1, "model.decoder_ffn must be >= 1")
         check(0.0 <= self.dropout < 1.0 and 0.0 <= self.matching_dropout < 1.0, "dropout must be in [0, 1)")
         check(self.clip_length >= 1, "model.clip_length must be >= 1")
         check(self.bank_size >= 1, "model.bank_size must be >= 1")
         check(self.time_embed_len >= self.clip_length, "model.time_embed_len must be >= model.clip_length")
-        check(self.pixel_decoder_dim == self.hidden_dim,
-               "model.pixel_decoder_dim must equal model.hidden_dim (matching outputs are added to the "
-               "FPN levels and the decoder attends to them)")
+        check(
+            self.pixel_decoder_dim == self.hidden_dim,
+            "model.pixel_decoder_dim must equal model.hidden_dim (matching outputs are added to the "
+            "FPN levels and the decoder attends to them)",
+        )
         check(self.pixel_decoder_dim % 32 == 0, "model.pixel_decoder_dim must be a multiple of 32 (GroupNorm(32))")
 
 
@@ -194,12 +203,14 @@ def load_yaml_config(cls: type[T], path_or_preset: str | Path, overrides: Sequen
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """Nested plain dict (JSON/YAML-safe: tuples become lists) of a dataclass instance."""
+
     def plain(v: Any) -> Any:
         if dataclasses.is_dataclass(v):
             return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
         if isinstance(v, (list, tuple)):
             return [plain(x) for x in v]
         return v
+
     return plain(cfg)
 
 
@@ -211,8 +222,10 @@ def from_dict(cls: type[T], data: dict[str, Any], _prefix: str = "") -> T:
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]  # T is any dataclass
     unknown = [k for k in data if k not in names]
     if unknown:
-        raise TamvtError(f"unknown config key(s) {', '.join(_prefix + str(k) for k in unknown)} "
-                         f"(known under {_prefix.rstrip('.') or 'top level'}: {', '.join(names)})")
+        raise TamvtError(
+            f"unknown config key(s) {', '.join(_prefix + str(k) for k in unknown)} "
+            f"(known under {_prefix.rstrip('.') or 'top level'}: {', '.join(names)})"
+        )
     kwargs = {k: _coerce(v, hints[k], _prefix + k) for k, v in data.items()}
     return cls(**kwargs)
 
@@ -293,8 +306,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise bad
         return value
     if origin in (typing.Union, types.UnionType):
-        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() == "none"
-                                                     and not _accepts_str(hint))):
+        if type(None) in args and (
+            value is None or (isinstance(value, str) and value.lower() == "none" and not _accepts_str(hint))
+        ):
             return None
         for a in args:
             if a is type(None):
@@ -312,7 +326,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if origin is tuple and args:
             if len(args) != len(value):
                 raise bad
-            return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+            return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
         return tuple(_coerce(v, args[0], key) for v in value) if args else tuple(value)
     if hint is bool:
         if not isinstance(value, bool):

@@ -246,7 +246,8 @@ class MaskCriterion(nn.Module):
             out[f"loss_mask_{i}"], out[f"loss_dice_{i}"] = terms(logits)
         out["total"] = sum(  # type: ignore[assignment]  # a sum of tensors is a tensor
             value * (self.focal_weight if key.startswith("loss_mask") else self.dice_weight)
-            for key, value in out.items())
+            for key, value in out.items()
+        )
         return out
 
 

@@ -136,7 +136,7 @@ class MemoryBank:
         long_term = range(self._fixed, len(self._entries) - self.recent)
         if self.policy == "fifo" or len(long_term) == 0:
             return self._fixed
-        time = [e.entry_id if f is None else f for e, f in zip(self._entries, self._frames)]
+        time = [e.entry_id if f is None else f for e, f in zip(self._entries, self._frames, strict=True)]
         # the entry whose neighbours are closest in time leaves the smallest hole (min picks the oldest)
         return min(long_term, key=lambda i: abs(time[i + 1] - time[i - 1]))
 
@@ -161,9 +161,18 @@ class MemoryBank:
             entry.values = tuple(v[keep.to(v.device)] for v in entry.values)
 
 
-def seed_bank(model: TamVT, frames: FrameFeatures, masks: Tensor, capacity: int, *,
-              references: bool = False, policy: str = "fifo", recent: int | None = None,
-              frame_indices: Sequence[int] | None = None, bank: MemoryBank | None = None) -> MemoryBank:
+def seed_bank(
+    model: TamVT,
+    frames: FrameFeatures,
+    masks: Tensor,
+    capacity: int,
+    *,
+    references: bool = False,
+    policy: str = "fifo",
+    recent: int | None = None,
+    frame_indices: Sequence[int] | None = None,
+    bank: MemoryBank | None = None,
+) -> MemoryBank:
     """A new bank of ``capacity`` holding the ``T`` given frames as entries, in order (the first is the
     reference): frame ``t`` of ``frames`` with ``masks[:, t]``. With ``bank``, the entries are added to
     that bank instead (a correction met by the predictor's walk) and it is returned.
@@ -184,8 +193,11 @@ def seed_bank(model: TamVT, frames: FrameFeatures, masks: Tensor, capacity: int,
         bank = MemoryBank(capacity, policy, recent)
     dtype = frames.match_in[0].dtype
     for t in range(frames.num_frames):
-        bank.add(model.encode_memory(frames.select(t), masks[:, t : t + 1].to(dtype)), reference=references,
-                 frame=None if frame_indices is None else frame_indices[t])
+        bank.add(
+            model.encode_memory(frames.select(t), masks[:, t : t + 1].to(dtype)),
+            reference=references,
+            frame=None if frame_indices is None else frame_indices[t],
+        )
     return bank
 
 
@@ -254,9 +266,18 @@ def search_region(masks: Tensor, window: float) -> Tensor:
     return region
 
 
-def step_clip(model: TamVT, bank: MemoryBank, frames: FrameFeatures, *, update_memory: bool = True,
-              frame: int | None = None, min_confidence: float = 0.0, top_k: int | None = None,
-              region: Tensor | None = None, oracle_mask: Tensor | None = None) -> ClipOutput:
+def step_clip(
+    model: TamVT,
+    bank: MemoryBank,
+    frames: FrameFeatures,
+    *,
+    update_memory: bool = True,
+    frame: int | None = None,
+    min_confidence: float = 0.0,
+    top_k: int | None = None,
+    region: Tensor | None = None,
+    oracle_mask: Tensor | None = None,
+) -> ClipOutput:
     """Segment one clip against the bank, then append its last frame + soft prediction to the bank.
 
     Works with or without gradients (the trainer calls it with grad enabled; the memory mask is

@@ -55,10 +55,16 @@ _RULES: list[tuple[str, str]] = [
     (r"transformer\.encoder\.rel_time_theta\.weight", r"matching.rte.theta"),
     (r"transformer\.pixel_decoder\.mask_features\.(weight|bias)", r"pixel_decoder.mask_features.\1"),
     # FPN: adapter_i / layer_i (i = 1..4 <-> res2..res5) = lateral / output ConvNorm (conv, no bias + GN)
-    *[(rf"transformer\.pixel_decoder\.{off}_{i}\.weight", rf"pixel_decoder.{ours}.res{i + 1}.conv.weight")
-      for off, ours in (("adapter", "lateral"), ("layer", "output")) for i in range(1, 5)],
-    *[(rf"transformer\.pixel_decoder\.{off}_{i}\.norm\.(weight|bias)", rf"pixel_decoder.{ours}.res{i + 1}.norm.\1")
-      for off, ours in (("adapter", "lateral"), ("layer", "output")) for i in range(1, 5)],
+    *[
+        (rf"transformer\.pixel_decoder\.{off}_{i}\.weight", rf"pixel_decoder.{ours}.res{i + 1}.conv.weight")
+        for off, ours in (("adapter", "lateral"), ("layer", "output"))
+        for i in range(1, 5)
+    ],
+    *[
+        (rf"transformer\.pixel_decoder\.{off}_{i}\.norm\.(weight|bias)", rf"pixel_decoder.{ours}.res{i + 1}.norm.\1")
+        for off, ours in (("adapter", "lateral"), ("layer", "output"))
+        for i in range(1, 5)
+    ],
     (r"transformer\.decoder\.layers\.(\d+)\.self_attn\.(.+)", r"decoder.layers.\1.self_attn.\2"),
     (r"transformer\.decoder\.layers\.(\d+)\.cross_attn_image\.(.+)", r"decoder.layers.\1.cross_attn.\2"),
     (r"transformer\.decoder\.layers\.(\d+)\.(linear[12]\.(?:weight|bias))", r"decoder.layers.\1.\2"),
@@ -148,9 +154,18 @@ def infer_model_config(official: Mapping[str, Tensor], base: ModelConfig | None 
             raise TamvtError(f"RTE table of {theta.numel()} rows is not N(N+1)/2 for any bank size N")
         bank, rte = found, "mul"  # the released models use 'embedding_dyna_mul' (the weights cannot tell mul from add)
     arch = cast(Literal["resnet18", "resnet34", "resnet50"], backbone)  # checked against the three above
-    return dataclasses.replace(base, backbone=arch, hidden_dim=d, pixel_decoder_dim=d, matching_scales=scales,
-                               decoder_layers=layers, decoder_ffn=ffn, time_embed_len=te.shape[0], rte=rte,
-                               bank_size=bank)
+    return dataclasses.replace(
+        base,
+        backbone=arch,
+        hidden_dim=d,
+        pixel_decoder_dim=d,
+        matching_scales=scales,
+        decoder_layers=layers,
+        decoder_ffn=ffn,
+        time_embed_len=te.shape[0],
+        rte=rte,
+        bank_size=bank,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,8 +198,20 @@ class _Inert:
         pass
 
 
-_BUILTIN_DATA = ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes",
-                 "bytearray")
+_BUILTIN_DATA = (
+    "dict",
+    "list",
+    "tuple",
+    "set",
+    "frozenset",
+    "int",
+    "float",
+    "complex",
+    "bool",
+    "str",
+    "bytes",
+    "bytearray",
+)
 _REAL_GLOBALS = {
     ("collections", "OrderedDict"),
     ("collections", "defaultdict"),
@@ -260,8 +287,11 @@ def load_official_checkpoint(path: str | Path) -> dict[str, Any]:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule)
         except RefusedGlobal as err:
-            raise InputError(path, f"{err}: only tensors, plain data and the authors' OmegaConf / argparse args "
-                                   "are read (see tamvt.official); nothing of it was imported or run") from None
+            raise InputError(
+                path,
+                f"{err}: only tensors, plain data and the authors' OmegaConf / argparse args "
+                "are read (see tamvt.official); nothing of it was imported or run",
+            ) from None
         except Exception as err:  # corrupt or not a torch file
             raise InputError(path, f"cannot read as a torch checkpoint: {str(err).splitlines()[0]}") from None
     except Exception as err:

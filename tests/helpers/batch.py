@@ -43,7 +43,9 @@ class TrainingBatch:
 
     def pin_memory(self) -> TrainingBatch:
         """Called by ``DataLoader(pin_memory=True)`` on custom batch types."""
-        return replace(self, frames=self.frames.pin_memory(), masks=self.masks.pin_memory(), void=self.void.pin_memory())
+        return replace(
+            self, frames=self.frames.pin_memory(), masks=self.masks.pin_memory(), void=self.void.pin_memory()
+        )
 
 
 def collate(samples: Sequence[TrainingSample]) -> TrainingBatch:

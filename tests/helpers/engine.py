@@ -16,8 +16,8 @@ def squares_video(num_frames: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 80, size=(num_frames, H, W, 3), dtype=np.uint8)
     for t in range(num_frames):
-        frames[t, 10:30, 5 + 3 * t:25 + 3 * t] = (250, 40, 40)
-        frames[t, 35:60, 60 - 2 * t:85 - 2 * t] = (40, 40, 250)
+        frames[t, 10:30, 5 + 3 * t : 25 + 3 * t] = (250, 40, 40)
+        frames[t, 35:60, 60 - 2 * t : 85 - 2 * t] = (40, 40, 250)
     return frames
 
 

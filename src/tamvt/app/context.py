@@ -25,8 +25,9 @@ class AppContext:
         self.settings = settings
         self.engine = engine or Engine(settings.checkpoint, settings.device)
         self.videos = VideoCache(settings.cache_bytes)
-        self.sessions = SessionStore(settings.max_sessions, settings.idle_seconds,
-                                     on_close=lambda s: self.videos.release(s.video))
+        self.sessions = SessionStore(
+            settings.max_sessions, settings.idle_seconds, on_close=lambda s: self.videos.release(s.video)
+        )
         self._demo_lock = threading.Lock()
 
     # ---- sources ---------------------------------------------------------------------------------
@@ -57,7 +58,9 @@ class AppContext:
                 dirs[:] = []
             images = [f for f in files if f.lower().endswith((".jpg", ".jpeg", ".png"))]
             if images and rel.parts:
-                out.append({"source": "path", "path": rel.as_posix(), "name": f"{rel.as_posix()}/ ({len(images)} frames)"})
+                out.append(
+                    {"source": "path", "path": rel.as_posix(), "name": f"{rel.as_posix()}/ ({len(images)} frames)"}
+                )
             for f in sorted(files):
                 if not f.startswith(".") and f.lower().endswith(VIDEO_SUFFIXES):
                     out.append({"source": "path", "path": (rel / f).as_posix(), "name": (rel / f).as_posix()})
@@ -78,8 +81,10 @@ class AppContext:
         if path.is_file():
             with open(path, "rb") as f:
                 if sniff_video(f.read(16)) is None:
-                    raise AppError(415, f"{relative[:120]!r} is not a video file (MP4 / MOV, WebM / MKV or AVI, "
-                                        "judged by its content)")
+                    raise AppError(
+                        415,
+                        f"{relative[:120]!r} is not a video file (MP4 / MOV, WebM / MKV or AVI, judged by its content)",
+                    )
         st = path.stat()
         return self._new_session(f"path:{path}:{st.st_mtime_ns}:{st.st_size}", relative, path)
 

@@ -9,9 +9,9 @@ that adds a mask waits for at most one frame of another's propagation.
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 

@@ -49,7 +49,7 @@ def write_export(session: AppSession, kind: str, path: Path) -> Path:
         from tamvt.inference.overlay import overlay
 
         with VideoWriter(path, fps=session.video.fps) as writer:  # temp file renamed at the end
-            for frame, mask in zip(session.video.frames, masks):
+            for frame, mask in zip(session.video.frames, masks, strict=True):
                 writer.write(overlay(frame, mask, DAVIS_PALETTE))
         return path
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:

@@ -28,8 +28,11 @@ _NAME = re.compile(r"^[\w][\w .()+,=@-]{0,199}$")
 def check_name(name: str, what: str = "name") -> str:
     """``name`` if it is a plain file name (no folder part, no ``..``, no control characters), else a 400."""
     if not name or "/" in name or "\\" in name or ".." in name or not _NAME.match(name):
-        raise AppError(400, f"bad {what} {name[:80]!r}: use a plain file name (letters, digits, spaces, "
-                            "'.', '-', '_'; no folders, no '..')")
+        raise AppError(
+            400,
+            f"bad {what} {name[:80]!r}: use a plain file name (letters, digits, spaces, "
+            "'.', '-', '_'; no folders, no '..')",
+        )
     return name
 
 
@@ -40,8 +43,9 @@ def resolve_under(root: Path | None, relative: str) -> Path:
         raise AppError(403, "opening server-side files is off: start the app with --root DIR to allow it")
     rel = Path(relative)
     if rel.is_absolute() or ".." in rel.parts or "\0" in relative:
-        raise AppError(403, f"{relative[:120]!r}: only paths inside the --root folder can be opened (no '..', "
-                            "no absolute paths)")
+        raise AppError(
+            403, f"{relative[:120]!r}: only paths inside the --root folder can be opened (no '..', no absolute paths)"
+        )
     base = root.resolve()
     path = (base / rel).resolve()
     if not path.is_relative_to(base):
@@ -159,9 +163,12 @@ def decode_video(path: Path, max_bytes: int) -> tuple[np.ndarray, tuple[str, ...
 def _check_decoded_size(n: int, h: int, w: int, max_bytes: int) -> None:
     need = n * h * w * 3
     if need > max_bytes:
-        raise AppError(413, f"the video is too large to annotate here: {n} frames of {w}x{h} take "
-                            f"{need / 2**20:.0f} MiB decoded, the limit is {max_bytes / 2**20:.0f} MiB "
-                            "(start the app with a larger --max-video-mb, or cut the video)")
+        raise AppError(
+            413,
+            f"the video is too large to annotate here: {n} frames of {w}x{h} take "
+            f"{need / 2**20:.0f} MiB decoded, the limit is {max_bytes / 2**20:.0f} MiB "
+            "(start the app with a larger --max-video-mb, or cut the video)",
+        )
 
 
 class VideoCache:
@@ -220,6 +227,9 @@ class VideoCache:
             if video.pins == 0:
                 del self._videos[video.key]
         if extra and self.nbytes + extra > self.capacity:
-            raise AppError(503, f"the server holds {self.nbytes / 2**20:.0f} MiB of open videos and this one needs "
-                                f"{extra / 2**20:.0f} MiB more (limit {self.capacity / 2**20:.0f} MiB): close another "
-                                "page or start the app with a larger --cache-mb")
+            raise AppError(
+                503,
+                f"the server holds {self.nbytes / 2**20:.0f} MiB of open videos and this one needs "
+                f"{extra / 2**20:.0f} MiB more (limit {self.capacity / 2**20:.0f} MiB): close another "
+                "page or start the app with a larger --cache-mb",
+            )

@@ -88,8 +88,9 @@ class _Static(StaticFiles):
     """The page's script modules and style. A browser runs a module script only when it comes as JavaScript,
     and the type guessed from the system's MIME table may not be (Windows' registry can say text/plain)."""
 
-    def file_response(self, full_path: str | os.PathLike, stat_result: os.stat_result, scope: Scope,
-                      status_code: int = 200) -> Response:
+    def file_response(
+        self, full_path: str | os.PathLike, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
         if isinstance(response, FileResponse) and str(full_path).endswith(".js"):
             response.headers["content-type"] = "text/javascript; charset=utf-8"
@@ -97,6 +98,7 @@ class _Static(StaticFiles):
 
 
 # ---- errors -----------------------------------------------------------------------------------------
+
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
@@ -122,6 +124,7 @@ async def _internal_error(request: Request, err: Exception) -> JSONResponse:
 
 # ---- helpers ----------------------------------------------------------------------------------------
 
+
 def _ctx(request: Request) -> AppContext:
     return request.app.state.ctx
 
@@ -133,8 +136,11 @@ def _session(request: Request, sid: str) -> AppSession:
 
 
 def _too_large(limit: int) -> AppError:
-    return AppError(413, f"the upload is larger than the server's limit of {limit / MB:.0f} MiB "
-                         "(start the app with a larger --max-upload-mb)")
+    return AppError(
+        413,
+        f"the upload is larger than the server's limit of {limit / MB:.0f} MiB "
+        "(start the app with a larger --max-upload-mb)",
+    )
 
 
 def _declared_length(request: Request, limit: int) -> None:
@@ -174,6 +180,7 @@ def _int(data: dict, key: str) -> int:
 
 # ---- the page and the sources -------------------------------------------------------------------------
 
+
 @router.get("/", include_in_schema=False)
 def index() -> Response:
     html = (resources.files("tamvt.app") / "static" / "index.html").read_text(encoding="utf-8")
@@ -183,11 +190,17 @@ def index() -> Response:
 @router.get("/api/sources")
 def sources(request: Request) -> dict:
     s = _ctx(request).settings
-    return {"sources": _ctx(request).list_sources(), "root": s.root is not None, "demo": s.demo,
-            "max_upload_mb": s.max_upload_bytes / MB, "max_objects": s.max_objects}
+    return {
+        "sources": _ctx(request).list_sources(),
+        "root": s.root is not None,
+        "demo": s.demo,
+        "max_upload_mb": s.max_upload_bytes / MB,
+        "max_objects": s.max_objects,
+    }
 
 
 # ---- sessions ------------------------------------------------------------------------------------------
+
 
 @router.post("/api/sessions")
 async def open_session(request: Request) -> dict:
@@ -227,8 +240,11 @@ async def upload(request: Request, name: str) -> dict:
                 if len(head) < 16:
                     head = (head + chunk)[:16]
                     if len(head) >= 12 and sniff_video(head) is None:
-                        raise AppError(415, f"{name!r} is not a video file: its content is not MP4 / MOV, "
-                                            "WebM / MKV or AVI (the file's name does not matter)")
+                        raise AppError(
+                            415,
+                            f"{name!r} is not a video file: its content is not MP4 / MOV, "
+                            "WebM / MKV or AVI (the file's name does not matter)",
+                        )
                 digest.update(chunk)
                 f.write(chunk)
             if size == 0:
@@ -257,6 +273,7 @@ def close_session(request: Request, sid: str) -> dict:
 
 # ---- frames and masks -----------------------------------------------------------------------------------
 
+
 @router.get("/api/sessions/{sid}/frames/{k}")
 def frame(request: Request, sid: str, k: int) -> Response:
     data = _session(request, sid).video.jpeg(k)
@@ -282,8 +299,9 @@ async def put_mask(request: Request, sid: str, k: int) -> dict:
     h, w = session.video.size
     data = await _body(request, h * w + 1)
     if len(data) != h * w:
-        raise AppError(400, f"the mask has {len(data)} bytes; frame {k} needs {w}x{h} = {h * w} "
-                            "(one object id per pixel)")
+        raise AppError(
+            400, f"the mask has {len(data)} bytes; frame {k} needs {w}x{h} = {h * w} (one object id per pixel)"
+        )
     mask = check_mask(np.frombuffer(data, dtype=np.uint8).reshape(h, w), (h, w), session.max_objects)
     session.set_annotation(k, mask)
     return {"frame": k, "objects": session.object_ids()}
@@ -307,6 +325,7 @@ def delete_object(request: Request, sid: str, obj: int) -> dict:
 
 
 # ---- propagation -----------------------------------------------------------------------------------------
+
 
 @router.post("/api/sessions/{sid}/propagate")
 async def propagate(request: Request, sid: str) -> dict:
@@ -348,6 +367,7 @@ async def events(request: Request, sid: str, job: int) -> StreamingResponse:
 
 # ---- export ---------------------------------------------------------------------------------------------
 
+
 @router.post("/api/sessions/{sid}/export")
 async def export(request: Request, sid: str) -> dict:
     session, data = _session(request, sid), await _json(request)
@@ -359,8 +379,11 @@ async def export(request: Request, sid: str) -> dict:
     name = f"{stem}-{KINDS[kind]}"
     folder = settings.export_dir if settings.out is not None else settings.export_dir / sid
     path = await run_in_threadpool(write_export, session, kind, folder / name)
-    return {"name": name, "url": f"/api/sessions/{sid}/exports/{name}",
-            "saved": str(path) if settings.out is not None else None}
+    return {
+        "name": name,
+        "url": f"/api/sessions/{sid}/exports/{name}",
+        "saved": str(path) if settings.out is not None else None,
+    }
 
 
 @router.get("/api/sessions/{sid}/exports/{name}")

@@ -41,8 +41,15 @@ class Job:
     thread: threading.Thread | None = None
 
     def summary(self) -> dict:
-        return {"id": self.id, "start": self.start, "direction": self.direction, "total": self.total,
-                "done": len(self.done), "state": self.state, "message": self.message}
+        return {
+            "id": self.id,
+            "start": self.start,
+            "direction": self.direction,
+            "total": self.total,
+            "done": len(self.done),
+            "state": self.state,
+            "message": self.message,
+        }
 
 
 class AppSession:
@@ -140,8 +147,10 @@ class AppSession:
                     break
             job.state = "cancelled" if job.cancel.is_set() else "finished"
             if job.unreached:
-                job.message = (f"{job.unreached} frame(s) had no painted frame before them in this direction "
-                               "and kept their masks: paint the frame you propagate from")
+                job.message = (
+                    f"{job.unreached} frame(s) had no painted frame before them in this direction "
+                    "and kept their masks: paint the frame you propagate from"
+                )
         except TamvtError as err:
             job.message, job.state = str(err), "failed"
         except Exception as err:
@@ -175,11 +184,23 @@ class AppSession:
 
         h, w = self.video.size
         colors = palette_colors(None)[: self.max_objects + 1].tolist()
-        return {"id": self.id, "video": {"key": self.video.key, "name": self.video.name, "frames": self.num_frames,
-                                         "width": w, "height": h, "fps": self.video.fps},
-                "max_objects": self.max_objects, "colors": colors, "objects": self.object_ids(),
-                "annotated": sorted(self.annotations), "results": sorted(self.results),
-                "job": self.job.summary() if self.job else None}
+        return {
+            "id": self.id,
+            "video": {
+                "key": self.video.key,
+                "name": self.video.name,
+                "frames": self.num_frames,
+                "width": w,
+                "height": h,
+                "fps": self.video.fps,
+            },
+            "max_objects": self.max_objects,
+            "colors": colors,
+            "objects": self.object_ids(),
+            "annotated": sorted(self.annotations),
+            "results": sorted(self.results),
+            "job": self.job.summary() if self.job else None,
+        }
 
 
 class SessionStore:
@@ -199,8 +220,11 @@ class SessionStore:
         """A fresh session id, after making sure there is room for one more session (else a 429)."""
         self.evict_idle()
         if len(self._sessions) >= self.max_sessions:
-            raise AppError(429, f"too many open sessions ({self.max_sessions}): close another page, or wait "
-                                f"{self.idle_seconds / 60:.0f} min for an unused one to be closed")
+            raise AppError(
+                429,
+                f"too many open sessions ({self.max_sessions}): close another page, or wait "
+                f"{self.idle_seconds / 60:.0f} min for an unused one to be closed",
+            )
         return secrets.token_hex(8)
 
     def add(self, session: AppSession) -> None:

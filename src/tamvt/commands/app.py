@@ -8,6 +8,7 @@ Needs the ``app`` extra (``pip install -e '.[app]'``). The model is loaded once,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import socket
 import sys
@@ -20,26 +21,44 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1: this machine only; the app has no login)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; the app has no login)",
+    )
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")
-    parser.add_argument("--checkpoint", default=None, metavar="PATH|NAME",
-                        help="a tamvt checkpoint or a model name (`tamvt weights list`); default: the model "
-                             "shipped in the package")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="allow opening videos and frame folders under this folder from the page "
-                             "(default: none, uploads only)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="also keep every export in this folder (default: downloaded from the page only)")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="PATH|NAME",
+        help="a tamvt checkpoint or a model name (`tamvt weights list`); default: the model shipped in the package",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="allow opening videos and frame folders under this folder from the page (default: none, uploads only)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also keep every export in this folder (default: downloaded from the page only)",
+    )
     parser.add_argument("--no-demo", action="store_true", help="do not offer the synthetic demo video")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the model (default cpu)")
     parser.add_argument("--max-upload-mb", type=float, default=512, help="largest upload (default 512)")
-    parser.add_argument("--max-video-mb", type=float, default=1024,
-                        help="largest video once decoded, frames x H x W x 3 bytes (default 1024)")
-    parser.add_argument("--cache-mb", type=float, default=2048, help="decoded videos kept in memory in all (default 2048)")
+    parser.add_argument(
+        "--max-video-mb",
+        type=float,
+        default=1024,
+        help="largest video once decoded, frames x H x W x 3 bytes (default 1024)",
+    )
+    parser.add_argument(
+        "--cache-mb", type=float, default=2048, help="decoded videos kept in memory in all (default 2048)"
+    )
     parser.add_argument("--max-sessions", type=int, default=8, help="pages open at once (default 8)")
-    parser.add_argument("--idle-minutes", type=float, default=30,
-                        help="close a session unused this long (default 30)")
+    parser.add_argument("--idle-minutes", type=float, default=30, help="close a session unused this long (default 30)")
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -81,17 +100,27 @@ def run(args: argparse.Namespace) -> int:
 
     sock = _bind(args.host, args.port)
     if args.host not in LOOPBACK:
-        print(f"tamvt app: warning: listening on {args.host}, not on this machine only: anyone who can reach it "
-              "can use the app (there is no login)" + (f" and open the videos under {args.root}" if args.root else ""),
-              file=sys.stderr)
+        print(
+            f"tamvt app: warning: listening on {args.host}, not on this machine only: anyone who can reach it "
+            "can use the app (there is no login)" + (f" and open the videos under {args.root}" if args.root else ""),
+            file=sys.stderr,
+        )
     engine = Engine(checkpoint, args.device)
     engine.load()  # once, now: a bad checkpoint fails here, and the first propagation does not wait for it
     with tempfile.TemporaryDirectory(prefix="tamvt-app-") as workdir:
         settings = AppSettings(
-            checkpoint=checkpoint, workdir=Path(workdir), root=args.root, out=args.out, demo=not args.no_demo,
-            max_upload_bytes=int(args.max_upload_mb * MB), max_video_bytes=int(args.max_video_mb * MB),
-            cache_bytes=int(args.cache_mb * MB), max_sessions=args.max_sessions,
-            idle_seconds=args.idle_minutes * 60, device=args.device)
+            checkpoint=checkpoint,
+            workdir=Path(workdir),
+            root=args.root,
+            out=args.out,
+            demo=not args.no_demo,
+            max_upload_bytes=int(args.max_upload_mb * MB),
+            max_video_bytes=int(args.max_video_mb * MB),
+            cache_bytes=int(args.cache_mb * MB),
+            max_sessions=args.max_sessions,
+            idle_seconds=args.idle_minutes * 60,
+            device=args.device,
+        )
         app = create_app(settings, engine)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
@@ -100,10 +129,8 @@ def run(args: argparse.Namespace) -> int:
         # uvicorn stops on SIGINT / SIGTERM and then re-raises the signal: as an exception here, so
         # that the work folder (uploads, the demo, exports) is removed on the way out
         signal.signal(signal.SIGTERM, _interrupt)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.run(sockets=[sock])
-        except KeyboardInterrupt:
-            pass
     print("tamvt app: stopped", file=sys.stderr)
     return 0
 

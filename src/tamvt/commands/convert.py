@@ -17,8 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="the authors' checkpoint (.pth)")
     parser.add_argument("output", type=Path, help="tamvt checkpoint to write (.safetensors)")
     parser.add_argument("--no-ema", action="store_true", help="use 'model' instead of the EMA weights 'model_ema'")
-    parser.add_argument("--bank", type=int, default=None, metavar="N",
-                        help="memory capacity to run with (larger than trained: RTE interpolation)")
+    parser.add_argument(
+        "--bank",
+        type=int,
+        default=None,
+        metavar="N",
+        help="memory capacity to run with (larger than trained: RTE interpolation)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

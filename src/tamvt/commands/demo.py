@@ -17,8 +17,12 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("tamvt-demo"), help="output folder (default tamvt-demo)")
-    parser.add_argument("--checkpoint", default=None, metavar="PATH|NAME",
-                        help="a tamvt checkpoint or a model name (`tamvt weights list`) instead of the shipped model")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="PATH|NAME",
+        help="a tamvt checkpoint or a model name (`tamvt weights list`) instead of the shipped model",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic video (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -27,11 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from tamvt.commands.output import check_output_folder, commit_output, prepare_output
-    from tamvt.data.video import VideoWriter
     from tamvt.data.palette import read_index_png, write_index_png
     from tamvt.data.registry import read_dataset
     from tamvt.data.synthetic import preset_suite
     from tamvt.data.synthetic.dataset import write_dataset
+    from tamvt.data.video import VideoWriter
     from tamvt.evaluation.evaluate import evaluate
     from tamvt.evaluation.report import format_table, load_attributes, write_json
     from tamvt.hub.registry import resolve_checkpoint
@@ -56,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
         overlay_path = out / (f"overlay-{seq.name}.mp4" if len(sequences) > 1 else "overlay.mp4")
         with VideoWriter(overlay_path, fps=float(seq.extra.get("fps") or 10.0)) as writer:
             results = predictor.propagate(session, start=first)
-            for idx, result in tqdm(results, total=len(seq) - first, unit="frame", desc=f"segment {seq.name}",
-                                    disable=args.quiet):
+            for idx, result in tqdm(
+                results, total=len(seq) - first, unit="frame", desc=f"segment {seq.name}", disable=args.quiet
+            ):
                 write_index_png(tmp / f"{seq.frame_names[idx]}.png", result.mask, palette)
                 writer.write(overlay(result.image, result.mask, palette))
         commit_output(tmp, pred_root / seq.name)
@@ -66,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     attributes = load_attributes(data)
     print(format_table(scores, attributes))
     write_json(out / "report.json", scores, attributes)
-    print(f"tamvt demo: masks in {pred_root}, overlay in {out}, report in {out / 'report.json'} "
-          f"(model: {checkpoint.name})")
+    print(
+        f"tamvt demo: masks in {pred_root}, overlay in {out}, report in {out / 'report.json'} "
+        f"(model: {checkpoint.name})"
+    )
     return 0

@@ -19,23 +19,36 @@ DEFAULT_FORMAT = {"davis": "davis", "vost": "vost", "visor": "visor", "youtube":
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--protocol", required=True, choices=PROTOCOLS,
-                        help="davis: first+last frames excluded; vost: annotated frames, first+last excluded, "
-                             "J_tr; visor: first excluded; youtube: each object after its first appearance; "
-                             "generic: every annotated frame but the first")
+    parser.add_argument(
+        "--protocol",
+        required=True,
+        choices=PROTOCOLS,
+        help="davis: first+last frames excluded; vost: annotated frames, first+last excluded, "
+        "J_tr; visor: first excluded; youtube: each object after its first appearance; "
+        "generic: every annotated frame but the first",
+    )
     parser.add_argument("--gt", required=True, metavar="ROOT", help="dataset root holding the ground truth")
     parser.add_argument("--pred", required=True, metavar="DIR", help="results folder: DIR/<sequence>/<frame>.png")
     parser.add_argument("--split", default="val", help="dataset split (default: val)")
-    parser.add_argument("--format", choices=sorted(set(DEFAULT_FORMAT.values())), default=None,
-                        help="dataset layout of --gt (default: the protocol's own; generic reads a DAVIS layout)")
+    parser.add_argument(
+        "--format",
+        choices=sorted(set(DEFAULT_FORMAT.values())),
+        default=None,
+        help="dataset layout of --gt (default: the protocol's own; generic reads a DAVIS layout)",
+    )
     parser.add_argument("--sequences", default=None, metavar="A,B", help="evaluate only these sequences")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="parallel processes (default: CPU count; 1 = in this process)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="parallel processes (default: CPU count; 1 = in this process)"
+    )
     parser.add_argument("--json", default=None, metavar="FILE", help="write global, per-object and subset scores")
     parser.add_argument("--csv", default=None, metavar="FILE", help="write one row per object")
-    parser.add_argument("--html", default=None, metavar="FILE",
-                        help="write one self-contained HTML page with the tables, J&F per sequence and J over "
-                             "time (needs matplotlib: pip install 'tamvt[viz]')")
+    parser.add_argument(
+        "--html",
+        default=None,
+        metavar="FILE",
+        help="write one self-contained HTML page with the tables, J&F per sequence and J over "
+        "time (needs matplotlib: pip install 'tamvt[viz]')",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from tamvt.viz.html_report import eval_html, write_page
 
-        page = eval_html(result, attributes, details=[f"ground truth: {args.gt} ({fmt}, split {args.split})",
-                                                      f"predictions: {args.pred}"])
+        page = eval_html(
+            result,
+            attributes,
+            details=[f"ground truth: {args.gt} ({fmt}, split {args.split})", f"predictions: {args.pred}"],
+        )
         write_page(args.html, page)
     return 0

@@ -5,28 +5,42 @@ lists. Where the commands write (checks, temporary folders) is :mod:`tamvt.comma
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
 from tamvt.errors import TamvtError
 
-
 # ---- model options shared with `tamvt predict` -----------------------------------------------------
+
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--checkpoint --preset --short-side --device`` and trailing ``KEY=VALUE`` inference overrides."""
-    parser.add_argument("--checkpoint", default=None, metavar="PATH|NAME",
-                        help="tamvt checkpoint (.safetensors) or a model name from `tamvt weights list` "
-                             "(official-vost: fetched and converted on first use); default: the model "
-                             "shipped in the package (mini-synthetic: tamvt-mini, synthetic videos only)")
-    parser.add_argument("--preset", default=None,
-                        help="fail unless the checkpoint holds this preset's architecture (e.g. tamvt-r50)")
-    parser.add_argument("--short-side", type=int, default=None, metavar="PX",
-                        help="resize frames so the short side is PX (480 or 624; 0 = keep the size); "
-                             "default: the checkpoint's setting")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="default: cuda when available")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="inference settings, e.g. inference.bank_size=12 inference.merge=first-wins")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="PATH|NAME",
+        help="tamvt checkpoint (.safetensors) or a model name from `tamvt weights list` "
+        "(official-vost: fetched and converted on first use); default: the model "
+        "shipped in the package (mini-synthetic: tamvt-mini, synthetic videos only)",
+    )
+    parser.add_argument(
+        "--preset", default=None, help="fail unless the checkpoint holds this preset's architecture (e.g. tamvt-r50)"
+    )
+    parser.add_argument(
+        "--short-side",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="resize frames so the short side is PX (480 or 624; 0 = keep the size); default: the checkpoint's setting",
+    )
+    parser.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when available"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="inference settings, e.g. inference.bank_size=12 inference.merge=first-wins",
+    )
     # overrides may follow the options: argparse's plain parse_args cannot mix them (bpo-14191)
     parser.parse_args = parser.parse_intermixed_args  # type: ignore[method-assign]
 
@@ -39,8 +53,9 @@ def inference_overrides(items: Sequence[str]) -> list[str]:
     for item in items:
         key = item.partition("=")[0].strip()
         if key.startswith("model."):
-            raise TamvtError(f"{item!r}: the architecture comes from the checkpoint; only inference.* "
-                             "settings can be overridden")
+            raise TamvtError(
+                f"{item!r}: the architecture comes from the checkpoint; only inference.* settings can be overridden"
+            )
         out.append(item if key.startswith("inference.") else f"inference.{item.strip()}")
     apply_overrides(TamvtConfig(), out)
     return out
@@ -55,8 +70,9 @@ def build_predictor(args: argparse.Namespace, overrides: list[str], device):
     if args.short_side is not None and args.short_side < 0:
         raise TamvtError(f"--short-side must be >= 0 (0 = keep the size), got {args.short_side}")
     fields = {} if args.short_side is None else {"short_side": args.short_side or None}
-    return Predictor.from_checkpoint(resolve_checkpoint(args.checkpoint), preset=args.preset, device=device,
-                                     config_overrides=overrides, **fields)
+    return Predictor.from_checkpoint(
+        resolve_checkpoint(args.checkpoint), preset=args.preset, device=device, config_overrides=overrides, **fields
+    )
 
 
 def parse_ids(text: str | None, option: str) -> list[int] | None:

@@ -23,6 +23,7 @@ _TEMP = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)")
 
 # ---- can it be written? ------------------------------------------------------------------------------
 
+
 def _existing_ancestor(path: Path) -> Path:
     """The nearest folder above ``path`` that exists (``path``'s parent when it exists)."""
     folder = path.absolute().parent
@@ -70,7 +71,7 @@ def _check_writable(path: Path, into: bool) -> None:
     folder = _existing_ancestor(path)
     if not folder.is_dir():
         raise InputError(path, f"cannot be created: {folder} is not a folder")
-    for target in ([folder, path] if into else [folder]):
+    for target in [folder, path] if into else [folder]:
         reason = _probe(target)
         if reason is not None:
             where = "into it" if target == path else f"in {target}"
@@ -78,6 +79,7 @@ def _check_writable(path: Path, into: bool) -> None:
 
 
 # ---- the hidden temporary folder ---------------------------------------------------------------------
+
 
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this machine (a zombie or another user's process counts)."""
@@ -114,8 +116,10 @@ def remove_stale_temps(parent: Path, name: str, prog: str = "tamvt") -> list[Pat
             removed.append(entry)
     if removed:
         names = ", ".join(p.name for p in removed)
-        print(f"{prog}: removed the temporary folder(s) of an interrupted run (process gone): {names} in {parent}",
-              file=sys.stderr)
+        print(
+            f"{prog}: removed the temporary folder(s) of an interrupted run (process gone): {names} in {parent}",
+            file=sys.stderr,
+        )
     return removed
 
 

@@ -6,8 +6,9 @@
 Writes ``OUT/<sequence>/<frame>.png`` (palette of the sequence's first annotation) for every frame;
 frames before an object's first annotation simply do not contain it. Each sequence is written to
 ``OUT/.<sequence>.tmp-<pid>`` and renamed when complete, so a sequence folder exists only when complete:
-a re-run skips those and redoes the rest, removing the temporary folders of killed runs. Under torchrun (``WORLD_SIZE``/``RANK`` in the
-environment) rank r takes sequences r, r+W, r+2W, ...; no process group is needed.
+a re-run skips those and redoes the rest, removing the temporary folders of killed runs. Under torchrun
+(``WORLD_SIZE``/``RANK`` in the environment) rank r takes sequences r, r+W, r+2W, ...; no process group is
+needed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def distributed_rank() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)`` from torchrun's environment; ``(0, 1, 0)`` without it."""
+
     def env_int(name: str, default: int) -> int:
         text = os.environ.get(name)
         if text is None or text == "":
@@ -69,8 +71,9 @@ def predict_sequence(predictor, seq, folder: Path, progress: bool = False) -> tu
         gt = seq.read_mask(ref)
         for obj in sorted(o for o, r in seq.objects.items() if r == ref):
             if not (gt == obj).any():
-                warnings.append(f"{seq.name}: object {obj} is empty in its first annotation "
-                                f"({seq.frame_names[ref]}); not tracked")
+                warnings.append(
+                    f"{seq.name}: object {obj} is empty in its first annotation ({seq.frame_names[ref]}); not tracked"
+                )
                 continue
             predictor.add_mask(session, ref, obj, gt == obj)
     folder.mkdir(parents=True)
@@ -130,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"tamvt predict: warning: {line}")
         wrote += 1
         tqdm.write(f"tamvt predict: {tag}{seq.name}: wrote {n} frames")
-    print(f"tamvt predict: {tag}{wrote} sequence(s) written, {skipped} already complete "
-          f"({len(mine)} of {len(sequences)} on this process) -> {args.out}")
+    print(
+        f"tamvt predict: {tag}{wrote} sequence(s) written, {skipped} already complete "
+        f"({len(mine)} of {len(sequences)} on this process) -> {args.out}"
+    )
     return 0

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 # ---- the command ---------------------------------------------------------------------------------
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="a video file or a folder of frames (jpg/png)")
     parser.add_argument("--mask", type=Path, required=True, help="index PNG of the objects in frame --frame")
@@ -47,8 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=None, help="overlay frame rate (default: the video's, or 24)")
     parser.add_argument("--per-object", action="store_true", help="also write OUT/<id>/<frame>.png binary masks")
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
-    parser.add_argument("--allow-truncated", action="store_true",
-                        help="segment the frames a truncated video file holds instead of failing")
+    parser.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="segment the frames a truncated video file holds instead of failing",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_arguments(parser)
 
@@ -56,13 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from tamvt.data.video import VideoWriter
     from tamvt.data.generic import read_generic
     from tamvt.data.palette import read_index_png, write_index_png
-    from tamvt.data.video import VIDEO_SUFFIXES
+    from tamvt.data.video import VIDEO_SUFFIXES, VideoWriter
+    from tamvt.errors import SessionError
     from tamvt.inference.overlay import overlay
     from tamvt.inference.predictor import index_ids
-    from tamvt.errors import SessionError
 
     overrides = inference_overrides(args.overrides)
     device = resolve_device(args.device)
@@ -92,8 +95,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         writer = VideoWriter(args.overlay, fps=args.fps or seq.extra.get("fps") or 24.0) if args.overlay else None
         with writer if writer is not None else contextlib.nullcontext():
-            bar = tqdm(predictor.propagate(session), total=len(seq) - args.frame, unit="frame",
-                       disable=args.quiet, desc=seq.name)
+            bar = tqdm(
+                predictor.propagate(session),
+                total=len(seq) - args.frame,
+                unit="frame",
+                disable=args.quiet,
+                desc=seq.name,
+            )
             for _, result in bar:
                 write_index_png(tmp / f"{result.name}.png", result.mask, palette)
                 if args.per_object:
@@ -126,12 +134,15 @@ def complete_frames(seq: VideoSequence, frame: int, allow_truncated: bool) -> Vi
         return seq
     n = info.frames
     if not allow_truncated:
-        raise InputError(path, f"{info.describe_truncation()}; pass --allow-truncated to segment "
-                                         f"the {n} frame(s) that are there")
+        raise InputError(
+            path, f"{info.describe_truncation()}; pass --allow-truncated to segment the {n} frame(s) that are there"
+        )
     if frame >= n:
         raise InputError(path, f"{info.describe_truncation()}; the mask's frame {frame} is not among them")
-    print(f"tamvt segment: warning: {seq.video_path}: {info.describe_truncation()}; segmenting those {n} frame(s)",
-          file=sys.stderr)
+    print(
+        f"tamvt segment: warning: {seq.video_path}: {info.describe_truncation()}; segmenting those {n} frame(s)",
+        file=sys.stderr,
+    )
     return dataclasses.replace(seq, frame_names=seq.frame_names[:n])
 
 

@@ -14,16 +14,23 @@ from tamvt.errors import TamvtError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="output folder (DAVIS layout)")
-    parser.add_argument("--preset", default="demo", choices=PRESETS,
-                        help="suite of videos: tiny (tests), demo (1 video, a cut), val (33 videos, every event), "
-                             "long (3 videos >= 300 frames), train (100 random videos); default demo")
+    parser.add_argument(
+        "--preset",
+        default="demo",
+        choices=PRESETS,
+        help="suite of videos: tiny (tests), demo (1 video, a cut), val (33 videos, every event), "
+        "long (3 videos >= 300 frames), train (100 random videos); default demo",
+    )
     parser.add_argument("--num", type=int, default=None, help="number of videos (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0, help="suite seed; video i gets a seed derived from it")
     parser.add_argument("--length", type=int, default=None, help="frames per video (overrides the preset)")
     parser.add_argument("--size", default=None, help="frame size HxW, e.g. 480x854 (default: the preset's)")
-    parser.add_argument("--events", default=None,
-                        help="comma-separated events for every video: cut, peel, shrink, morph, mold, occlusion, "
-                             "small, multi_instance; or 'random'")
+    parser.add_argument(
+        "--events",
+        default=None,
+        help="comma-separated events for every video: cut, peel, shrink, morph, mold, occlusion, "
+        "small, multi_instance; or 'random'",
+    )
     parser.add_argument("--objects", type=int, default=None, help="target objects per video")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--overwrite", action="store_true", help="replace the dataset already in OUT")

@@ -14,13 +14,22 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from tamvt.train.config import train_preset_names
 
-    parser.add_argument("config", metavar="PRESET_OR_YAML",
-                        help=f"a training preset ({', '.join(train_preset_names())}) or a YAML file")
-    parser.add_argument("overrides", nargs="*", metavar="key.sub=value",
-                        help="config overrides, e.g. optim.lr=1e-4 data.root=/data/VOST model_preset=tamvt-small")
+    parser.add_argument(
+        "config", metavar="PRESET_OR_YAML", help=f"a training preset ({', '.join(train_preset_names())}) or a YAML file"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key.sub=value",
+        help="config overrides, e.g. optim.lr=1e-4 data.root=/data/VOST model_preset=tamvt-small",
+    )
     parser.add_argument("--out", metavar="RUN_DIR", help="run folder (default: run.out_dir of the config)")
-    parser.add_argument("--resume", choices=("auto", "never"), default="auto",
-                        help="auto: continue from RUN_DIR/last.pt if it exists (default); never: refuse if it exists")
+    parser.add_argument(
+        "--resume",
+        choices=("auto", "never"),
+        default="auto",
+        help="auto: continue from RUN_DIR/last.pt if it exists (default); never: refuse if it exists",
+    )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
 
 

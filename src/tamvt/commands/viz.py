@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tamvt.errors import TamvtError
 
@@ -39,17 +40,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-frame", type=int, default=0, help="frame the mask belongs to (default 0)")
     p.add_argument("--frame", type=int, required=True, help="the query frame K (after the mask's frame)")
     p.add_argument("--object", type=int, default=None, help="object id in the mask (default: the smallest)")
-    p.add_argument("--short-side", type=int, default=None, metavar="PX",
-                   help="resize frames so the short side is PX (0 = keep); default: the checkpoint's")
+    p.add_argument(
+        "--short-side",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="resize frames so the short side is PX (0 = keep); default: the checkpoint's",
+    )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
 
     p = add("loss-weights", "transformation-aware loss weights of a ground-truth mask sequence (Fig. A5a)")
     p.add_argument("masks", type=Path, metavar="GT_FOLDER", help="folder of index-PNG masks of one video")
     p.add_argument("--objects", default=None, metavar="IDS", help="only these object ids, e.g. 1,3 (default: all)")
     p.add_argument("--tau", type=float, default=1.0, help="temperature τ (default 1.0)")
-    p.add_argument("--window", type=int, default=None,
-                   help="weights per window of N masks, as the loss sees the query frames of a training window "
-                        "(default: the whole sequence)")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="weights per window of N masks, as the loss sees the query frames of a training window "
+        "(default: the whole sequence)",
+    )
     p.add_argument("--kinds", default="area,centroid,components", help="measures to draw (default: all three)")
 
     p = add("training", "loss terms, learning rate and validation J&F / J_tr of a training run")
@@ -123,8 +133,11 @@ def _loss_weights(args: argparse.Namespace) -> list[Path]:
     wanted = parse_ids(args.objects, "--objects") or present
     missing = [o for o in wanted if o not in present]
     if missing or not wanted:
-        raise InputError(args.masks, f"object(s) {', '.join(map(str, missing)) or '(none)'} not in the masks "
-                                     f"(ids: {', '.join(map(str, present)) or 'none'})")
+        raise InputError(
+            args.masks,
+            f"object(s) {', '.join(map(str, missing)) or '(none)'} not in the masks "
+            f"(ids: {', '.join(map(str, present)) or 'none'})",
+        )
     out = []
     for obj in wanted:
         curves = loss_weight_curves(frames, masks, obj, args.tau, kinds, args.window)
@@ -147,13 +160,20 @@ def _scores(args: argparse.Namespace) -> list[Path]:
     out = [_save(plot_sequence_bars(report), args, "scores-jf.png")]
     curves = object_curves(report)
     if not curves:
-        print(f"tamvt viz: warning: {args.report} has no per-frame scores (written by an older tamvt eval): "
-              "J over time is left out", file=sys.stderr)
+        print(
+            f"tamvt viz: warning: {args.report} has no per-frame scores (written by an older tamvt eval): "
+            "J over time is left out",
+            file=sys.stderr,
+        )
     for seq, objs in curves.items():
         out.append(_save(plot_j_over_time(seq, objs), args, f"scores-j-{safe_name(seq)}.png"))
     return out
 
 
 PLOTS: dict[str, Callable[[argparse.Namespace], list[Path]]] = {
-    "rte": _rte, "attention": _attention, "loss-weights": _loss_weights, "training": _training, "scores": _scores,
+    "rte": _rte,
+    "attention": _attention,
+    "loss-weights": _loss_weights,
+    "training": _training,
+    "scores": _scores,
 }

@@ -17,13 +17,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions.add_parser("list", help="the named models and their state")
     fetch = actions.add_parser("fetch", help="download (resuming a partial download) and convert")
     fetch.add_argument("names", nargs="+", metavar="NAME")
-    fetch.add_argument("--timeout", type=float, default=20.0, metavar="S",
-                       help="seconds to wait for a connection or for data (default 20)")
+    fetch.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="seconds to wait for a connection or for data (default 20)",
+    )
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
     path = actions.add_parser("path", help="where NAME's file is, or goes when downloaded by hand")
     path.add_argument("name", metavar="NAME")
-    path.add_argument("--converted", action="store_true",
-                      help="the converted tamvt checkpoint instead (what --checkpoint NAME loads)")
+    path.add_argument(
+        "--converted", action="store_true", help="the converted tamvt checkpoint instead (what --checkpoint NAME loads)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

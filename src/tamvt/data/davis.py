@@ -13,8 +13,9 @@ not an object), as in the official davis2017-evaluation toolkit.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -75,9 +76,9 @@ def match_masks(frame_paths: list[Path], mask_files: list[Path]) -> dict[int, Pa
     return out
 
 
-def read_davis_style_sequence(name: str, frames_dir: Path, ann_dir: Path, *,
-                              void_id: int | None = VOID_ID,
-                              extra: Mapping[str, Any] | None = None) -> VideoSequence:
+def read_davis_style_sequence(
+    name: str, frames_dir: Path, ann_dir: Path, *, void_id: int | None = VOID_ID, extra: Mapping[str, Any] | None = None
+) -> VideoSequence:
     """One sequence stored as ``frames_dir/*.jpg`` + ``ann_dir/*.png`` with frame 0 annotated.
 
     Only the first mask is decoded (object ids, size); the first frame's header is read to check
@@ -109,8 +110,13 @@ def read_davis_style_sequence(name: str, frames_dir: Path, ann_dir: Path, *,
     )
 
 
-def read_davis(root: str | Path, split: str = "val", resolution: str = "480p",
-               year: str = "2017", sequences: list[str] | None = None) -> list[VideoSequence]:
+def read_davis(
+    root: str | Path,
+    split: str = "val",
+    resolution: str = "480p",
+    year: str = "2017",
+    sequences: list[str] | None = None,
+) -> list[VideoSequence]:
     """Read the sequences of a DAVIS split, in the order of ``ImageSets/<year>/<split>.txt``.
 
     ``resolution``: ``"480p"`` or ``"Full-Resolution"``. ``sequences``: read only these names

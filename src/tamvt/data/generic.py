@@ -18,8 +18,9 @@ from tamvt.data.video import open_frames
 from tamvt.errors import InputError
 
 
-def read_generic(input: str | Path, mask: str | Path, frame: int = 0, name: str | None = None,
-                 void_id: int | None = None) -> VideoSequence:
+def read_generic(
+    input: str | Path, mask: str | Path, frame: int = 0, name: str | None = None, void_id: int | None = None
+) -> VideoSequence:
     """Describe ``input`` (frame folder or video file) with ``mask`` annotating frame ``frame``.
 
     Frame names are the file stems for a folder and ``00000, 00001, ...`` for a video file.
@@ -39,8 +40,9 @@ def read_generic(input: str | Path, mask: str | Path, frame: int = 0, name: str 
     size = read_image_size(frames.frame_paths[frame]) if frames.frame_paths is not None else frames.size
     ids, palette = read_index_png(mask)
     if ids.shape != size:
-        raise InputError(mask, f"mask size {ids.shape[1]}x{ids.shape[0]} != frame size "
-                               f"{size[1]}x{size[0]} of {input.name}")
+        raise InputError(
+            mask, f"mask size {ids.shape[1]}x{ids.shape[0]} != frame size {size[1]}x{size[0]} of {input.name}"
+        )
     present = [int(k) for k in np.unique(ids) if k != 0 and k != void_id]
     if not present:
         raise InputError(mask, "mask is empty (no object id > 0)")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -34,8 +34,11 @@ def _list_files(folder: Path, suffixes: tuple[str, ...], what: str) -> list[Path
     if not folder.is_dir():
         raise InputError(folder, f"{what} folder not found")
     # Hidden files (e.g. macOS "._00000.jpg" resource forks) are never frames.
-    names = [e.name for e in os.scandir(folder)
-             if e.is_file() and not e.name.startswith(".") and e.name.lower().endswith(suffixes)]
+    names = [
+        e.name
+        for e in os.scandir(folder)
+        if e.is_file() and not e.name.startswith(".") and e.name.lower().endswith(suffixes)
+    ]
     return [folder / n for n in sorted(names, key=natural_key)]
 
 
@@ -83,8 +86,9 @@ def read_image(path: str | Path, expected_size: tuple[int, int] | None = None) -
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def iter_images(paths: Sequence[str | Path], start: int = 0,
-                expected_size: tuple[int, int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def iter_images(
+    paths: Sequence[str | Path], start: int = 0, expected_size: tuple[int, int] | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(index, frame (H, W, 3) uint8 RGB)`` for ``paths[start:]``, decoding one at a time."""
     for i in range(max(start, 0), len(paths)):
         yield i, read_image(paths[i], expected_size=expected_size)

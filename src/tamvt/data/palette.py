@@ -53,17 +53,17 @@ def read_index_png(path: str | Path, *, allow_16bit: bool = False) -> tuple[np.n
             img.load()
             mode, fmt = img.mode, img.format or "unknown"
             if fmt in ("JPEG", "MPO"):  # lossy: the ids at every object edge would be wrong
-                raise InputError(path, f"mask is a JPEG file (mode {mode}){_despite_name(path, fmt)}: JPEG "
-                                       "compression changes the ids at object edges; save it as an index PNG "
-                                       "('P' or 'L')")
+                raise InputError(
+                    path,
+                    f"mask is a JPEG file (mode {mode}){_despite_name(path, fmt)}: JPEG "
+                    "compression changes the ids at object edges; save it as an index PNG "
+                    "('P' or 'L')",
+                )
             if mode == "P":
                 arr = np.array(img, dtype=np.uint8)
                 pal = img.getpalette()
                 palette = bytes(pal[:768]).ljust(768, b"\0") if pal else None
-            elif mode == "L":
-                arr = np.array(img, dtype=np.uint8)
-                palette = None
-            elif mode == "1":
+            elif mode == "L" or mode == "1":
                 arr = np.array(img, dtype=np.uint8)
                 palette = None
             elif mode in ("I;16", "I;16B", "I;16L", "I") and allow_16bit:
@@ -76,8 +76,11 @@ def read_index_png(path: str | Path, *, allow_16bit: bool = False) -> tuple[np.n
             elif fmt == "PNG":
                 raise InputError(path, f"mask is {mode}, not a single-channel index PNG ('P' or 'L')")
             else:
-                raise InputError(path, f"mask is a {fmt} file in mode {mode}{_despite_name(path, fmt)}, not a "
-                                       "single-channel index PNG ('P' or 'L')")
+                raise InputError(
+                    path,
+                    f"mask is a {fmt} file in mode {mode}{_despite_name(path, fmt)}, not a "
+                    "single-channel index PNG ('P' or 'L')",
+                )
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(path, f"cannot read mask ({err.__class__.__name__}: {err})") from None
     return arr, palette

@@ -6,9 +6,10 @@ so a reader can describe a 10,000-frame video without loading it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,10 @@ class VideoSequence:
             raise KeyError(f"{self.name}: frame {index} is not annotated")
         mask, _ = read_index_png(self.mask_paths[index])
         if mask.shape != self.size:
-            raise InputError(self.mask_paths[index], f"mask size {mask.shape[1]}x{mask.shape[0]} != frame size {self.size[1]}x{self.size[0]}")
+            raise InputError(
+                self.mask_paths[index],
+                f"mask size {mask.shape[1]}x{mask.shape[0]} != frame size {self.size[1]}x{self.size[0]}",
+            )
         return mask
 
     def read_frame(self, index: int) -> np.ndarray:
@@ -68,7 +72,7 @@ class VideoSequence:
             from tamvt.data.images import read_image
 
             return read_image(self.frame_paths[index], expected_size=self.size)
-        for i, frame in self.iter_frames(start=index):
+        for _, frame in self.iter_frames(start=index):
             return frame
         raise IndexError(f"{self.name}: frame {index} out of range ({len(self)} frames)")
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -84,9 +85,11 @@ def _describe_unreadable(path: Path, ffmpeg_reason: str) -> str:
         if boxes and "moov" not in {kind for kind, _, _ in boxes}:
             kind, offset, length = boxes[-1]
             if offset + length > size:
-                return (f"truncated MP4: the file ends at byte {size}, inside its '{kind}' box that should end at "
-                        f"byte {offset + length}, and the index ('moov' box) that is written last is missing "
-                        f"(a recording or copy cut off before the end); no frame can be read from it")
+                return (
+                    f"truncated MP4: the file ends at byte {size}, inside its '{kind}' box that should end at "
+                    f"byte {offset + length}, and the index ('moov' box) that is written last is missing "
+                    f"(a recording or copy cut off before the end); no frame can be read from it"
+                )
             return "damaged MP4: it has no index ('moov' box); no frame can be read from it"
     try:
         with Image.open(path) as img:
@@ -135,8 +138,9 @@ def iter_video(path: str | Path, start: int = 0) -> Iterator[tuple[int, np.ndarr
                     yield index, frame.to_ndarray(format="rgb24")
                 index += 1
         except (av.error.FFmpegError, OSError, ValueError) as err:
-            raise InputError(path, f"video frame {index} does not decode: the file is damaged there "
-                                   f"({_ffmpeg_words(err)})") from None
+            raise InputError(
+                path, f"video frame {index} does not decode: the file is damaged there ({_ffmpeg_words(err)})"
+            ) from None
         if index == 0:
             raise InputError(path, "video has no decodable frames")
     finally:
@@ -246,7 +250,7 @@ class VideoWriter:
         self._size: tuple[int, int] | None = None  # (H, W) of the input frames
         self.frames_written = 0
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         # the temporary name keeps the video suffix: PyAV picks the container format from it
         self._commit = contextlib.ExitStack()
         self._tmp = self._commit.enter_context(atomic_path(self.path, suffix=self.path.suffix or ".mp4"))
@@ -291,8 +295,9 @@ class VideoWriter:
         self._container.mux(self._stream.encode(vframe))
         self.frames_written += 1
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         commit, self._commit = self._commit, None
         assert commit is not None  # set by __enter__
         try:
@@ -316,9 +321,17 @@ class Frames:
     :meth:`iter_frames`. Exactly one of ``frame_paths`` (a folder's image files, natural order) and
     ``video_path`` is set. A folder's ``size`` is read from its first image when first asked for."""
 
-    def __init__(self, path: Path, names: tuple[str, ...], *, frame_paths: tuple[Path, ...] | None = None,
-                 video_path: Path | None = None, size: tuple[int, int] | None = None, fps: float | None = None,
-                 video_info: VideoInfo | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        names: tuple[str, ...],
+        *,
+        frame_paths: tuple[Path, ...] | None = None,
+        video_path: Path | None = None,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+        video_info: VideoInfo | None = None,
+    ) -> None:
         self.path = path
         self.names = names
         self.frame_paths = frame_paths

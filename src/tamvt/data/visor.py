@@ -21,9 +21,20 @@ from tamvt.data.sequence import VideoSequence
 from tamvt.errors import InputError
 
 # Val videos whose kitchens never appear in train (the paper's "unseen" subset).
-UNSEEN_VIDEOS = frozenset({
-    "P07_101", "P07_103", "P07_110", "P09_02", "P09_07", "P09_104", "P09_103", "P09_106", "P21_01", "P29_04",
-})
+UNSEEN_VIDEOS = frozenset(
+    {
+        "P07_101",
+        "P07_103",
+        "P07_110",
+        "P09_02",
+        "P09_07",
+        "P09_104",
+        "P09_103",
+        "P09_106",
+        "P21_01",
+        "P29_04",
+    }
+)
 _VIDEO_ID = re.compile(r"^(P\d+_\d+)")
 
 
@@ -41,8 +52,9 @@ def _base(root: Path) -> Path:
     raise InputError(root, "neither a VISOR_2022 folder nor one inside it (no ImageSets / JPEGImages)")
 
 
-def read_visor(root: str | Path, split: str = "val", resolution: str = "480p",
-               sequences: list[str] | None = None) -> list[VideoSequence]:
+def read_visor(
+    root: str | Path, split: str = "val", resolution: str = "480p", sequences: list[str] | None = None
+) -> list[VideoSequence]:
     """Read the sequences of a VISOR split (``train``, ``val``, ``val_unseen``) in split-file order."""
     base = _base(check_root(root))
     sets = base / "ImageSets" / "2022"
@@ -52,8 +64,12 @@ def read_visor(root: str | Path, split: str = "val", resolution: str = "480p",
     out = []
     for n in names:
         unseen = n in listed_unseen or video_id(n) in UNSEEN_VIDEOS
-        out.append(read_davis_style_sequence(
-            n, base / "JPEGImages" / resolution / n, base / "Annotations" / resolution / n,
-            extra={"visor_split": "unseen" if unseen else "seen", "video_id": video_id(n)},
-        ))
+        out.append(
+            read_davis_style_sequence(
+                n,
+                base / "JPEGImages" / resolution / n,
+                base / "Annotations" / resolution / n,
+                extra={"visor_split": "unseen" if unseen else "seen", "video_id": video_id(n)},
+            )
+        )
     return out

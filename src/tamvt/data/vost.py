@@ -21,8 +21,9 @@ from tamvt.data.sequence import VideoSequence
 from tamvt.errors import InputError
 
 
-def read_vost(root: str | Path, split: str = "val", frames_dir: str = "JPEGImages",
-              sequences: list[str] | None = None) -> list[VideoSequence]:
+def read_vost(
+    root: str | Path, split: str = "val", frames_dir: str = "JPEGImages", sequences: list[str] | None = None
+) -> list[VideoSequence]:
     """Read the sequences of a VOST split, in the order of ``ImageSets/<split>.txt``.
 
     ``frames_dir``: ``"JPEGImages"`` (all frames) or ``"JPEGImages_10fps"``. Every annotation must
@@ -34,7 +35,6 @@ def read_vost(root: str | Path, split: str = "val", frames_dir: str = "JPEGImage
         raise InputError(root / frames_dir, "frame folder not found")
     names = sequences if sequences is not None else read_split_list(root / "ImageSets" / f"{split}.txt")
     return [
-        read_davis_style_sequence(n, root / frames_dir / n, root / "Annotations" / n,
-                                  extra={"frames_dir": frames_dir})
+        read_davis_style_sequence(n, root / frames_dir / n, root / "Annotations" / n, extra={"frames_dir": frames_dir})
         for n in names
     ]

@@ -50,8 +50,9 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return videos
 
 
-def _objects(meta_path: Path, vid: str, entry: Any, frame_index: dict[str, int],
-             masks: dict[int, Path], ann_dir: Path) -> tuple[dict[int, int], dict[int, Any]]:
+def _objects(
+    meta_path: Path, vid: str, entry: Any, frame_index: dict[str, int], masks: dict[int, Path], ann_dir: Path
+) -> tuple[dict[int, int], dict[int, Any]]:
     """``({object id: first frame index}, {object id: category})`` of one meta.json video entry."""
     try:
         items = entry["objects"].items()
@@ -78,8 +79,9 @@ def _objects(meta_path: Path, vid: str, entry: Any, frame_index: dict[str, int],
     return {k: objects[k] for k in order}, {k: categories[k] for k in order}
 
 
-def read_youtube(root: str | Path, split: str = "val", all_frames: bool = False,
-                 sequences: list[str] | None = None) -> list[VideoSequence]:
+def read_youtube(
+    root: str | Path, split: str = "val", all_frames: bool = False, sequences: list[str] | None = None
+) -> list[VideoSequence]:
     """Read the videos of a YouTube-VOS split (``train``, ``valid``/``val``, ``test``), sorted by id.
 
     ``all_frames``: take frames from ``<split>_all_frames/JPEGImages`` (every frame; the masks
@@ -109,15 +111,17 @@ def read_youtube(root: str | Path, split: str = "val", all_frames: bool = False,
         first = min(objects.values())
         mask, _ = read_index_png(masks[first])
         check_mask_matches_frame(masks[first], mask.shape, frames[first])
-        out.append(VideoSequence(
-            name=vid,
-            frame_names=tuple(p.stem for p in frames),
-            frame_paths=tuple(frames),
-            video_path=None,
-            mask_paths=masks,
-            objects=objects,
-            size=(int(mask.shape[0]), int(mask.shape[1])),
-            void_id=None,
-            extra={"categories": categories},
-        ))
+        out.append(
+            VideoSequence(
+                name=vid,
+                frame_names=tuple(p.stem for p in frames),
+                frame_paths=tuple(frames),
+                video_path=None,
+                mask_paths=masks,
+                objects=objects,
+                size=(int(mask.shape[0]), int(mask.shape[1])),
+                void_id=None,
+                extra={"categories": categories},
+            )
+        )
     return out

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -142,7 +143,9 @@ def check_predictions(sequences: Iterable[VideoSequence], pred_root: Path, proto
         if not folder.is_dir():
             raise InputError(folder, f"no prediction folder for sequence {seq.name!r}")
         present = set(os.listdir(folder))
-        missing = [seq.frame_names[i] for i in frames_needed(protocol, seq) if f"{seq.frame_names[i]}.png" not in present]
+        missing = [
+            seq.frame_names[i] for i in frames_needed(protocol, seq) if f"{seq.frame_names[i]}.png" not in present
+        ]
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise InputError(folder / f"{missing[0]}.png", f"prediction frame missing{more}")
@@ -151,7 +154,9 @@ def check_predictions(sequences: Iterable[VideoSequence], pred_root: Path, proto
 def _read_prediction(path: Path, size: tuple[int, int]) -> np.ndarray:
     pred, _ = read_index_png(path)
     if pred.shape != tuple(size):
-        raise InputError(path, f"prediction size {pred.shape[1]}x{pred.shape[0]} != ground-truth size {size[1]}x{size[0]}")
+        raise InputError(
+            path, f"prediction size {pred.shape[1]}x{pred.shape[0]} != ground-truth size {size[1]}x{size[0]}"
+        )
     return pred
 
 

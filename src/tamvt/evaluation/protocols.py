@@ -22,8 +22,8 @@ in the official toolkit. The void id (255) is background everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 

@@ -64,8 +64,10 @@ def load_attributes(gt_root: str | Path, warn: Callable[[str], None] | None = No
     else:
         why = _foreign(data)
     if why is not None:
-        message = (f"{path} was not written by tamvt's synthetic generator ({why}); ignored: no subsets "
-                   "from it (tags, multi-instance, fps)")
+        message = (
+            f"{path} was not written by tamvt's synthetic generator ({why}); ignored: no subsets "
+            "from it (tags, multi-instance, fps)"
+        )
         if warn is None:
             warnings.warn(message, stacklevel=2)
         else:
@@ -140,7 +142,7 @@ def to_json(result: EvalResult, attributes: Mapping[str, Any] | None = None) -> 
     scores = result.object_scores
     per_object = [
         {"sequence": o.sequence, "object": o.object, "num_frames": len(o.frames), **{k: _num(s[k]) for k in SCORE_KEYS}}
-        for o, s in zip(result.objects, scores)
+        for o, s in zip(result.objects, scores, strict=True)
     ]
     subs = {
         name: {"num_objects": len(ids), **{k: _num(v) for k, v in mean_scores([scores[i] for i in ids]).items()}}
@@ -153,8 +155,13 @@ def to_json(result: EvalResult, attributes: Mapping[str, Any] | None = None) -> 
         "subsets": subs,
         "warnings": list(result.warnings),
         "per_frame": [
-            {"sequence": o.sequence, "object": o.object, "frames": list(o.frames),
-             "J": [_num(v) for v in o.j.tolist()], "F": [_num(v) for v in o.f.tolist()]}
+            {
+                "sequence": o.sequence,
+                "object": o.object,
+                "frames": list(o.frames),
+                "J": [_num(v) for v in o.j.tolist()],
+                "F": [_num(v) for v in o.f.tolist()],
+            }
             for o in result.objects
         ],
     }
@@ -169,20 +176,32 @@ def write_csv(path: str | Path, result: EvalResult) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["sequence", "object", "num_frames", "area_pct", *SCORE_KEYS])
-    for o, s in zip(result.objects, result.object_scores):
+    for o, s in zip(result.objects, result.object_scores, strict=True):
         area = "" if math.isnan(o.area_frac) else repr(100.0 * o.area_frac)
-        w.writerow([o.sequence, o.object, len(o.frames), area, *("" if math.isnan(s[k]) else repr(s[k]) for k in SCORE_KEYS)])
+        w.writerow(
+            [o.sequence, o.object, len(o.frames), area, *("" if math.isnan(s[k]) else repr(s[k]) for k in SCORE_KEYS)]
+        )
     write_text_atomic(path, buf.getvalue(), make_parents=False)
 
 
-TABLE_KEYS: tuple[str, ...] = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay", "J_tr-Mean")
+TABLE_KEYS: tuple[str, ...] = (
+    "J&F-Mean",
+    "J-Mean",
+    "J-Recall",
+    "J-Decay",
+    "F-Mean",
+    "F-Recall",
+    "F-Decay",
+    "J_tr-Mean",
+)
 
 
 TableRow = tuple[str, int, Mapping[str, float]]  # name, number of objects, scores
 
 
-def table_rows(result: EvalResult, attributes: Mapping[str, Any] | None = None
-               ) -> tuple[TableRow, list[TableRow], list[TableRow]]:
+def table_rows(
+    result: EvalResult, attributes: Mapping[str, Any] | None = None
+) -> tuple[TableRow, list[TableRow], list[TableRow]]:
     """The global row, one row per sequence (mean of its objects) and one per subset."""
     scores = result.object_scores
     start = 0
@@ -191,8 +210,9 @@ def table_rows(result: EvalResult, attributes: Mapping[str, Any] | None = None
         n = len(seq.objects)
         seq_rows.append((seq.name, n, mean_scores(scores[start : start + n])))
         start += n
-    sub_rows: list[TableRow] = [(name, len(ids), mean_scores([scores[i] for i in ids]))
-                for name, ids in subsets(result, attributes).items()]
+    sub_rows: list[TableRow] = [
+        (name, len(ids), mean_scores([scores[i] for i in ids])) for name, ids in subsets(result, attributes).items()
+    ]
     return ("GLOBAL", len(scores), result.global_scores()), seq_rows, sub_rows
 
 

@@ -8,5 +8,13 @@ resumable downloader behind ``tamvt weights``.
 from tamvt.hub.download import DownloadError
 from tamvt.hub.registry import MODELS, ModelEntry, checkpoint_path, download_path, fetch, home, resolve_checkpoint
 
-__all__ = ["MODELS", "DownloadError", "ModelEntry", "checkpoint_path", "download_path", "fetch", "home",
-           "resolve_checkpoint"]
+__all__ = [
+    "MODELS",
+    "DownloadError",
+    "ModelEntry",
+    "checkpoint_path",
+    "download_path",
+    "fetch",
+    "home",
+    "resolve_checkpoint",
+]

@@ -66,8 +66,16 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest: str | Path, *, timeout: float = 20.0, expected_size: int | None = None,
-             expected_sha256: str | None = None, progress: bool = True, desc: str | None = None) -> Downloaded:
+def download(
+    url: str,
+    dest: str | Path,
+    *,
+    timeout: float = 20.0,
+    expected_size: int | None = None,
+    expected_sha256: str | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+) -> Downloaded:
     """Download ``url`` to ``dest`` (resuming ``dest.part`` when present).
 
     Args:
@@ -90,8 +98,10 @@ def download(url: str, dest: str | Path, *, timeout: float = 20.0, expected_size
         info = _read_info(info_path) if part.is_file() else {}
         offset = part.stat().st_size if info else 0
         if attempts >= MAX_ATTEMPTS:
-            raise DownloadError(current, f"{problem} (gave up after {attempts} attempts; "
-                                         f"{offset} bytes kept in {part} for the next try)")
+            raise DownloadError(
+                current,
+                f"{problem} (gave up after {attempts} attempts; {offset} bytes kept in {part} for the next try)",
+            )
         attempts += 1
         headers = {"User-Agent": USER_AGENT}
         ranged, plain = bool(offset) and not plain, False
@@ -112,9 +122,12 @@ def download(url: str, dest: str | Path, *, timeout: float = 20.0, expected_size
                 attempts -= 1
                 nxt = confirm_url(response.read(MAX_PAGE_BYTES), response.geturl())
                 if nxt is None or pages > MAX_PAGES:
-                    raise DownloadError(current, "the server answered with a web page, not the file "
-                                                 "(download quota exceeded, file not shared, or a login "
-                                                 "or proxy page)")
+                    raise DownloadError(
+                        current,
+                        "the server answered with a web page, not the file "
+                        "(download quota exceeded, file not shared, or a login "
+                        "or proxy page)",
+                    )
                 current = nxt
                 continue
             total, offset = _announced(response, offset if ranged else 0)
@@ -129,8 +142,11 @@ def download(url: str, dest: str | Path, *, timeout: float = 20.0, expected_size
                 write_text_atomic(info_path, json.dumps({"url": url, "total": total, "validator": validator}))
             try:
                 received = _stream(response, part, offset, total, progress, desc)
-                problem = "" if total is None or offset + received == total else \
-                    f"connection closed after {offset + received} of {total} bytes"
+                problem = (
+                    ""
+                    if total is None or offset + received == total
+                    else f"connection closed after {offset + received} of {total} bytes"
+                )
             except (OSError, http.client.HTTPException) as err:  # reset, timeout, broken chunked body
                 problem = f"connection lost at {part.stat().st_size} of {total or '?'} bytes ({_reason(err)})"
         if not problem:
@@ -174,8 +190,10 @@ def _announced(response, offset: int) -> tuple[int | None, int]:
         start = span.partition("-")[0]
         if unit == "bytes" and start.isdigit() and int(start) == offset:
             return (int(total) if total.isdigit() else None), offset
-        raise DownloadError(response.geturl(), f"unusable Content-Range {response.headers.get('Content-Range')!r} "
-                                               f"for a request from byte {offset}")
+        raise DownloadError(
+            response.geturl(),
+            f"unusable Content-Range {response.headers.get('Content-Range')!r} for a request from byte {offset}",
+        )
     length = response.headers.get("Content-Length")
     return (int(length) if length and length.isdigit() else None), 0  # 200: the whole file again
 
@@ -184,9 +202,20 @@ def _stream(response, part: Path, offset: int, total: int | None, progress: bool
     from tqdm import tqdm
 
     received = 0
-    with open(part, "ab" if offset else "wb") as f, \
-            tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
-                 disable=not progress, file=sys.stderr, leave=False) as bar:
+    with (
+        open(part, "ab" if offset else "wb") as f,
+        tqdm(
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=desc,
+            disable=not progress,
+            file=sys.stderr,
+            leave=False,
+        ) as bar,
+    ):
         while block := response.read(CHUNK):
             f.write(block)
             received += len(block)

@@ -71,18 +71,35 @@ def _drive(name: str, file_id: str, filename: str, summary: str) -> ModelEntry:
     return ModelEntry(name, summary, url=_DRIVE.format(file_id), page=_DRIVE_PAGE.format(file_id), filename=filename)
 
 
-MODELS: dict[str, ModelEntry] = {e.name: e for e in (
-    ModelEntry("mini-synthetic", "tamvt-mini (narrow ResNet-18), trained on synthetic videos only; shipped in the package",
-               package_file="tamvt-mini-synthetic.safetensors"),
-    ModelEntry("mini-synthetic-base", "the 9000-step synthetic-small run mini-synthetic was fine-tuned from (the default "
-               "until 2026-12; where synthetic-long starts); shipped in the package",
-               package_file="tamvt-mini-synthetic-base.safetensors"),
-    # Google Drive ids from the README of github.com/davidhalladay/TAM-VT
-    _drive("official-vost", "1Cw5v6DvwqtPJD_37STRuJo5cv52Tk3xb", "tamvt_vost.pth",
-           "the authors' TAM-VT (ResNet-50), fine-tuned on VOST"),
-    _drive("official-static", "1ibmXIgRTIXP4pHzBOEfYCc7MFrngVWcc", "tamvt_static.pth",
-           "the authors' TAM-VT (ResNet-50), pre-trained on static images"),
-)}
+MODELS: dict[str, ModelEntry] = {
+    e.name: e
+    for e in (
+        ModelEntry(
+            "mini-synthetic",
+            "tamvt-mini (narrow ResNet-18), trained on synthetic videos only; shipped in the package",
+            package_file="tamvt-mini-synthetic.safetensors",
+        ),
+        ModelEntry(
+            "mini-synthetic-base",
+            "the 9000-step synthetic-small run mini-synthetic was fine-tuned from (the default "
+            "until 2026-12; where synthetic-long starts); shipped in the package",
+            package_file="tamvt-mini-synthetic-base.safetensors",
+        ),
+        # Google Drive ids from the README of github.com/davidhalladay/TAM-VT
+        _drive(
+            "official-vost",
+            "1Cw5v6DvwqtPJD_37STRuJo5cv52Tk3xb",
+            "tamvt_vost.pth",
+            "the authors' TAM-VT (ResNet-50), fine-tuned on VOST",
+        ),
+        _drive(
+            "official-static",
+            "1ibmXIgRTIXP4pHzBOEfYCc7MFrngVWcc",
+            "tamvt_static.pth",
+            "the authors' TAM-VT (ResNet-50), pre-trained on static images",
+        ),
+    )
+}
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -153,17 +170,27 @@ def fetch(name: str, *, progress: bool = True, verify: bool = True, timeout: flo
         if src.is_file() and _record_path(src).is_file():
             _verify_record(src, name, full=True)
         elif src.is_file():  # put there by hand: record what it is now
-            _write_record(src, {"url": None, "size": src.stat().st_size, "sha256": sha256_file(src),
-                                "added": "by hand"})
+            _write_record(
+                src, {"url": None, "size": src.stat().st_size, "sha256": sha256_file(src), "added": "by hand"}
+            )
         else:
             url = entry.source_url()
             try:
-                got = download(url, src, timeout=timeout, expected_size=entry.size, expected_sha256=entry.sha256,
-                               progress=progress, desc=name)
+                got = download(
+                    url,
+                    src,
+                    timeout=timeout,
+                    expected_size=entry.size,
+                    expected_sha256=entry.sha256,
+                    progress=progress,
+                    desc=name,
+                )
             except DownloadError as err:
-                raise TamvtError(f"cannot download {name} from {err.url}: {err.problem}. Download it by hand "
-                                 f"from {entry.page or url}, save it as {src} (`tamvt weights path {name}`) "
-                                 f"and run `tamvt weights fetch {name}` again") from None
+                raise TamvtError(
+                    f"cannot download {name} from {err.url}: {err.problem}. Download it by hand "
+                    f"from {entry.page or url}, save it as {src} (`tamvt weights path {name}`) "
+                    f"and run `tamvt weights fetch {name}` again"
+                ) from None
             _write_record(src, {"url": url, "size": got.size, "sha256": got.sha256, "added": _now()})
         if progress:
             print(f"{name}: converting {src.name} to tamvt's format", file=sys.stderr, flush=True)
@@ -204,10 +231,22 @@ def _convert(src: Path, ckpt: Path, name: str) -> None:
         model, cfg = convert_official(official_state_dict(raw, ema=ema))
     except TamvtError as err:
         raise InputError(src, f"cannot convert {name}: {err}") from None
-    save_checkpoint(ckpt, model, cfg, {"source": name, "file": src.name, "url": record.get("url"),
-                                       "sha256": record["sha256"], "weights": "model_ema" if ema else "model"})
-    _write_record(ckpt, {"size": ckpt.stat().st_size, "sha256": sha256_file(ckpt), "source_sha256": record["sha256"],
-                         "added": _now()})
+    save_checkpoint(
+        ckpt,
+        model,
+        cfg,
+        {
+            "source": name,
+            "file": src.name,
+            "url": record.get("url"),
+            "sha256": record["sha256"],
+            "weights": "model_ema" if ema else "model",
+        },
+    )
+    _write_record(
+        ckpt,
+        {"size": ckpt.stat().st_size, "sha256": sha256_file(ckpt), "source_sha256": record["sha256"], "added": _now()},
+    )
 
 
 def _record_path(path: Path) -> Path:
@@ -224,15 +263,17 @@ def _verify_record(path: Path, name: str, *, full: bool) -> None:
         record = json.loads(_record_path(path).read_text(encoding="utf-8"))
         size, digest = int(record["size"]), str(record["sha256"])
     except (OSError, ValueError, KeyError, TypeError):
-        raise InputError(_record_path(path), "unreadable record; delete it and run "
-                                             f"`tamvt weights fetch {name}`") from None
+        raise InputError(
+            _record_path(path), f"unreadable record; delete it and run `tamvt weights fetch {name}`"
+        ) from None
     now = path.stat().st_size
     problem = f"is {now} bytes, {size} were recorded" if now != size else None
     if problem is None and full and sha256_file(path) != digest:
         problem = f"sha256 differs from the recorded {digest}"
     if problem:
-        raise InputError(path, f"{problem}: the file changed or is damaged; delete it and run "
-                               f"`tamvt weights fetch {name}`")
+        raise InputError(
+            path, f"{problem}: the file changed or is damaged; delete it and run `tamvt weights fetch {name}`"
+        )
 
 
 @contextlib.contextmanager

@@ -29,8 +29,9 @@ def contours(mask: np.ndarray, thickness: int = 1) -> np.ndarray:
     return band & (mask > 0)
 
 
-def overlay(frame: np.ndarray, mask: np.ndarray, palette: bytes | None = None, alpha: float = 0.5,
-            thickness: int | None = None) -> np.ndarray:
+def overlay(
+    frame: np.ndarray, mask: np.ndarray, palette: bytes | None = None, alpha: float = 0.5, thickness: int | None = None
+) -> np.ndarray:
     """Blend ``mask (H, W)`` ids into ``frame (H, W, 3)`` uint8 RGB; returns a new ``(H, W, 3)`` uint8.
 
     Object pixels become ``(1 - alpha) * frame + alpha * colour``; contours are drawn in the full

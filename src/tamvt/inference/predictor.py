@@ -22,8 +22,8 @@ end. A stream holds its own session: one predictor serves any number of streams 
 
 How the work is shared: every frame goes through the backbone once (:meth:`TamVT.encode_frames`) and
 its features are handed to every group that segments it; each group (objects given in the same frames,
-:mod:`tamvt.inference.session`) has one :class:`~tamvt.memory.MemoryBank` with the objects batched in B, and the clip step is
-:func:`tamvt.memory.step_clip`, the one the trainer uses. Each memory entry is encoded once. Frames
+:mod:`tamvt.inference.session`) has one :class:`~tamvt.memory.MemoryBank` with the objects batched in B,
+and the clip step is :func:`tamvt.memory.step_clip`, the one the trainer uses. Each memory entry is encoded once. Frames
 are read lazily and results are yielded as soon as they are complete, so memory does not grow with
 the video length.
 """
@@ -90,8 +90,14 @@ class Predictor:
             (outputs differ from NCHW by float rounding, ~1e-5).
     """
 
-    def __init__(self, model: TamVT, config: InferenceConfig | None = None, *, clip_length: int = 2,
-                 channels_last: bool | None = None) -> None:
+    def __init__(
+        self,
+        model: TamVT,
+        config: InferenceConfig | None = None,
+        *,
+        clip_length: int = 2,
+        channels_last: bool | None = None,
+    ) -> None:
         self.model = model.eval()
         self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
         if self.channels_last:
@@ -104,14 +110,23 @@ class Predictor:
         self.capacity = self.config.bank_size or model.bank_size
         if self.capacity > model.bank_size:
             if not self.config.interpolate_rte:
-                raise TamvtError(f"inference.bank_size={self.capacity} exceeds the model's {model.bank_size}; "
-                                 "set inference.interpolate_rte=true to resample the RTE table")
+                raise TamvtError(
+                    f"inference.bank_size={self.capacity} exceeds the model's {model.bank_size}; "
+                    "set inference.interpolate_rte=true to resample the RTE table"
+                )
             model.expand_bank(self.capacity)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, preset: str | TamvtConfig | None = None,
-                        device: str | torch.device = "cpu", channels_last: bool | None = None,
-                        config_overrides: Sequence[str] = (), **overrides: Any) -> Predictor:
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        *,
+        preset: str | TamvtConfig | None = None,
+        device: str | torch.device = "cpu",
+        channels_last: bool | None = None,
+        config_overrides: Sequence[str] = (),
+        **overrides: Any,
+    ) -> Predictor:
         """Load a tamvt checkpoint and run it with the checkpoint's inference settings, changed by
         ``config_overrides`` (``["inference.bank_size=12"]``, as on the command line) and then by
         ``overrides``, :class:`InferenceConfig` fields (``short_side=None``, ``merge="first-wins"``, ...).
@@ -138,9 +153,14 @@ class Predictor:
 
     # ---- session API ---------------------------------------------------------------------------
 
-    def start(self, video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndarray], *,
-              keep_results: bool = True, on_clip: Callable[[ClipRecord], None] | None = None,
-              oracle_memory: Callable[[int], np.ndarray] | None = None) -> Session:
+    def start(
+        self,
+        video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndarray],
+        *,
+        keep_results: bool = True,
+        on_clip: Callable[[ClipRecord], None] | None = None,
+        oracle_memory: Callable[[int], np.ndarray] | None = None,
+    ) -> Session:
         """A new session over ``video``: a :class:`VideoSequence`, a frame folder or video file, or
         frames ``(T, H, W, 3)`` uint8 RGB. Nothing is decoded yet. ``keep_results``: store each produced
         frame's merged mask for :meth:`Session.result` (compressed; False when the caller writes the
@@ -148,8 +168,16 @@ class Predictor:
         per segmented clip, and ground truth written to memory in place of the predictions."""
         source = open_video(video)
         size = (int(source.size[0]), int(source.size[1]))
-        return Session(source, size, self.input_size(size), self.capacity, num_frames=len(source),
-                       keep_results=keep_results, on_clip=on_clip, oracle_memory=oracle_memory)
+        return Session(
+            source,
+            size,
+            self.input_size(size),
+            self.capacity,
+            num_frames=len(source),
+            keep_results=keep_results,
+            on_clip=on_clip,
+            oracle_memory=oracle_memory,
+        )
 
     def stream(self) -> LiveStream:
         """A new live stream: frames fed one by one (:class:`LiveStream`)."""
@@ -165,8 +193,14 @@ class Predictor:
         An empty correction means "not visible here". Returns True for a correction."""
         return session.add_object(frame_idx, obj_id, mask)
 
-    def add_index_mask(self, session: Session, frame_idx: int, index_mask: np.ndarray,
-                       objects: Sequence[int] | None = None, void_id: int | None = None) -> list[int]:
+    def add_index_mask(
+        self,
+        session: Session,
+        frame_idx: int,
+        index_mask: np.ndarray,
+        objects: Sequence[int] | None = None,
+        void_id: int | None = None,
+    ) -> list[int]:
         """Add every object of an index mask ``(H, W)`` (or only ``objects``); returns the ids added."""
         ids = index_ids(index_mask, objects, void_id)
         for obj in ids:
@@ -192,8 +226,9 @@ class Predictor:
         probs = result.probs[keep]
         return dataclasses.replace(result, object_ids=tuple(ids), probs=probs, mask=self.merge(probs, ids))
 
-    def propagate(self, session: Session, start: int | None = None,
-                  reverse: bool = False) -> Iterator[tuple[int, FrameResult]]:
+    def propagate(
+        self, session: Session, start: int | None = None, reverse: bool = False
+    ) -> Iterator[tuple[int, FrameResult]]:
         """Yield ``(frame_idx, FrameResult)`` for every frame from ``start`` to the end of the video
         (``reverse=True``: start, start-1, ..., 0), in that order, as soon as each is complete.
 
@@ -209,8 +244,13 @@ class Predictor:
             raise SessionError("no objects: give at least one mask with add_mask() first")
         step = -1 if reverse else 1
         walk = session.walk
-        resume = (walk is not None and (not walk.finished or walk.outbox) and walk.step == step
-                  and walk.version == session.version and start in (None, walk.next_frame))
+        resume = (
+            walk is not None
+            and (not walk.finished or walk.outbox)
+            and walk.step == step
+            and walk.version == session.version
+            and start in (None, walk.next_frame)
+        )
         if walk is None or not resume:
             if start is None:
                 annotated = session.annotated_frames()
@@ -253,12 +293,22 @@ class Predictor:
         masks = [self.transforms.mask(m) for m in self._given_masks(s, g, frame_idx)]  # each (1, h, w)
         return torch.stack(masks).to(self.device)
 
-    def _seed(self, s: Session, g: ObjectGroup, frames: FrameFeatures, masks: Tensor,
-              frame_indices: Sequence[int]) -> None:
+    def _seed(
+        self, s: Session, g: ObjectGroup, frames: FrameFeatures, masks: Tensor, frame_indices: Sequence[int]
+    ) -> None:
         """Write the given ``masks (B, R, h, w)`` of ``frame_indices`` (encoded ``frames``, T = R) into the
         group's memory as references: a new bank at the group's start, a correction met by the walk after."""
-        g.bank = seed_bank(self.model, frames, masks, s.capacity, references=True, policy=self.config.memory,
-                           recent=self.config.memory_recent, frame_indices=frame_indices, bank=g.bank)
+        g.bank = seed_bank(
+            self.model,
+            frames,
+            masks,
+            s.capacity,
+            references=True,
+            policy=self.config.memory,
+            recent=self.config.memory_recent,
+            frame_indices=frame_indices,
+            bank=g.bank,
+        )
 
     def _push(self, s: Session, walk: Walk, idx: int, image: np.ndarray) -> list[FrameResult]:
         """Process frame ``idx``: encode it once, seed the groups starting here, hand it to the groups
@@ -273,8 +323,9 @@ class Predictor:
             with torch.inference_mode(), self._autocast():
                 feats = self._encode(image)
                 for g in starting:  # earlier reference frames are read and encoded again: once per walk
-                    ref_feats = [feats if ref == idx else self._encode(s.video_source().read_frame(ref))
-                                 for ref in g.references]
+                    ref_feats = [
+                        feats if ref == idx else self._encode(s.video_source().read_frame(ref)) for ref in g.references
+                    ]
                     masks = torch.cat([self._reference_masks(s, g, ref) for ref in g.references], dim=1)  # (B, R, h, w)
                     self._seed(s, g, FrameFeatures.cat(ref_feats), masks, g.references)
                     self._keep_last_masks(g, masks[:, -1])
@@ -285,7 +336,7 @@ class Predictor:
                         masks = self._reference_masks(s, g, idx)  # (B, 1, h, w)
                         self._seed(s, g, feats, masks, (idx,))
                         self._keep_last_masks(g, masks[:, 0])
-                    for obj, m in zip(g.object_ids, self._given_masks(s, g, idx)):
+                    for obj, m in zip(g.object_ids, self._given_masks(s, g, idx), strict=True):
                         rec.probs[obj] = torch.from_numpy(m.astype(np.float32))
                 for g in segmenting:
                     g.pending.append((idx, feats))
@@ -322,14 +373,28 @@ class Predictor:
         if update_memory and s.oracle_memory is not None:
             truth = s.oracle_memory(indices[-1])  # (H, W) index mask
             oracle = torch.stack([self.transforms.mask(truth == obj) for obj in g.object_ids]).to(self.device)
-        out = step_clip(self.model, bank, clip, update_memory=update_memory, frame=indices[-1],
-                        min_confidence=self.config.memory_gate, top_k=self.config.top_k, region=region,
-                        oracle_mask=oracle)
+        out = step_clip(
+            self.model,
+            bank,
+            clip,
+            update_memory=update_memory,
+            frame=indices[-1],
+            min_confidence=self.config.memory_gate,
+            top_k=self.config.top_k,
+            region=region,
+            oracle_mask=oracle,
+        )
         del clip
         self._keep_last_masks(g, out.memory_mask[:, 0])
         if s.on_clip is not None:
-            s.on_clip(ClipRecord(tuple(g.object_ids), tuple(indices), tuple(f for f in held if f is not None),
-                                 bank.entry_ids != before))
+            s.on_clip(
+                ClipRecord(
+                    tuple(g.object_ids),
+                    tuple(indices),
+                    tuple(f for f in held if f is not None),
+                    bank.entry_ids != before,
+                )
+            )
         logits = out.pred_logits  # (B, T, h/4, w/4)
         for t, idx in enumerate(indices):
             probs = self.transforms.probs(logits[:, t], s.size).cpu()  # (B, H, W) at the original size
@@ -350,8 +415,9 @@ class Predictor:
         for rec in walk.pop_ready():
             ids = sorted(rec.probs)
             probs = torch.stack([rec.probs[i] for i in ids]) if ids else torch.zeros((0, *s.size))
-            result = FrameResult(rec.index, names[rec.index] if names else None, tuple(ids), probs,
-                                 self.merge(probs, ids), rec.image)
+            result = FrameResult(
+                rec.index, names[rec.index] if names else None, tuple(ids), probs, self.merge(probs, ids), rec.image
+            )
             if s.keep_results:
                 s.results.put(rec.index, result.mask)
             out.append(result)
@@ -378,8 +444,9 @@ class LiveStream:
         self.predictor = predictor
         self.session: Session | None = None  # created by the first frame (its size); dropped by flush()
 
-    def step(self, frame: np.ndarray, mask: np.ndarray | None = None,
-             objects: Sequence[int] | None = None) -> list[FrameResult]:
+    def step(
+        self, frame: np.ndarray, mask: np.ndarray | None = None, objects: Sequence[int] | None = None
+    ) -> list[FrameResult]:
         """Feed the next live frame ``(H, W, 3)`` uint8 RGB, optionally with an index ``mask (H, W)``
         giving new objects (all its ids, or only ``objects``). Returns the frames that became complete
         (at most L-1 frames late); call :meth:`flush` at the end."""
@@ -417,6 +484,8 @@ def index_ids(index_mask: np.ndarray, objects: Sequence[int] | None, void_id: in
         return present
     unknown = [int(o) for o in objects if int(o) not in present]
     if unknown:
-        raise SessionError(f"object id(s) {', '.join(map(str, unknown))} not in the mask "
-                           f"(it has {', '.join(map(str, present)) or 'none'})")
+        raise SessionError(
+            f"object id(s) {', '.join(map(str, unknown))} not in the mask "
+            f"(it has {', '.join(map(str, present)) or 'none'})"
+        )
     return [int(o) for o in objects]

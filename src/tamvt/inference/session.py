@@ -124,8 +124,9 @@ class ObjectGroup:
     def memory(self) -> MemoryBank:
         """The group's bank (an error before ``start_frame`` is processed)."""
         if self.bank is None:
-            raise SessionError(f"group of objects {self.object_ids} has no memory yet (it starts at frame "
-                               f"{self.start_frame})")
+            raise SessionError(
+                f"group of objects {self.object_ids} has no memory yet (it starts at frame {self.start_frame})"
+            )
         return self.bank
 
     def given_at(self, frame_idx: int) -> bool:
@@ -210,9 +211,13 @@ class Walk:
 
     def segmenting_groups(self, frame_idx: int) -> list[ObjectGroup]:
         """Groups whose output at ``frame_idx`` comes from the model (seeded, not given there)."""
-        return [g for g in self.groups
-                if (g.encoded or g.start_frame == frame_idx) and not g.given_at(frame_idx)
-                and not self.before(frame_idx, g.start_frame)]
+        return [
+            g
+            for g in self.groups
+            if (g.encoded or g.start_frame == frame_idx)
+            and not g.given_at(frame_idx)
+            and not self.before(frame_idx, g.start_frame)
+        ]
 
     def open_frame(self, frame_idx: int, image: np.ndarray, waiting: Sequence[ObjectGroup]) -> PendingFrame:
         """Start frame ``frame_idx`` (the next one): a pending record that waits for the ``waiting``
@@ -269,10 +274,18 @@ class Session:
             memory is never wrong); ``None``: the predictions, as always.
     """
 
-    def __init__(self, source: VideoSource | None, size: tuple[int, int], input_size: tuple[int, int],
-                 capacity: int, num_frames: int | None = None, keep_results: bool = True, *,
-                 on_clip: Callable[[ClipRecord], None] | None = None,
-                 oracle_memory: Callable[[int], np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        source: VideoSource | None,
+        size: tuple[int, int],
+        input_size: tuple[int, int],
+        capacity: int,
+        num_frames: int | None = None,
+        keep_results: bool = True,
+        *,
+        on_clip: Callable[[ClipRecord], None] | None = None,
+        oracle_memory: Callable[[int], np.ndarray] | None = None,
+    ) -> None:
         self.source = source
         self.size = size
         self.input_size = input_size
@@ -357,14 +370,23 @@ class Session:
         m = binary_mask(mask, self.size, f"object {obj_id} in frame {frame_idx}", allow_empty=correction)
         walk = self.walk
         if self.source is None and walk is not None and (correction or frame_idx != walk.next_frame):
-            raise SessionError(f"a live stream takes masks of new objects in the next frame only "
-                               f"(frame {walk.next_frame}); corrections need a session over a whole video")
+            raise SessionError(
+                f"a live stream takes masks of new objects in the next frame only "
+                f"(frame {walk.next_frame}); corrections need a session over a whole video"
+            )
         self.annotations.setdefault(obj_id, {})[frame_idx] = m
-        joins = (walk is not None and not walk.finished and not correction
-                 and not walk.before(frame_idx, walk.next_frame))
+        joins = (
+            walk is not None and not walk.finished and not correction and not walk.before(frame_idx, walk.next_frame)
+        )
         if joins and walk is not None:
-            same = next((g for g in walk.groups if not g.encoded and g.annotated == (frame_idx,)
-                         and g.start_frame == frame_idx), None)
+            same = next(
+                (
+                    g
+                    for g in walk.groups
+                    if not g.encoded and g.annotated == (frame_idx,) and g.start_frame == frame_idx
+                ),
+                None,
+            )
             if same is not None:
                 same.object_ids.append(obj_id)
             else:

@@ -7,8 +7,8 @@ is the one check of a frame's shape and type.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence, Union
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class ArrayFrames:
         return check_frame(np.asarray(self.frames[index]), self.size)
 
 
-VideoSource = Union[VideoSequence, ArrayFrames]
+VideoSource = VideoSequence | ArrayFrames
 
 
 def check_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -54,8 +54,9 @@ def check_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return frame
 
 
-def open_video(video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndarray], *,
-               allow_truncated: bool = False) -> VideoSource:
+def open_video(
+    video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndarray], *, allow_truncated: bool = False
+) -> VideoSource:
     """A lazily readable frame source for a :class:`VideoSequence`, a frame folder, a video file or
     in-memory frames. Paths are only probed here (names, size, frame count); frames are decoded later.
 
@@ -68,18 +69,30 @@ def open_video(video: VideoSequence | str | Path | np.ndarray | Sequence[np.ndar
         info = frames.video_info
         if info is not None:
             if info.truncated and not allow_truncated:
-                raise InputError(frames.path, f"{info.describe_truncation()}; open_video(path, allow_truncated=True) "
-                                              "gives a source of those frames")
+                raise InputError(
+                    frames.path,
+                    f"{info.describe_truncation()}; open_video(path, allow_truncated=True) "
+                    "gives a source of those frames",
+                )
             if len(frames) == 0:
                 raise InputError(frames.path, "video has no frames")
         size = frames.size
-        return VideoSequence(name=frames.path.stem, frame_names=frames.names, frame_paths=frames.frame_paths,
-                             video_path=frames.video_path, mask_paths={}, objects={}, size=(int(size[0]), int(size[1])),
-                             void_id=None)
+        return VideoSequence(
+            name=frames.path.stem,
+            frame_names=frames.names,
+            frame_paths=frames.frame_paths,
+            video_path=frames.video_path,
+            mask_paths={},
+            objects={},
+            size=(int(size[0]), int(size[1])),
+            void_id=None,
+        )
     return ArrayFrames(video)
 
 
-def iter_frames_in_order(source: VideoSource, start: int, step: int, chunk: int = 32) -> Iterator[tuple[int, np.ndarray]]:
+def iter_frames_in_order(
+    source: VideoSource, start: int, step: int, chunk: int = 32
+) -> Iterator[tuple[int, np.ndarray]]:
     """``(index, frame)`` from ``start`` forward (``step=1``: ``source.iter_frames``) or backward
     (``step=-1``: start, start-1, ..., 0). Backward, frames with random access (a frame folder, frames
     in memory) are read one by one; a video file is decoded forward in chunks of ``chunk`` frames that

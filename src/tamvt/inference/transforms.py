@@ -62,8 +62,9 @@ def logits_to_probs(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     return up.sigmoid()
 
 
-def merge_masks(probs: torch.Tensor | np.ndarray, ids: list[int], policy: MergePolicy = "argmax",
-                bg_threshold: float = 0.5) -> np.ndarray:
+def merge_masks(
+    probs: torch.Tensor | np.ndarray, ids: list[int], policy: MergePolicy = "argmax", bg_threshold: float = 0.5
+) -> np.ndarray:
     """Per-object probabilities ``(K, H, W)`` -> index mask ``(H, W)`` uint8 of object ids.
 
     ``argmax``: the winner over [background = ``bg_threshold``, p_1, ..., p_K] (ties go to the earlier entry).

@@ -56,7 +56,11 @@ def conv_norm(conv: nn.Conv2d, norm: nn.Module, x: Tensor) -> Tensor:
     call rather than cached (a cache would hold a second copy of them), so folding pays only where the
     output is larger than the weights: at 480p the early layers, not layer4. Outputs differ from the
     unfolded order by float rounding (~1e-7 relative)."""
-    if isinstance(norm, FrozenBatchNorm2d) and not torch.is_grad_enabled() and _output_size(conv, x) > conv.weight.numel():
+    if (
+        isinstance(norm, FrozenBatchNorm2d)
+        and not torch.is_grad_enabled()
+        and _output_size(conv, x) > conv.weight.numel()
+    ):
         scale, shift = norm.scale_shift()
         weight = conv.weight * scale.reshape(-1, 1, 1, 1)  # keeps the weight's memory format
         return F.conv2d(x, weight, shift, conv.stride, conv.padding, conv.dilation, conv.groups)
@@ -137,12 +141,16 @@ def _downsample(cin: int, cout: int, stride: int, norm: str) -> nn.Sequential | 
     return nn.Sequential(_conv(cin, cout, 1, stride), _norm(norm, cout))
 
 
-_BLOCKS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet34": (BasicBlock, (3, 4, 6, 3)),
-           "resnet50": (Bottleneck, (3, 4, 6, 3))}
+_BLOCKS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+}
 
 
-def _layer(block: type[BasicBlock] | type[Bottleneck], cin: int, width: int, blocks: int, stride: int,
-           norm: str) -> tuple[nn.Sequential, int]:
+def _layer(
+    block: type[BasicBlock] | type[Bottleneck], cin: int, width: int, blocks: int, stride: int, norm: str
+) -> tuple[nn.Sequential, int]:
     layers: list[nn.Module] = []
     cout = width * block.expansion
     for i in range(blocks):
@@ -151,7 +159,8 @@ def _layer(block: type[BasicBlock] | type[Bottleneck], cin: int, width: int, blo
 
 
 class Backbone(nn.Module):
-    """ResNet (torchvision's architecture and parameter names, no dilation) returning the outputs of layer1..layer4 as res2..res5.
+    """ResNet (torchvision's architecture and parameter names, no dilation) returning the outputs of
+    layer1..layer4 as res2..res5.
 
     By default as the authors': BatchNorm is ``FrozenBatchNorm2d`` (``y = x * w / sqrt(rv + 1e-5) +
     (b - rm * w / sqrt(rv + 1e-5))``, statistics and affine terms are buffers), the stem (conv1) and
@@ -193,7 +202,7 @@ class Backbone(nn.Module):
         for m in self.modules():  # torchvision's init
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        self.channels: dict[str, int] = dict(zip(LEVELS, out))
+        self.channels: dict[str, int] = dict(zip(LEVELS, out, strict=True))
         if freeze_stem:
             for module in (self.conv1, self.bn1, self.layer1):
                 module.requires_grad_(False)
@@ -223,9 +232,11 @@ class Backbone(nn.Module):
         unexpected = sorted(set(sd) - set(own))
         wrong = sorted(k for k in set(own) & set(sd) if tuple(own[k].shape) != tuple(sd[k].shape))
         if missing or unexpected or wrong:
-            parts = [f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
-                     for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-                     if names]
+            parts = [
+                f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+                for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+                if names
+            ]
             raise InputError(path, "not weights of this ResNet (" + "; ".join(parts) + ")")
         self.load_state_dict(sd)
 
@@ -237,4 +248,3 @@ class Backbone(nn.Module):
         res4 = self.layer3(res3)
         res5 = self.layer4(res4)
         return {"res2": res2, "res3": res3, "res4": res4, "res5": res5}
-

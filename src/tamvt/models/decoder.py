@@ -97,8 +97,9 @@ class SpaceTimeDecoder(nn.Module):
 
     time_embed: Tensor  # buffer (time_embed_len, d)
 
-    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, num_layers: int,
-                 time_embed_len: int, num_levels: int = 3) -> None:
+    def __init__(
+        self, dim: int, heads: int, ffn: int, dropout: float, num_layers: int, time_embed_len: int, num_levels: int = 3
+    ) -> None:
         super().__init__()
         self.query_embed = nn.Parameter(torch.randn(dim))  # one learned query, shared by all frames
         self.register_buffer("time_embed", sine_time_table(time_embed_len, dim))  # (len, d)

@@ -65,10 +65,16 @@ class MaskHead(nn.Module):
         weight = torch.einsum("nlc,cikj->nlikj", q, conv.weight)  # (B*T, L, d, k, k)
         bias = q @ conv.bias if conv.bias is not None else None  # (B*T, L)
         fmt = torch.channels_last if y4.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-        out = torch.cat([
-            F.conv2d(y4[n:n + 1], weight[n].contiguous(memory_format=fmt), None if bias is None else bias[n],
-                     padding=conv.padding)
-            for n in range(b * t)
-        ])  # (B*T, L, H/4, W/4)
+        out = torch.cat(
+            [
+                F.conv2d(
+                    y4[n : n + 1],
+                    weight[n].contiguous(memory_format=fmt),
+                    None if bias is None else bias[n],
+                    padding=conv.padding,
+                )
+                for n in range(b * t)
+            ]
+        )  # (B*T, L, H/4, W/4)
         out = out.transpose(0, 1).contiguous().reshape(layers, b, t, *out.shape[-2:])
         return list(out.unbind(0))

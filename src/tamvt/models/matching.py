@@ -13,8 +13,9 @@ per memory slot, with a separate block of ``n`` scalars for every memory size ``
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Callable, Iterator, Mapping, Sequence, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +74,7 @@ def resize_rte_table(table: Tensor, old_bank: int, new_bank: int) -> Tensor:
         return table.detach()[: rte_table_size(new_bank)].clone()
     rows = list(table.detach().float().unbind(0))
     for i in range(old_bank + 1, new_bank + 1):
-        last = rows[-(i - 1):]  # the block of size i-1, slot offsets 0 (newest) .. i-2 (reference)
+        last = rows[-(i - 1) :]  # the block of size i-1, slot offsets 0 (newest) .. i-2 (reference)
         ratio = (i - 2) / (i - 1)
         for jj in range(i):
             x = jj * ratio
@@ -119,8 +120,10 @@ class RelativeTimeEncoding(nn.Module):
         if self.theta is None:
             return None
         if num_entries > self.bank_size:
-            raise ValueError(f"memory holds {num_entries} entries but the RTE table covers only "
-                             f"{self.bank_size}; expand it (RTE interpolation) first")
+            raise ValueError(
+                f"memory holds {num_entries} entries but the RTE table covers only "
+                f"{self.bank_size}; expand it (RTE interpolation) first"
+            )
         return self.theta[rte_rows(num_entries)]
 
     @torch.no_grad()
@@ -166,8 +169,9 @@ class MatchingBlock(nn.Module):
         """``(..., d)`` tokens -> ``fc_v(x)`` (cached per memory entry)."""
         return self.fc_v(x)
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, key_bias: Tensor | None = None,
-               top_k: int | None = None) -> Tensor:
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, key_bias: Tensor | None = None, top_k: int | None = None
+    ) -> Tensor:
         """Attention of projected queries to projected keys/values, then ``LN`` and the GELU branch.
 
         Q and K do not depend on the object, so the attention weights are shared by all ``B``
@@ -195,14 +199,15 @@ class MatchingBlock(nn.Module):
         sparse = top_k is not None and top_k < lk
         if self.attention_hook is None and not sparse:
             outs = [
-                F.scaled_dot_product_attention(qh[:, s:s + chunk], kh, vh, attn_mask=mask, dropout_p=p,
-                                               scale=1.0 / math.sqrt(d))
+                F.scaled_dot_product_attention(
+                    qh[:, s : s + chunk], kh, vh, attn_mask=mask, dropout_p=p, scale=1.0 / math.sqrt(d)
+                )
                 for s in range(0, lq, chunk)
             ]
         else:  # the same attention unfused, so that its weights exist; the output is computed from them
             weights = []
             for s in range(0, lq, chunk):
-                logits = qh[:, s:s + chunk] @ kh.transpose(1, 2) / math.sqrt(d)  # (H, chunk, Lk)
+                logits = qh[:, s : s + chunk] @ kh.transpose(1, 2) / math.sqrt(d)  # (H, chunk, Lk)
                 logits = logits if mask is None else logits + mask
                 if top_k is not None and sparse:  # softmax over the k largest logits of each query, zero elsewhere
                     top, index = logits.topk(top_k, dim=-1)
@@ -253,8 +258,13 @@ class Matching(nn.Module):
             for block in self.scale_blocks():
                 block.attention_hook = None
 
-    def forward(self, queries: Sequence[Tensor], keys: Sequence[Sequence[Tensor]],
-                values: Sequence[Sequence[Tensor]], top_k: int | None = None) -> list[Tensor]:
+    def forward(
+        self,
+        queries: Sequence[Tensor],
+        keys: Sequence[Sequence[Tensor]],
+        values: Sequence[Sequence[Tensor]],
+        top_k: int | None = None,
+    ) -> list[Tensor]:
         """Match the query frames against the memory at every scale.
 
         Args:
@@ -268,7 +278,7 @@ class Matching(nn.Module):
         n = len(keys[0])
         theta = self.rte.for_entries(n)
         out = []
-        for block, q_map, k_list, v_list in zip(self.scale_blocks(), queries, keys, values):
+        for block, q_map, k_list, v_list in zip(self.scale_blocks(), queries, keys, values, strict=True):
             t, d, hh, ww = q_map.shape
             q = block.project_queries(q_map.flatten(2).transpose(1, 2).reshape(t * hh * ww, d))
             bias = None

@@ -13,8 +13,8 @@ The clip-by-clip loop itself lives once, in :func:`tamvt.memory.step_clip`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -56,8 +56,12 @@ class FrameFeatures:
         if isinstance(index, int):
             index = range(self.num_frames)[index]
             index = slice(index, index + 1)
-        return FrameFeatures({k: v[index] for k, v in self.levels.items()}, self.pos,
-                             tuple(m[index] for m in self.match_in), self.image_size)
+        return FrameFeatures(
+            {k: v[index] for k, v in self.levels.items()},
+            self.pos,
+            tuple(m[index] for m in self.match_in),
+            self.image_size,
+        )
 
     @staticmethod
     def cat(frames: Sequence[FrameFeatures]) -> FrameFeatures:
@@ -103,9 +107,16 @@ class TamVT(nn.Module):
         mask_head: LayerNorm + MLP + dot product.
     """
 
-    def __init__(self, backbone: Backbone, frame_proj: nn.ModuleDict, mask_proj: nn.ModuleDict,
-                 matching: Matching, pixel_decoder: PixelDecoder, decoder: SpaceTimeDecoder,
-                 mask_head: MaskHead) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        frame_proj: nn.ModuleDict,
+        mask_proj: nn.ModuleDict,
+        matching: Matching,
+        pixel_decoder: PixelDecoder,
+        decoder: SpaceTimeDecoder,
+        mask_head: MaskHead,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.frame_proj = frame_proj
@@ -134,8 +145,7 @@ class TamVT(nn.Module):
         pos = {}
         for name in ("res5", "res4", "res3"):
             h, w = levels[name].shape[-2:]
-            pos[name] = sine_position_encoding(h, w, self.hidden_dim, device=images.device,
-                                               dtype=levels[name].dtype)
+            pos[name] = sine_position_encoding(h, w, self.hidden_dim, device=images.device, dtype=levels[name].dtype)
         match_in = tuple(self.frame_proj[n](levels[n]) + pos[n] for n in self.matching_levels)
         return FrameFeatures(levels, pos, match_in, (images.shape[-2], images.shape[-1]))
 
@@ -150,8 +160,9 @@ class TamVT(nn.Module):
         if frame.num_frames != 1:
             raise ValueError(f"encode_memory takes one frame, got {frame.num_frames}")
         if masks.ndim != 4 or masks.shape[1] != 1 or tuple(masks.shape[-2:]) != frame.image_size:
-            raise ValueError(f"masks must be (B, 1, {frame.image_size[0]}, {frame.image_size[1]}), "
-                             f"got {tuple(masks.shape)}")
+            raise ValueError(
+                f"masks must be (B, 1, {frame.image_size[0]}, {frame.image_size[1]}), got {tuple(masks.shape)}"
+            )
         dtype = frame.match_in[0].dtype
         mask_levels = self.backbone(masks.to(dtype).expand(-1, 3, -1, -1))
         keys, values = [], []
@@ -184,7 +195,7 @@ class TamVT(nn.Module):
         """
         b = z[0].shape[0] // query.num_frames
         # the mask-feature conv is folded into the mask head (MaskHead.project: same logits, far cheaper)
-        y4, multi_scale = self.pixel_decoder.top_down(query.levels, dict(zip(self.matching_levels, z)))
+        y4, multi_scale = self.pixel_decoder.top_down(query.levels, dict(zip(self.matching_levels, z, strict=True)))
         hidden = self.decoder(multi_scale, [query.pos[n] for n in DECODER_LEVELS], b)
         return self.mask_head.project(hidden, y4, self.pixel_decoder.mask_features)
 
@@ -198,8 +209,9 @@ def build_tamvt(cfg: ModelConfig) -> TamVT:
     mask_proj = nn.ModuleDict({n: nn.Conv2d(backbone.channels[n], d, 1) for n in levels})
     matching = Matching(d, cfg.matching_heads, cfg.matching_scales, cfg.matching_dropout, cfg.rte, cfg.bank_size)
     pixel_decoder = PixelDecoder(backbone.channels, cfg.pixel_decoder_dim)
-    decoder = SpaceTimeDecoder(d, cfg.decoder_heads, cfg.decoder_ffn, cfg.dropout, cfg.decoder_layers,
-                               cfg.time_embed_len)
+    decoder = SpaceTimeDecoder(
+        d, cfg.decoder_heads, cfg.decoder_ffn, cfg.dropout, cfg.decoder_layers, cfg.time_embed_len
+    )
     mask_head = MaskHead(d)
     # authors' init: xavier-uniform on every >1-D transformer parameter (RTE excluded: it is 1-D)
     for part in (matching, pixel_decoder, decoder, mask_head):

@@ -14,15 +14,25 @@ fields. It is resolved when the file is loaded, so it can also be given as an ov
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import yaml
 
-from tamvt.config import InferenceConfig, ModelConfig, apply_overrides, from_dict, load_preset, read_yaml_mapping, to_dict
-from tamvt.config import LossConfig, check
+from tamvt.config import (
+    InferenceConfig,
+    LossConfig,
+    ModelConfig,
+    apply_overrides,
+    check,
+    from_dict,
+    load_preset,
+    read_yaml_mapping,
+    to_dict,
+)
 from tamvt.errors import InputError, TamvtError
 
 Source = Literal["synthetic", "static", "davis", "vost", "visor", "youtube"]
@@ -95,8 +105,9 @@ class OptimConfig:
     """AdamW with two parameter groups and a step schedule with linear warm-up (SPEC §4).
 
     Length: ``epochs``, or ``steps`` when set (it wins over ``epochs``). ``milestones`` and
-    ``final_drop`` count epochs for an epoch-long run and steps for a ``steps``-long run. ``schedule``: ``paper`` (×``gamma`` at each milestone),
-    ``authors`` (the same plus one more ×``gamma`` for the last ``final_drop`` epochs), ``constant``.
+    ``final_drop`` count epochs for an epoch-long run and steps for a ``steps``-long run. ``schedule``:
+    ``paper`` (×``gamma`` at each milestone), ``authors`` (the same plus one more ×``gamma`` for the last
+    ``final_drop`` epochs), ``constant``.
     Warm-up: the learning rate rises linearly over the first ``warmup_fraction`` of all steps.
     """
 
@@ -186,9 +197,11 @@ class TrainConfig:
         if self.model.rte == "none" or top >= n:
             return None
         need = self.data.num_memory + (n - self.data.num_memory) * self.clip_length + 1
-        return (f"note: training windows fill the memory to at most {top} entries, so the RTE blocks for "
-                f"{top + 1}..{n} entries (used at inference, model.bank_size {n}) stay untrained; "
-                f"data.window_length >= {need} trains them all")
+        return (
+            f"note: training windows fill the memory to at most {top} entries, so the RTE blocks for "
+            f"{top + 1}..{n} entries (used at inference, model.bank_size {n}) stay untrained; "
+            f"data.window_length >= {need} trains them all"
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,7 +222,9 @@ def resolve_train_config(path_or_preset: str | Path) -> Path:
         return Path(text)
     preset = resources.files("tamvt") / "configs" / "train" / f"{text}.yaml"
     if not preset.is_file():
-        raise InputError(text, f"unknown training preset (known: {', '.join(train_preset_names())}) and not a YAML file")
+        raise InputError(
+            text, f"unknown training preset (known: {', '.join(train_preset_names())}) and not a YAML file"
+        )
     return Path(str(preset))
 
 
@@ -260,4 +275,3 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 def config_to_yaml(cfg: TrainConfig) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
-

@@ -45,8 +45,9 @@ def setup(device: str = "auto", timeout_s: float = 1800.0) -> DistInfo:
         backend = "nccl" if dev.type == "cuda" else "gloo"
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s),
-                                device_id=dev if dev.type == "cuda" else None)
+        dist.init_process_group(
+            backend=backend, timeout=timedelta(seconds=timeout_s), device_id=dev if dev.type == "cuda" else None
+        )
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=dev)
 
 

@@ -49,8 +49,10 @@ class ModelEma:
         missing = set(self.state) - set(state)
         unexpected = set(state) - set(self.state)
         if missing or unexpected:
-            raise KeyError(f"EMA state does not match the model (missing {sorted(missing)[:3]}, "
-                           f"unexpected {sorted(unexpected)[:3]})")
+            raise KeyError(
+                f"EMA state does not match the model (missing {sorted(missing)[:3]}, "
+                f"unexpected {sorted(unexpected)[:3]})"
+            )
         for key, value in state.items():
             self.state[key].copy_(value)
 

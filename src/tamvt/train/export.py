@@ -63,8 +63,9 @@ def _read_run(run: str | Path) -> tuple[Path, dict[str, Any], Any]:
     return path, ckpt, cfg
 
 
-def export_run(run: str | Path, out: str | Path, raw: bool = False, summary: bool = False,
-               inference: Sequence[str] = ()) -> list[Path]:
+def export_run(
+    run: str | Path, out: str | Path, raw: bool = False, summary: bool = False, inference: Sequence[str] = ()
+) -> list[Path]:
     """Write the weights of ``run`` (a run folder or its ``last.pt``) to ``out``, and with ``summary``
     also ``out``'s ``.json`` (see :func:`summary_document`); returns the paths written.
 
@@ -85,8 +86,14 @@ def export_run(run: str | Path, out: str | Path, raw: bool = False, summary: boo
     weights = ckpt["ema"] if use_ema else ckpt["model"]
     model = build_tamvt(cfg.model)
     load_state_dict_strict(model, weights, source=str(path))
-    meta = {"source": "tamvt train", "run": cfg.name, "step": ckpt["step"], "epoch": ckpt["epoch"],
-            "weights": "ema" if use_ema else "raw", "val": ckpt.get("extra", {}).get("last_val", {})}
+    meta = {
+        "source": "tamvt train",
+        "run": cfg.name,
+        "step": ckpt["step"],
+        "epoch": ckpt["epoch"],
+        "weights": "ema" if use_ema else "raw",
+        "val": ckpt.get("extra", {}).get("last_val", {}),
+    }
     written = [save_checkpoint(out, model, carried, meta)]
     if document is not None:
         written.append(Path(out).with_suffix(".json"))
@@ -99,9 +106,15 @@ def summary_document(run: Path, ckpt: dict[str, Any], cfg: Any, inference: Any =
     ``inference``: the exported checkpoint's inference settings (default: the run's)."""
     from tamvt.config import to_dict
 
-    return {"run": cfg.name, "command": reproducing_command(run, cfg), "model_preset": cfg.model_preset,
-            **training_summary(run), "model": to_dict(cfg.model),
-            "inference": to_dict(inference if inference is not None else cfg.inference), "train": ckpt["config"]}
+    return {
+        "run": cfg.name,
+        "command": reproducing_command(run, cfg),
+        "model_preset": cfg.model_preset,
+        **training_summary(run),
+        "model": to_dict(cfg.model),
+        "inference": to_dict(inference if inference is not None else cfg.inference),
+        "train": ckpt["config"],
+    }
 
 
 def reproducing_command(run: Path, cfg: Any) -> str:

@@ -41,8 +41,13 @@ def capture_rng() -> dict[str, Any]:
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np_state
     out: dict[str, Any] = {
         "python": {"version": int(version), "state": list(state), "gauss": gauss},
-        "numpy": {"name": str(np_name), "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
-                  "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "numpy": {
+            "name": str(np_name),
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
         "torch": torch.get_rng_state(),
         "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
     }
@@ -133,9 +138,14 @@ def load_run_state(path: str | Path, expected_model: dict[str, Any] | None = Non
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise InputError(path, "not a tamvt training checkpoint (no 'format' marker)")
     if ckpt.get("version") != VERSION:
-        raise InputError(path, f"training checkpoint version {ckpt.get('version')} is not supported (expected {VERSION})")
+        raise InputError(
+            path, f"training checkpoint version {ckpt.get('version')} is not supported (expected {VERSION})"
+        )
     if expected_model is not None and ckpt.get("model_key") != model_key(expected_model):
         theirs = ckpt.get("config", {}).get("name", "?")
-        raise InputError(path, f"checkpoint was trained with another model configuration (run {theirs!r}); "
-                               "use another --out folder or --resume never")
+        raise InputError(
+            path,
+            f"checkpoint was trained with another model configuration (run {theirs!r}); "
+            "use another --out folder or --resume never",
+        )
     return ckpt

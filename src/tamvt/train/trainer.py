@@ -105,8 +105,14 @@ class Trainer:
         val_videos: :class:`~tamvt.train.validate.ValVideo` list instead of the ones ``cfg.val`` describes.
     """
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path | None = None, resume: Resume = "auto",
-                 dataset: Any = None, val_videos: list | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out_dir: str | Path | None = None,
+        resume: Resume = "auto",
+        dataset: Any = None,
+        val_videos: list | None = None,
+    ) -> None:
         from tamvt.losses import build_criterion
         from tamvt.models.tamvt import build_tamvt
 
@@ -131,8 +137,9 @@ class Trainer:
         self.window_model: nn.Module = WindowModel(self.net, cfg.clip_length, cfg.model.bank_size)
         if self.dist.distributed:
             ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
-            self.window_model = nn.parallel.DistributedDataParallel(self.window_model, device_ids=ids,
-                                                                    broadcast_buffers=False)
+            self.window_model = nn.parallel.DistributedDataParallel(
+                self.window_model, device_ids=ids, broadcast_buffers=False
+            )
         self.criterion = build_criterion(cfg.loss)
         self.dataset = dataset if dataset is not None else build_train_dataset(cfg.data, cfg.run.seed)
         self.steps_per_epoch = steps_per_epoch(len(cast(Sized, self.dataset)), self.dist.world_size)
@@ -141,8 +148,16 @@ class Trainer:
         else:
             assert o.epochs is not None  # OptimConfig requires one of the two
             self.total_steps = o.epochs * self.steps_per_epoch
-        self.schedule = build_schedule(o.schedule, self.total_steps, self.steps_per_epoch, o.steps is None,
-                                       o.milestones, o.gamma, o.final_drop, o.warmup_fraction)
+        self.schedule = build_schedule(
+            o.schedule,
+            self.total_steps,
+            self.steps_per_epoch,
+            o.steps is None,
+            o.milestones,
+            o.gamma,
+            o.final_drop,
+            o.warmup_fraction,
+        )
         self.ema = ModelEma(self.net, o.ema_decay) if o.ema_decay > 0 else None
         self.autocast = cfg.run.bf16 and self.dist.device.type == "cuda"
         self.step = self.epoch = self.epoch_step = 0
@@ -190,10 +205,15 @@ class Trainer:
             states = [rng]
         if self.dist.is_main:
             ckpt = make_checkpoint(
-                config=config_to_dict(self.cfg), step=self.step, epoch=self.epoch, epoch_step=self.epoch_step,
+                config=config_to_dict(self.cfg),
+                step=self.step,
+                epoch=self.epoch,
+                epoch_step=self.epoch_step,
                 model={k: v.detach().cpu() for k, v in self.net.state_dict().items()},
                 ema={k: v.cpu() for k, v in self.ema.state_dict().items()} if self.ema is not None else None,
-                optimizer=self.optimizer.state_dict(), rng=states, extra={"last_val": self.last_val},
+                optimizer=self.optimizer.state_dict(),
+                rng=states,
+                extra={"last_val": self.last_val},
             )
             atomic_torch_save(ckpt, self.checkpoint_path)
             if logger is not None:
@@ -231,15 +251,28 @@ class Trainer:
     def _loader(self) -> DataLoader:
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(self.epoch)
-        order = ShardedOrder(len(cast(Sized, self.dataset)), self.dist.rank, self.dist.world_size, self.cfg.run.seed,
-                             self.epoch, start=self.epoch_step)
+        order = ShardedOrder(
+            len(cast(Sized, self.dataset)),
+            self.dist.rank,
+            self.dist.world_size,
+            self.cfg.run.seed,
+            self.epoch,
+            start=self.epoch_step,
+        )
         # a private generator: creating the iterator must not draw from the global torch RNG, or a
         # resumed run (iterator created mid-epoch) would see other dropout masks than an uninterrupted one
         gen = torch.Generator().manual_seed(D.rank_seed(self.cfg.run.seed, self.dist.rank) * 7919 + self.epoch)
         workers = self.cfg.run.num_workers
-        return DataLoader(self.dataset, batch_size=None, sampler=order, num_workers=workers,
-                          collate_fn=_identity, generator=gen, pin_memory=self.dist.device.type == "cuda",
-                          prefetch_factor=2 if workers else None)
+        return DataLoader(
+            self.dataset,
+            batch_size=None,
+            sampler=order,
+            num_workers=workers,
+            collate_fn=_identity,
+            generator=gen,
+            pin_memory=self.dist.device.type == "cuda",
+            prefetch_factor=2 if workers else None,
+        )
 
     def fit(self) -> dict[str, Any]:
         """Train until ``total_steps``; returns the final training and validation metrics."""
@@ -251,9 +284,18 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(config_to_yaml(self.cfg))
         logger = MetricsLogger(self.out, enabled=main)
-        logger.write({"event": "start", "step": self.step, "epoch": self.epoch, "total_steps": self.total_steps,
-                      "steps_per_epoch": self.steps_per_epoch, "world_size": self.dist.world_size,
-                      "device": str(self.dist.device), "memory_sizes": self.cfg.window_memory_sizes()})
+        logger.write(
+            {
+                "event": "start",
+                "step": self.step,
+                "epoch": self.epoch,
+                "total_steps": self.total_steps,
+                "steps_per_epoch": self.steps_per_epoch,
+                "world_size": self.dist.world_size,
+                "device": str(self.dist.device),
+                "memory_sizes": self.cfg.window_memory_sizes(),
+            }
+        )
         bar = None
         if main and self.cfg.run.progress:
             from tqdm import tqdm
@@ -301,9 +343,14 @@ class Trainer:
         if self.dist.distributed and mean:  # average the logged losses over ranks
             names = sorted(mean)
             reduced = D.all_reduce_mean(torch.tensor([mean[n] for n in names], dtype=torch.float64))
-            mean = dict(zip(names, reduced.tolist()))
-        return {"event": "train", "step": self.step, "epoch": self.epoch, **mean,
-                "steps_per_s": len(window) / seconds if seconds > 0 else math.nan}
+            mean = dict(zip(names, reduced.tolist(), strict=True))
+        return {
+            "event": "train",
+            "step": self.step,
+            "epoch": self.epoch,
+            **mean,
+            "steps_per_s": len(window) / seconds if seconds > 0 else math.nan,
+        }
 
     # -------------------------------------------------------------------------- validation
 
@@ -337,8 +384,11 @@ class Trainer:
 
             if self.val_videos is None:
                 self.val_videos = self._load_val_videos()
-            inference = dataclasses.replace(self.cfg.inference, short_side=v.short_side,
-                                            autocast_bf16=self.cfg.inference.autocast_bf16 and self.cfg.run.bf16)
+            inference = dataclasses.replace(
+                self.cfg.inference,
+                short_side=v.short_side,
+                autocast_bf16=self.cfg.inference.autocast_bf16 and self.cfg.run.bf16,
+            )
             start = time.perf_counter()
             # validation must not move the training RNG streams (building the eval copy draws random
             # init weights): otherwise a run resumed from a checkpoint saved before a validation
@@ -361,4 +411,3 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, resume: Resume = 
         return Trainer(cfg, out_dir, resume).fit()
     finally:
         D.cleanup()
-

@@ -64,8 +64,10 @@ def unroll_window(
     if not 1 <= num_memory < t:
         raise ValueError(f"num_memory must be in [1, {t - 1}], got {num_memory}")
     if memory_masks.ndim != 4 or memory_masks.shape[1] != num_memory or memory_masks.shape[-2:] != frames.shape[-2:]:
-        raise ValueError(f"memory_masks must be (B, {num_memory}, H, W) for frames {tuple(frames.shape)}, "
-                         f"got {tuple(memory_masks.shape)}")
+        raise ValueError(
+            f"memory_masks must be (B, {num_memory}, H, W) for frames {tuple(frames.shape)}, "
+            f"got {tuple(memory_masks.shape)}"
+        )
     bank = seed_bank(model, model.encode_frames(frames[:num_memory]), memory_masks, capacity or model.bank_size)
     per_layer: list[list[Tensor]] = []
     sizes = []
@@ -76,7 +78,6 @@ def unroll_window(
         logits = out.logits if keep_all_layers else out.logits[-1:]
         if not per_layer:
             per_layer = [[] for _ in logits]
-        for acc, x in zip(per_layer, logits):
+        for acc, x in zip(per_layer, logits, strict=True):
             acc.append(x)
     return UnrollOutput(layer_logits=[torch.cat(xs, dim=1) for xs in per_layer], memory_sizes=sizes)
-

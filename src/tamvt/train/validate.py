@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from tamvt.config import InferenceConfig
-from tamvt.models.tamvt import TamVT
 from tamvt.evaluation.metrics import bound_pix, boundary_f, j_tr_values, region_similarity
+from tamvt.models.tamvt import TamVT
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,9 @@ class ValVideo:
         return min(self.labels)
 
 
-def synthetic_videos(suite: str, seed: int, num: int, size: tuple[int, int] | None = None,
-                     length: int | None = None) -> list[ValVideo]:
+def synthetic_videos(
+    suite: str, seed: int, num: int, size: tuple[int, int] | None = None, length: int | None = None
+) -> list[ValVideo]:
     """``num`` fixed-seed videos of generator suite ``suite`` (the same on every call)."""
     from tamvt.data.synthetic import make_video, preset_suite
 
@@ -93,8 +95,9 @@ def score_video(labels: Mapping[int, np.ndarray], pred: Mapping[int, np.ndarray]
         fv = np.array([boundary_f(gts[f] == obj, pred[f] == obj, bound) for f in evaluated])
         jm = float(j.mean()) if j.size else math.nan
         fm = float(fv.mean()) if fv.size else math.nan
-        out.append({"J": jm, "F": fm, "J&F": (jm + fm) / 2,
-                    "J_tr": float(j_tr_values(j).mean()) if j.size else math.nan})
+        out.append(
+            {"J": jm, "F": fm, "J&F": (jm + fm) / 2, "J_tr": float(j_tr_values(j).mean()) if j.size else math.nan}
+        )
     return out
 
 
@@ -118,8 +121,7 @@ def segment(model: TamVT, video: ValVideo, config: InferenceConfig, clip_length:
     return pred
 
 
-def validate(model: TamVT, videos: Sequence[ValVideo], config: InferenceConfig,
-             clip_length: int) -> dict[str, Any]:
+def validate(model: TamVT, videos: Sequence[ValVideo], config: InferenceConfig, clip_length: int) -> dict[str, Any]:
     """Mean J / F / J&F / J_tr over all objects of ``videos``. ``model`` is put in eval mode (and its
     RTE table resampled if ``config.bank_size`` exceeds it): pass a copy, not the trained module."""
     per_object = []

@@ -84,13 +84,16 @@ def first_frames(seq: VideoSequence, count: int) -> VideoSequence:
     )
 
 
-def capture_attention(predictor: Any, video: VideoSequence, mask: np.ndarray, ref_frame: int, frame: int,
-                      object_id: int = 1) -> AttentionCapture:
+def capture_attention(
+    predictor: Any, video: VideoSequence, mask: np.ndarray, ref_frame: int, frame: int, object_id: int = 1
+) -> AttentionCapture:
     """Run ``predictor`` over frames ``ref_frame..frame`` of ``video`` with the object's ``mask (H, W)``
     (bool) given in ``ref_frame`` and return frame ``frame``'s matching attention."""
     if not ref_frame < frame < len(video):
-        raise TamvtError(f"--frame must be after the mask's frame {ref_frame} and inside the video "
-                         f"({len(video)} frames), got {frame}")
+        raise TamvtError(
+            f"--frame must be after the mask's frame {ref_frame} and inside the video "
+            f"({len(video)} frames), got {frame}"
+        )
     model = predictor.model
     strides = tuple(STRIDES[name] for name in model.matching_levels)
     latest: dict[int, torch.Tensor] = {}
@@ -125,7 +128,7 @@ def capture_attention(predictor: Any, video: VideoSequence, mask: np.ndarray, re
     maps, query_weights = [], []
     for s in range(len(strides)):
         t, h, w = shapes[s]
-        attn = latest[s].double()[(t - 1) * h * w:]  # frame K = the clip's last frame: (h*w, n*h*w)
+        attn = latest[s].double()[(t - 1) * h * w :]  # frame K = the clip's last frame: (h*w, n*h*w)
         cover = token_coverage(query_mask, (h, w))  # the grid covers the resized frame: approximately aligned
         if not query_mask.any():
             cover = np.ones((h, w))
@@ -134,8 +137,19 @@ def capture_attention(predictor: Any, video: VideoSequence, mask: np.ndarray, re
         maps.append(mass.numpy().reshape(len(memory_frames), h, w))
         query_weights.append(cover)
     images = dict(_read_frames(video, {frame, *memory_frames}))
-    return AttentionCapture(frame, ref_frame, object_id, memory_frames, strides, tuple(maps), tuple(query_weights),
-                            bool(query_mask.any()), boxes[frame], tuple(boxes[f] for f in memory_frames), images)
+    return AttentionCapture(
+        frame,
+        ref_frame,
+        object_id,
+        memory_frames,
+        strides,
+        tuple(maps),
+        tuple(query_weights),
+        bool(query_mask.any()),
+        boxes[frame],
+        tuple(boxes[f] for f in memory_frames),
+        images,
+    )
 
 
 def _read_frames(video: VideoSequence, wanted: set[int]):
@@ -173,8 +187,7 @@ def plot_attention(cap: AttentionCapture, cell: float = 1.6) -> Any:
         for i, f in enumerate(cap.memory_frames):
             ax = axes[s, i + 1]
             ax.imshow(_gray(cap.images[f]), cmap="gray", vmin=0, vmax=255, extent=extent)
-            heat = ax.imshow(cap.maps[s][i], cmap=heat_cmap, vmin=0, vmax=vmax, extent=extent,
-                             interpolation="nearest")
+            heat = ax.imshow(cap.maps[s][i], cmap=heat_cmap, vmin=0, vmax=vmax, extent=extent, interpolation="nearest")
             heat.set_gid(f"attention-s{s}-e{i}")
             _box(ax, cap.memory_boxes[i], "tab:cyan")
             role = " (ref)" if i == 0 else (" (newest)" if i == n - 1 else "")
@@ -182,8 +195,11 @@ def plot_attention(cap: AttentionCapture, cell: float = 1.6) -> Any:
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"matching attention of frame {cap.frame} (object {cap.object_id}, mask in frame {cap.ref_frame}): "
-                 "mean over heads and the object's query tokens; % = share per memory entry", fontsize=9)
+    fig.suptitle(
+        f"matching attention of frame {cap.frame} (object {cap.object_id}, mask in frame {cap.ref_frame}): "
+        "mean over heads and the object's query tokens; % = share per memory entry",
+        fontsize=9,
+    )
     return fig
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from tamvt.atomic import write_text_atomic
 from tamvt.evaluation.evaluate import EvalResult
@@ -41,8 +42,14 @@ def _table(rows: Sequence[TableRow], global_row: TableRow | None, first: str, co
     return "\n".join(out)
 
 
-def eval_html(result: EvalResult, attributes: Mapping[str, Any] | None = None, *, title: str = "",
-              details: Sequence[str] = (), dpi: int = 80) -> str:
+def eval_html(
+    result: EvalResult,
+    attributes: Mapping[str, Any] | None = None,
+    *,
+    title: str = "",
+    details: Sequence[str] = (),
+    dpi: int = 80,
+) -> str:
     """The page: tables (%, as in the console report, and one row per object), warnings, J&F per
     sequence, J over time."""
     from tamvt.viz.figure import png_bytes
@@ -51,20 +58,31 @@ def eval_html(result: EvalResult, attributes: Mapping[str, Any] | None = None, *
     report = to_json(result, attributes)
     global_row, seq_rows, sub_rows = table_rows(result, attributes)
     name = title or f"tamvt eval ({result.protocol})"
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(name)}</title>",
-             f"<style>{_CSS}</style></head><body>", f"<h1>{html.escape(name)}</h1>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(name)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(name)}</h1>",
+    ]
     parts += [f'<p class="meta">{html.escape(line)}</p>' for line in (f"protocol: {result.protocol}", *details)]
     parts += ["<h2>Scores (%)</h2>", _table(seq_rows, global_row, "sequence")]
     if sub_rows:
         parts += ["<h2>Subsets (%)</h2>", _table(sub_rows, None, "subset")]
-    object_rows = [(f"{o.sequence} / {o.object}", len(o.frames), s)
-                   for o, s in zip(result.objects, result.object_scores)]
+    object_rows = [
+        (f"{o.sequence} / {o.object}", len(o.frames), s)
+        for o, s in zip(result.objects, result.object_scores, strict=True)
+    ]
     if object_rows:
-        parts += ["<details><summary>Per object (%)</summary>",
-                  _table(object_rows, None, "sequence / object", "frames"), "</details>"]
+        parts += [
+            "<details><summary>Per object (%)</summary>",
+            _table(object_rows, None, "sequence / object", "frames"),
+            "</details>",
+        ]
     if result.warnings:
-        parts += ["<h2>Warnings</h2><ul>", *(f'<li class="warn">{html.escape(w)}</li>' for w in result.warnings),
-                  "</ul>"]
+        parts += [
+            "<h2>Warnings</h2><ul>",
+            *(f'<li class="warn">{html.escape(w)}</li>' for w in result.warnings),
+            "</ul>",
+        ]
     if report["per_object"]:
         bars = png_bytes(plot_sequence_bars(report), dpi)
         parts += ["<h2>J&amp;F per sequence</h2>", image_tag(bars, "J&F per sequence")]

@@ -7,9 +7,10 @@ the loss sees in training: the query frames of one window; each window's first f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,8 +55,11 @@ def read_mask_folder(folder: str | Path) -> tuple[tuple[str, ...], np.ndarray]:
     for path in paths:
         ids, _ = read_index_png(path)
         if masks and ids.shape != masks[0].shape:
-            raise InputError(path, f"mask size {ids.shape[1]}x{ids.shape[0]} differs from the first mask's "
-                                   f"{masks[0].shape[1]}x{masks[0].shape[0]}")
+            raise InputError(
+                path,
+                f"mask size {ids.shape[1]}x{ids.shape[0]} differs from the first mask's "
+                f"{masks[0].shape[1]}x{masks[0].shape[0]}",
+            )
         masks.append(ids)
     return tuple(p.stem for p in paths), np.stack(masks)
 
@@ -66,8 +70,14 @@ def object_ids(masks: np.ndarray) -> list[int]:
     return [int(i) for i in present if i not in (0, VOID)]
 
 
-def loss_weight_curves(frames: Sequence[str], masks: np.ndarray, object_id: int, tau: float = 1.0,
-                       kinds: Sequence[Reweighting] = KINDS, window: int | None = None) -> LossWeightCurves:
+def loss_weight_curves(
+    frames: Sequence[str],
+    masks: np.ndarray,
+    object_id: int,
+    tau: float = 1.0,
+    kinds: Sequence[Reweighting] = KINDS,
+    window: int | None = None,
+) -> LossWeightCurves:
     """Weights of every ``kind`` for object ``object_id`` of ``masks (T, H, W)`` ids."""
     if tau <= 0:
         raise TamvtError(f"--tau must be > 0, got {tau}")
@@ -77,7 +87,7 @@ def loss_weight_curves(frames: Sequence[str], masks: np.ndarray, object_id: int,
     t = obj.shape[0]
     step = window or t
     weights = {
-        kind: torch.cat([frame_weights(obj[s:s + step], kind, tau) for s in range(0, t, step)]).double().numpy()
+        kind: torch.cat([frame_weights(obj[s : s + step], kind, tau) for s in range(0, t, step)]).double().numpy()
         for kind in kinds
     }
     area = obj.flatten(1).sum(1).numpy().astype(np.int64)

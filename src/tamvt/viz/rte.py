@@ -65,8 +65,14 @@ def plot_rte(table: RteTable) -> Any:
     fig = new_figure(6.0 + 0.45 * n_max, 3.2 + 0.25 * n_max)
     ax_map, ax_line = fig.subplots(1, 2, width_ratios=[1.15, 1])
     finite = table.values[np.isfinite(table.values)]
-    image = ax_map.imshow(table.values, cmap="viridis", vmin=finite.min(), vmax=finite.max(), aspect="auto",
-                          extent=(-0.5, n_max - 0.5, n_max + 0.5, 0.5))
+    image = ax_map.imshow(
+        table.values,
+        cmap="viridis",
+        vmin=finite.min(),
+        vmax=finite.max(),
+        aspect="auto",
+        extent=(-0.5, n_max - 0.5, n_max + 0.5, 0.5),
+    )
     image.set_gid("rte-heatmap")
     for n in range(1, n_max + 1):
         for i in range(n):

@@ -9,9 +9,10 @@ went on.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def _series(records: list[Mapping[str, Any]], event: str, keys: Iterable[str]) -
     for key in keys:
         pts = [(float(r["step"]), _float(r[key])) for r in records if r.get("event") == event and key in r]
         if pts:
-            steps, values = zip(*pts)
+            steps, values = zip(*pts, strict=True)
             out[key] = (np.asarray(steps), np.asarray(values))
     return out
 
@@ -95,8 +96,9 @@ def plot_training(curves: TrainingCurves, title: str = "") -> Any:
     ax_loss, ax_lr, ax_val = fig.subplots(3, 1, sharex=True, height_ratios=[1.6, 0.8, 1.2])
     for name, (steps, values) in curves.losses.items():
         final = name in ("total", "loss_mask", "loss_dice")
-        line = ax_loss.plot(steps, values, lw=1.5 if final else 0.8, alpha=1.0 if final else 0.5,
-                            ls="-" if final else "--", label=name)[0]
+        line = ax_loss.plot(
+            steps, values, lw=1.5 if final else 0.8, alpha=1.0 if final else 0.5, ls="-" if final else "--", label=name
+        )[0]
         line.set_gid(f"loss-{name}")
     ax_loss.set_yscale("log")
     ax_loss.set_ylabel("loss (mean per log interval)")
@@ -112,8 +114,9 @@ def plot_training(curves: TrainingCurves, title: str = "") -> Any:
     if curves.val:
         for name, (steps, values) in curves.val.items():
             main = name in ("J&F", "J_tr")
-            ax_val.plot(steps, values, marker="o", ms=3, lw=1.5 if main else 0.8, alpha=1.0 if main else 0.6,
-                        label=name)[0].set_gid(f"val-{name}")
+            ax_val.plot(
+                steps, values, marker="o", ms=3, lw=1.5 if main else 0.8, alpha=1.0 if main else 0.6, label=name
+            )[0].set_gid(f"val-{name}")
         ax_val.set_ylim(0, 1)
         ax_val.legend(fontsize=8)
     else:

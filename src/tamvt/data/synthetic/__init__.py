@@ -10,12 +10,48 @@ This package exports the generator's public names.
 """
 
 from tamvt.data.synthetic.events import EVENT_TYPES
-from tamvt.data.synthetic.plan import (EVENTS, FEATURES, LONG_FRAMES, SMALL_PCT, Kind, SynthConfig, SynthConfigError,
-                                       VideoPlan, derive_seed, plan_video)
+from tamvt.data.synthetic.plan import (
+    EVENTS,
+    FEATURES,
+    LONG_FRAMES,
+    SMALL_PCT,
+    Kind,
+    SynthConfig,
+    SynthConfigError,
+    VideoPlan,
+    derive_seed,
+    plan_video,
+)
 from tamvt.data.synthetic.presets import PRESETS, preset_suite
-from tamvt.data.synthetic.render import (LazyVideo, SyntheticVideo, iter_video, make_video, render_frame, stream,
-                                         video_attributes)
+from tamvt.data.synthetic.render import (
+    LazyVideo,
+    SyntheticVideo,
+    iter_video,
+    make_video,
+    render_frame,
+    stream,
+    video_attributes,
+)
 
-__all__ = ["EVENTS", "EVENT_TYPES", "FEATURES", "LONG_FRAMES", "PRESETS", "SMALL_PCT", "Kind", "LazyVideo",
-           "SynthConfig", "SynthConfigError", "SyntheticVideo", "VideoPlan", "derive_seed", "iter_video",
-           "make_video", "plan_video", "preset_suite", "render_frame", "stream", "video_attributes"]
+__all__ = [
+    "EVENTS",
+    "EVENT_TYPES",
+    "FEATURES",
+    "LONG_FRAMES",
+    "PRESETS",
+    "SMALL_PCT",
+    "Kind",
+    "LazyVideo",
+    "SynthConfig",
+    "SynthConfigError",
+    "SyntheticVideo",
+    "VideoPlan",
+    "derive_seed",
+    "iter_video",
+    "make_video",
+    "plan_video",
+    "preset_suite",
+    "render_frame",
+    "stream",
+    "video_attributes",
+]

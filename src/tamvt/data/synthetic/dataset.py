@@ -16,8 +16,8 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 
@@ -42,8 +42,14 @@ def prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def write_dataset(out: str | Path, configs: Sequence[SynthConfig], *, quality: int = 95, overwrite: bool = False,
-                  progress: bool = True) -> dict:
+def write_dataset(
+    out: str | Path,
+    configs: Sequence[SynthConfig],
+    *,
+    quality: int = 95,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """Render ``configs`` into ``out`` in the DAVIS layout (see the module docstring).
 
     Returns the attributes.json content ``{"generator", "format_version", "videos": {name: entry}}``.

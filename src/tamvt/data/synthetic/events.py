@@ -123,7 +123,11 @@ class Camera:
     def matrix(self, t: float) -> np.ndarray:
         """3x3 world -> image affine at frame ``t``."""
         h, w = self.frame_hw
-        m = rotation(self.pan.angle(t)) @ np.diag([self.zoom(t), self.zoom(t), 1.0]) @ translation(-self.pan.position(t))
+        m = (
+            rotation(self.pan.angle(t))
+            @ np.diag([self.zoom(t), self.zoom(t), 1.0])
+            @ translation(-self.pan.position(t))
+        )
         return translation(np.array([w / 2.0, h / 2.0])) @ m
 
 
@@ -184,8 +188,9 @@ class Track:
             factor = 1.0 + ev.progress(t) * (final - 1.0)
         return float(np.sqrt(self.area * factor))
 
-    def pieces(self, t: float, radii: np.ndarray, aspect: float,
-               outline: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def pieces(
+        self, t: float, radii: np.ndarray, aspect: float, outline: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """The object's parts at frame ``t``: ``[(polygon (n, 2) local px, piece affine 3x3)]``.
 
         ``radii``/``aspect`` are the object's kind outline (``outline`` = its unit polygon when already

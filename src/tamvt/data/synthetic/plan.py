@@ -9,8 +9,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from tamvt.data.synthetic.events import EVENT_TYPES, Camera, CutSpec, Event, Follow, Motion, PeelSpec, Track, apply
-from tamvt.data.synthetic.shapes import (SHAPES, SPRITE_EXTENT, TEXTURES, TextureRecipe, harmonic_profile, hsv_colors,
-                                         make_background, random_profile, random_texture, unit_polygon)
+from tamvt.data.synthetic.shapes import (
+    SHAPES,
+    SPRITE_EXTENT,
+    TEXTURES,
+    TextureRecipe,
+    harmonic_profile,
+    hsv_colors,
+    make_background,
+    random_profile,
+    random_texture,
+    unit_polygon,
+)
 from tamvt.errors import TamvtError
 
 FEATURES = ("small", "multi_instance")
@@ -59,12 +69,18 @@ class SynthConfig:
                 raise SynthConfigError(f"'long' is not an event: ask for length >= {LONG_FRAMES} instead")
             unknown = [e for e in events if e not in EVENTS]
             if unknown:
-                raise SynthConfigError(f"unknown event(s) {', '.join(unknown)}; expected {', '.join(EVENTS)} or 'random'")
+                raise SynthConfigError(
+                    f"unknown event(s) {', '.join(unknown)}; expected {', '.join(EVENTS)} or 'random'"
+                )
             if any(e in EVENT_TYPES for e in events) and self.length < MIN_EVENT_LENGTH:
-                raise SynthConfigError(f"length {self.length} is too short for events: need >= {MIN_EVENT_LENGTH} frames")
+                raise SynthConfigError(
+                    f"length {self.length} is too short for events: need >= {MIN_EVENT_LENGTH} frames"
+                )
         object.__setattr__(self, "events", events)
         if self.length < (MIN_EVENT_LENGTH if events == "random" else 2):
-            raise SynthConfigError(f"length must be >= {MIN_EVENT_LENGTH if events == 'random' else 2}, got {self.length}")
+            raise SynthConfigError(
+                f"length must be >= {MIN_EVENT_LENGTH if events == 'random' else 2}, got {self.length}"
+            )
         if not 1 <= self.num_objects <= 50:
             raise SynthConfigError(f"num_objects must be in 1..50, got {self.num_objects}")
         if self.fps <= 0 or self.camera_motion < 0 or self.seed < 0:
@@ -148,8 +164,16 @@ def _motion(rng: np.random.Generator, start: np.ndarray, amp: np.ndarray, fps: f
     periods = rng.uniform(4.0, 15.0, (2, 2)) * fps
     phases = rng.uniform(0.0, 2 * np.pi, (2, 2))
     p0 = start - (amps * np.sin(phases)).sum(axis=0)
-    return Motion(p0, amps, periods, phases, rot0=float(rng.uniform(0, 2 * np.pi)), spin=float(rng.normal(0, 0.3)) / fps,
-                  wobble=float(rng.uniform(0.0, 0.2)), wobble_period=float(rng.uniform(2.0, 6.0)) * fps)
+    return Motion(
+        p0,
+        amps,
+        periods,
+        phases,
+        rot0=float(rng.uniform(0, 2 * np.pi)),
+        spin=float(rng.normal(0, 0.3)) / fps,
+        wobble=float(rng.uniform(0.0, 0.2)),
+        wobble_period=float(rng.uniform(2.0, 6.0)) * fps,
+    )
 
 
 def plan_video(cfg: SynthConfig) -> VideoPlan:
@@ -169,22 +193,35 @@ def plan_video(cfg: SynthConfig) -> VideoPlan:
     lookalikes = _draw_lookalikes(rng, ids, small_ids, target_kind, areas) if "multi_instance" in requested else []
     events = _draw_event_timing(rng, cfg, requested, ids, small_ids)
     placer = _Placer(rng, np.array([w, h], float))
-    tracks = [_target_track(rng, cfg, i, [e for e in events if e.object == i], areas[i], target_kind[i], kinds, placer)
-              for i in ids]
+    tracks = [
+        _target_track(rng, cfg, i, [e for e in events if e.object == i], areas[i], target_kind[i], kinds, placer)
+        for i in ids
+    ]
     tracks += _distractor_tracks(rng, cfg, n_dis, lookalikes, kinds, placer)
     for n, ev in enumerate(e for e in events if e.type == "occlusion"):
-        tracks.append(_occluder(rng, tracks[ev.object - 1], kinds.recipes, kinds.new(("disc",)), ev, 1.0 + 0.01 * n,
-                                cfg.fps))
+        tracks.append(
+            _occluder(rng, tracks[ev.object - 1], kinds.recipes, kinds.new(("disc",)), ev, 1.0 + 0.01 * n, cfg.fps)
+        )
     camera, zoom_amp, light = _draw_camera(rng, cfg)
     bh, bw = int(round(h * 1.5)), int(round(w * 1.5))
     background = make_background(bh, bw, rng)
     kind_list, flesh_sprites = _sprites(kinds, tracks, zoom_amp)
-    return VideoPlan(cfg, tuple(events), kind_list, tuple(sorted(tracks, key=lambda tr: tr.depth)), flesh_sprites,
-                     camera, background, np.array([(bw - w) / 2, (bh - h) / 2]), light)
+    return VideoPlan(
+        cfg,
+        tuple(events),
+        kind_list,
+        tuple(sorted(tracks, key=lambda tr: tr.depth)),
+        flesh_sprites,
+        camera,
+        background,
+        np.array([(bw - w) / 2, (bh - h) / 2]),
+        light,
+    )
 
 
-def _draw_areas(rng: np.random.Generator, cfg: SynthConfig, ids: list[int],
-                with_small: bool) -> tuple[set[int], dict[int, float]]:
+def _draw_areas(
+    rng: np.random.Generator, cfg: SynthConfig, ids: list[int], with_small: bool
+) -> tuple[set[int], dict[int, float]]:
     """``(ids of small targets, target id -> area in pixels)``: normal targets 1.2-10 % of the frame
     (log-uniform, less when crowded), small ones 0.12-0.28 %."""
     h, w = cfg.size
@@ -192,8 +229,14 @@ def _draw_areas(rng: np.random.Generator, cfg: SynthConfig, ids: list[int],
     small_ids = {int(rng.integers(1, n_obj + 1))} if with_small else set()
     crowd = min(1.0, 4.0 / n_obj)
     small_hi = min(0.0028 * frame_area, _small_area_cap(frame_area, 1.0 + 0.08 * cfg.camera_motion))
-    areas = {i: (rng.uniform(0.43 * small_hi, small_hi) if i in small_ids
-                 else frame_area * crowd * np.exp(rng.uniform(np.log(0.012), np.log(0.1)))) for i in ids}
+    areas = {
+        i: (
+            rng.uniform(0.43 * small_hi, small_hi)
+            if i in small_ids
+            else frame_area * crowd * np.exp(rng.uniform(np.log(0.012), np.log(0.1)))
+        )
+        for i in ids
+    }
     return small_ids, areas
 
 
@@ -218,8 +261,9 @@ class _Kinds:
         return j
 
 
-def _draw_lookalikes(rng: np.random.Generator, ids: list[int], small_ids: set[int], target_kind: dict[int, int],
-                     areas: dict[int, float]) -> list[tuple[int, float]]:
+def _draw_lookalikes(
+    rng: np.random.Generator, ids: list[int], small_ids: set[int], target_kind: dict[int, int], areas: dict[int, float]
+) -> list[tuple[int, float]]:
     """``multi_instance``: ``(kind, area)`` of the distractors copying a target; sometimes a second target
     takes the same kind instead (``target_kind`` and ``areas`` are updated in place)."""
     base = int(rng.choice(ids))
@@ -233,8 +277,9 @@ def _draw_lookalikes(rng: np.random.Generator, ids: list[int], small_ids: set[in
     return [(target_kind[base], areas[base] * rng.uniform(0.8, 1.25)) for _ in range(n_look)]
 
 
-def _draw_event_timing(rng: np.random.Generator, cfg: SynthConfig, requested: tuple[str, ...], ids: list[int],
-                       small_ids: set[int]) -> list[Event]:
+def _draw_event_timing(
+    rng: np.random.Generator, cfg: SynthConfig, requested: tuple[str, ...], ids: list[int], small_ids: set[int]
+) -> list[Event]:
     """Each requested transformation, given a target and a time window. Events go to normal-size targets
     first (a cut of a 0.2 % object is hardly visible)."""
     pool = [i for i in ids if i not in small_ids] or ids
@@ -278,16 +323,29 @@ def _event_specs(rng: np.random.Generator, events: list[Event], area: float, kin
             k = int(rng.integers(2, 5))
             psi = rng.uniform(0, 2 * np.pi) + 2 * np.pi * (np.arange(k) + rng.uniform(-0.15, 0.15, k)) / k
             dirs = np.stack([np.cos(psi), np.sin(psi)], axis=1)
-            specs["cut"] = CutSpec(ev, rng.normal(0, 0.04, 2) + 0.25 * dirs, dirs,
-                                   drift=max(0.2 * float(np.sqrt(area)), 4.0), spins=rng.uniform(-0.08, 0.08, k))
+            specs["cut"] = CutSpec(
+                ev,
+                rng.normal(0, 0.04, 2) + 0.25 * dirs,
+                dirs,
+                drift=max(0.2 * float(np.sqrt(area)), 4.0),
+                spins=rng.uniform(-0.08, 0.08, k),
+            )
         elif ev.type == "peel":
             a = rng.uniform(0, 2 * np.pi)
             hue = kinds.hue0 + 0.381966 * kind + 0.08
-            kinds.flesh.append(TextureRecipe("noise", hsv_colors(hue + np.array([0, 0.03, -0.03]),
-                                                                 rng.uniform(0.15, 0.45, 3), rng.uniform(0.75, 1.0, 3)),
-                                             3.0, 0.0, float(rng.uniform(0, 6.3)), int(rng.integers(2**31))))
-            specs["peel"] = PeelSpec(ev, np.array([np.cos(a), np.sin(a)]), float(rng.uniform(0.35, 0.6)),
-                                     len(kinds.flesh) - 1)
+            kinds.flesh.append(
+                TextureRecipe(
+                    "noise",
+                    hsv_colors(hue + np.array([0, 0.03, -0.03]), rng.uniform(0.15, 0.45, 3), rng.uniform(0.75, 1.0, 3)),
+                    3.0,
+                    0.0,
+                    float(rng.uniform(0, 6.3)),
+                    int(rng.integers(2**31)),
+                )
+            )
+            specs["peel"] = PeelSpec(
+                ev, np.array([np.cos(a), np.sin(a)]), float(rng.uniform(0.35, 0.6)), len(kinds.flesh) - 1
+            )
         elif ev.type == "shrink":
             specs["shrink"] = (ev, float(rng.uniform(0.3, 0.55)))
         elif ev.type == "morph":
@@ -297,21 +355,37 @@ def _event_specs(rng: np.random.Generator, events: list[Event], area: float, kin
     return specs
 
 
-def _target_track(rng: np.random.Generator, cfg: SynthConfig, i: int, events: list[Event], area: float, kind: int,
-                  kinds: _Kinds, placer: _Placer) -> Track:
+def _target_track(
+    rng: np.random.Generator,
+    cfg: SynthConfig,
+    i: int,
+    events: list[Event],
+    area: float,
+    kind: int,
+    kinds: _Kinds,
+    placer: _Placer,
+) -> Track:
     """Target ``i``: its events' parameters, its frame-0 position (in the middle 60 % of the frame) and path."""
     specs = _event_specs(rng, events, area, kind, kinds)
     start = placer.place(kinds.recipes[kind], area, 0.2, 0.8)
     return Track(i, kind, area, float(rng.uniform(0.3, 0.7)), _motion(rng, start, 0.08 * placer.wh, cfg.fps), **specs)
 
 
-def _distractor_tracks(rng: np.random.Generator, cfg: SynthConfig, n_dis: int, lookalikes: list[tuple[int, float]],
-                       kinds: _Kinds, placer: _Placer) -> list[Track]:
+def _distractor_tracks(
+    rng: np.random.Generator,
+    cfg: SynthConfig,
+    n_dis: int,
+    lookalikes: list[tuple[int, float]],
+    kinds: _Kinds,
+    placer: _Placer,
+) -> list[Track]:
     """``n_dis`` distractors of new kinds, then the look-alikes: behind the targets, or in front (placed away
     from the targets at frame 0)."""
     h, w = cfg.size
-    extra = [(kinds.new(SHAPES), float(h * w) * float(np.exp(rng.uniform(np.log(0.008), np.log(0.06)))))
-             for _ in range(n_dis)] + lookalikes
+    extra = [
+        (kinds.new(SHAPES), float(h * w) * float(np.exp(rng.uniform(np.log(0.008), np.log(0.06)))))
+        for _ in range(n_dis)
+    ] + lookalikes
     tracks = []
     for kind, area in extra:
         front = rng.random() < 0.35
@@ -326,12 +400,22 @@ def _draw_camera(rng: np.random.Generator, cfg: SynthConfig) -> tuple[Camera, fl
     h, w = cfg.size
     fps, cm, wh = cfg.fps, cfg.camera_motion, np.array([w, h], float)
     zoom_amp = 0.08 * cm * float(rng.uniform(0.5, 1.0))
-    pan = Motion(p0=wh / 2, amps=cm * np.array([0.06, 0.02, 0.004])[:, None] * wh * rng.uniform(0.5, 1.0, (3, 2)),
-                 periods=fps * rng.uniform([[8.0], [2.0], [0.4]], [[20.0], [5.0], [1.0]], (3, 2)),
-                 phases=rng.uniform(0, 2 * np.pi, (3, 2)), rot0=0.0, spin=0.0,
-                 wobble=0.05 * cm * float(rng.uniform(0.3, 1.0)), wobble_period=float(rng.uniform(4.0, 10.0)) * fps)
+    pan = Motion(
+        p0=wh / 2,
+        amps=cm * np.array([0.06, 0.02, 0.004])[:, None] * wh * rng.uniform(0.5, 1.0, (3, 2)),
+        periods=fps * rng.uniform([[8.0], [2.0], [0.4]], [[20.0], [5.0], [1.0]], (3, 2)),
+        phases=rng.uniform(0, 2 * np.pi, (3, 2)),
+        rot0=0.0,
+        spin=0.0,
+        wobble=0.05 * cm * float(rng.uniform(0.3, 1.0)),
+        wobble_period=float(rng.uniform(4.0, 10.0)) * fps,
+    )
     camera = Camera((h, w), pan, zoom_amp, float(rng.uniform(6.0, 15.0)) * fps, float(rng.uniform(0, 2 * np.pi)))
-    light = (0.05 * cm * float(rng.uniform(0.3, 1.0)), float(rng.uniform(3.0, 10.0)) * fps, float(rng.uniform(0, 2 * np.pi)))
+    light = (
+        0.05 * cm * float(rng.uniform(0.3, 1.0)),
+        float(rng.uniform(3.0, 10.0)) * fps,
+        float(rng.uniform(0, 2 * np.pi)),
+    )
     return camera, zoom_amp, light
 
 
@@ -342,8 +426,10 @@ def _sprites(kinds: _Kinds, tracks: list[Track], zoom_amp: float) -> tuple[tuple
     for tr in tracks:
         need = 2 * SPRITE_EXTENT * np.sqrt(tr.area) * (1 + zoom_amp)
         sizes[tr.kind] = max(sizes[tr.kind], min(512, int(np.ceil(need))))
-    kind_list = tuple(Kind(f"{shape}-{tex.style}-{_letters(j)}", radii, aspect, unit_polygon(radii, aspect),
-                           tex.render(sizes[j])) for j, (shape, radii, aspect, tex) in enumerate(kinds.recipes))
+    kind_list = tuple(
+        Kind(f"{shape}-{tex.style}-{_letters(j)}", radii, aspect, unit_polygon(radii, aspect), tex.render(sizes[j]))
+        for j, (shape, radii, aspect, tex) in enumerate(kinds.recipes)
+    )
     flesh_size = {tr.peel.flesh: sizes[tr.kind] for tr in tracks if tr.peel is not None}
     flesh_sprites = tuple(recipe.render(flesh_size[n]) for n, recipe in enumerate(kinds.flesh))
     return kind_list, flesh_sprites
@@ -359,14 +445,18 @@ def _letters(j: int) -> str:
     return s
 
 
-def _occluder(rng: np.random.Generator, target: Track, recipes: list, kind: int, ev: Event, depth: float,
-              fps: float) -> Track:
+def _occluder(
+    rng: np.random.Generator, target: Track, recipes: list, kind: int, ev: Event, depth: float, fps: float
+) -> Track:
     """A disc in front of everything that sweeps across ``target`` during ``ev``, sized to hide it
     completely around mid-event (its inner radius exceeds the target's outer radius plus the path's
     step per frame), then moves on so the target re-appears."""
     _, radii, aspect, _ = recipes[target.kind]
-    r_t = max(float(np.linalg.norm(apply(piece, poly), axis=1).max())
-              for t in range(ev.start, ev.end + 1) for poly, piece in target.pieces(t, radii, aspect))
+    r_t = max(
+        float(np.linalg.norm(apply(piece, poly), axis=1).max())
+        for t in range(ev.start, ev.end + 1)
+        for poly, piece in target.pieces(t, radii, aspect)
+    )
     _, o_radii, o_aspect, _ = recipes[kind]
     unit = np.linalg.norm(unit_polygon(o_radii, o_aspect), axis=1)
     r_in, q = float(unit.min()), float(unit.max() / unit.min())
@@ -376,6 +466,12 @@ def _occluder(rng: np.random.Generator, target: Track, recipes: list, kind: int,
     dist = 1.1 * (q * r_occ + r_t) + 2.0
     a = rng.uniform(0, 2 * np.pi)
     assert isinstance(target.motion, Motion)  # only occluders follow; targets have their own motion
-    path = Follow(target.motion, ev, np.array([np.cos(a), np.sin(a)]), dist, float(rng.uniform(0, 6.3)),
-                  float(rng.normal(0, 0.3)) / fps)
+    path = Follow(
+        target.motion,
+        ev,
+        np.array([np.cos(a), np.sin(a)]),
+        dist,
+        float(rng.uniform(0, 6.3)),
+        float(rng.normal(0, 0.3)) / fps,
+    )
     return Track(0, kind, (r_occ / r_in) ** 2, depth, path)

@@ -12,23 +12,36 @@ def _val_specs() -> list[dict]:
     for n, ev in enumerate(EVENT_TYPES):  # 3 of each event, 1-3 objects, 36-72 frames
         specs += [dict(events=(ev,), num_objects=1 + (n + r) % 3, length=36 + 12 * ((n + r) % 4)) for r in range(3)]
     specs += [dict(events=("cut",), num_objects=3, length=60)]
-    specs += [dict(events=("small",) + extra, num_objects=k, length=48)
-              for extra, k in (((), 1), (("cut",), 2), (("occlusion",), 2), (("morph",), 3))]
-    specs += [dict(events=("multi_instance",) + extra, num_objects=k, length=48)
-              for extra, k in (((), 1), (("cut",), 2), (("occlusion",), 2), (("shrink",), 3))]
-    specs += [dict(events=evs, num_objects=k, length=length)
-              for evs, k, length in ((("cut", "occlusion"), 2, 300), (("peel", "morph", "small"), 3, 330),
-                                     (("mold", "multi_instance", "cut"), 2, 360))]
-    specs += [dict(events=("cut", "peel", "occlusion"), num_objects=3, length=64),
-              dict(events=("morph", "mold", "multi_instance"), num_objects=4, length=64),
-              dict(events="random", num_objects=3, length=48)]
+    specs += [
+        dict(events=("small",) + extra, num_objects=k, length=48)
+        for extra, k in (((), 1), (("cut",), 2), (("occlusion",), 2), (("morph",), 3))
+    ]
+    specs += [
+        dict(events=("multi_instance",) + extra, num_objects=k, length=48)
+        for extra, k in (((), 1), (("cut",), 2), (("occlusion",), 2), (("shrink",), 3))
+    ]
+    specs += [
+        dict(events=evs, num_objects=k, length=length)
+        for evs, k, length in (
+            (("cut", "occlusion"), 2, 300),
+            (("peel", "morph", "small"), 3, 330),
+            (("mold", "multi_instance", "cut"), 2, 360),
+        )
+    ]
+    specs += [
+        dict(events=("cut", "peel", "occlusion"), num_objects=3, length=64),
+        dict(events=("morph", "mold", "multi_instance"), num_objects=4, length=64),
+        dict(events="random", num_objects=3, length=48),
+    ]
     return specs
 
 
 _PRESETS = {
-    "tiny": lambda: [dict(size=(120, 160), length=16, num_objects=2, events=("cut", "small")),
-                     dict(size=(120, 160), length=16, num_objects=2, events=("peel", "multi_instance")),
-                     dict(size=(120, 160), length=16, num_objects=1, events=("morph", "occlusion"))],
+    "tiny": lambda: [
+        dict(size=(120, 160), length=16, num_objects=2, events=("cut", "small")),
+        dict(size=(120, 160), length=16, num_objects=2, events=("peel", "multi_instance")),
+        dict(size=(120, 160), length=16, num_objects=1, events=("morph", "occlusion")),
+    ],
     "demo": lambda: [dict(length=48, num_objects=2, events=("cut",))],
     "val": _val_specs,
     "long": lambda: [dict(length=300 + 30 * i, num_objects=2, events="random") for i in range(3)],
@@ -51,4 +64,6 @@ def preset_suite(name: str, seed: int = 0, num: int | None = None) -> list[Synth
     count = len(specs) if num is None else int(num)
     if count < 1:
         raise SynthConfigError(f"num must be >= 1, got {num}")
-    return [SynthConfig(**specs[i % len(specs)], seed=derive_seed(seed, i), name=f"{name}-{i:03d}") for i in range(count)]
+    return [
+        SynthConfig(**specs[i % len(specs)], seed=derive_seed(seed, i), name=f"{name}-{i:03d}") for i in range(count)
+    ]

@@ -13,8 +13,9 @@ random access (``LazyVideo.render``), or in full (``make_video``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -65,8 +66,9 @@ def render_frame(plan: VideoPlan, t: int, with_frame: bool = True) -> tuple[np.n
             sel = np.zeros((y1 - y0, x1 - x0), np.uint8)
             cv2.fillPoly(sel, [fixed - np.array([16 * x0, 16 * y0], np.int32)], 1, cv2.LINE_8, shift=4)
             m_sprite = (translation(np.array([-x0, -y0], float)) @ m @ sprite_to_local)[:2]
-            tex = cv2.warpAffine(sprite, m_sprite, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_REFLECT_101)
+            tex = cv2.warpAffine(
+                sprite, m_sprite, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+            )
             cv2.copyTo(tex, sel, frame[y0:y1, x0:x1])  # writes into the view (same size and type)
     if frame is not None and plan.light[0] > 0:  # auto-exposure flicker
         amp, period, phase = plan.light
@@ -103,8 +105,15 @@ def video_attributes(plan: VideoPlan, counts: np.ndarray) -> dict:
         tags.append("multi_instance")
     if cfg.length >= LONG_FRAMES:
         tags.append("long")
-    return {"seed": cfg.seed, "length": cfg.length, "fps": cfg.fps, "size": list(cfg.size), "tags": tags,
-            "events": [ev.as_dict() for ev in plan.events], "objects": objects}
+    return {
+        "seed": cfg.seed,
+        "length": cfg.length,
+        "fps": cfg.fps,
+        "size": list(cfg.size),
+        "tags": tags,
+        "events": [ev.as_dict() for ev in plan.events],
+        "objects": objects,
+    }
 
 
 class LazyVideo:
@@ -169,9 +178,10 @@ def make_video(cfg: SynthConfig) -> SyntheticVideo:
     return SyntheticVideo(lazy.name, cfg, frames, masks, lazy.attributes())
 
 
-def stream(seed: int, cfg_template: SynthConfig = SynthConfig()) -> Iterator[SyntheticVideo]:
-    """Endless training stream: item i is ``cfg_template`` with seed ``derive_seed(seed, i)`` (with
-    ``events="random"`` each item draws its own events)."""
+def stream(seed: int, cfg_template: SynthConfig | None = None) -> Iterator[SyntheticVideo]:
+    """Endless training stream: item i is ``cfg_template`` (default ``SynthConfig()``) with seed
+    ``derive_seed(seed, i)`` (with ``events="random"`` each item draws its own events)."""
+    cfg_template = cfg_template or SynthConfig()
     i = 0
     while True:
         yield make_video(dataclasses.replace(cfg_template, seed=derive_seed(seed, i), name=f"stream-{i:06d}"))

@@ -187,9 +187,14 @@ def random_texture(rng: np.random.Generator, hue: float, style: str | None = Non
     hues = hue + np.concatenate([[0.0], rng.uniform(0.12, 0.5, n - 1) * rng.choice([-1, 1], n - 1)])
     sats = rng.uniform(0.45, 1.0, n)
     vals = np.concatenate([[rng.uniform(0.55, 1.0)], rng.uniform(0.2, 0.95, n - 1)])
-    return TextureRecipe(style=style, colors=hsv_colors(hues, sats, vals), freq=float(rng.uniform(1.5, 4.5)),
-                         angle=float(rng.uniform(0, np.pi)), light=float(rng.uniform(0, 2 * np.pi)),
-                         seed=int(rng.integers(2**31)))
+    return TextureRecipe(
+        style=style,
+        colors=hsv_colors(hues, sats, vals),
+        freq=float(rng.uniform(1.5, 4.5)),
+        angle=float(rng.uniform(0, np.pi)),
+        light=float(rng.uniform(0, 2 * np.pi)),
+        seed=int(rng.integers(2**31)),
+    )
 
 
 # ----------------------------------------------------------------------------- background
@@ -202,8 +207,9 @@ def make_background(height: int, width: int, rng: np.random.Generator) -> np.nda
     # The field is smooth: colour it at 1/4 resolution and upsample.
     small = (max(2, width // 4), max(2, height // 4))
     field = cv2.resize(rng.random((4, 6)).astype(np.float32), small, interpolation=cv2.INTER_CUBIC)
-    img = cv2.resize(np.clip(_ramp(field, base_cols), 0, 255).astype(np.uint8), (width, height),
-                     interpolation=cv2.INTER_LINEAR)
+    img = cv2.resize(
+        np.clip(_ramp(field, base_cols), 0, 255).astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR
+    )
     scale = float(np.sqrt(height * width))
 
     for _ in range(int(rng.integers(3, 7))):  # large surfaces with line patterns
@@ -229,8 +235,13 @@ def make_background(height: int, width: int, rng: np.random.Generator) -> np.nda
             nrm = np.array([-np.sin(ang), np.cos(ang)])
             for k in np.arange(-half, half, step):
                 p = np.array([cx, cy]) - origin + nrm * k
-                cv2.line(layer, tuple(int(v) for v in np.round(p - d)), tuple(int(v) for v in np.round(p + d)),
-                         line_col, max(1, int(step * 0.2)))
+                cv2.line(
+                    layer,
+                    tuple(int(v) for v in np.round(p - d)),
+                    tuple(int(v) for v in np.round(p + d)),
+                    line_col,
+                    max(1, int(step * 0.2)),
+                )
         cv2.copyTo(layer, surf, img[y0:y1, x0:x1])
 
     n_small = int(height * width / 700)

@@ -43,12 +43,13 @@ class TrainingSample:
     def __post_init__(self) -> None:
         t, c, h, w = self.frames.shape
         if c != 3 or self.masks.shape != (t, h, w) or self.void.shape != (t, h, w):
-            raise ValueError(f"inconsistent sample shapes: frames {tuple(self.frames.shape)}, "
-                             f"masks {tuple(self.masks.shape)}, void {tuple(self.void.shape)}")
+            raise ValueError(
+                f"inconsistent sample shapes: frames {tuple(self.frames.shape)}, "
+                f"masks {tuple(self.masks.shape)}, void {tuple(self.void.shape)}"
+            )
         if not 1 <= self.num_memory < t:
             raise ValueError(f"num_memory {self.num_memory} must be in [1, {t - 1}] for {t} frames")
 
     @property
     def num_frames(self) -> int:
         return self.frames.shape[0]
-

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tamvt.data.training.batch import TrainingSample
 from tamvt.data.images import list_frame_files, read_image
 from tamvt.data.palette import read_index_png
+from tamvt.data.training.batch import TrainingSample
 from tamvt.data.training.transforms import (
     Jitter,
     apply_jitter,
@@ -121,7 +121,7 @@ class StaticPseudoVideoDataset(Dataset):
         self.mask_mode = mask_mode
 
     @classmethod
-    def from_root(cls, root: str | Path, **kwargs) -> "StaticPseudoVideoDataset":
+    def from_root(cls, root: str | Path, **kwargs) -> StaticPseudoVideoDataset:
         """``root/images`` + ``root/masks``."""
         return cls(Path(root) / "images", Path(root) / "masks", **kwargs)
 
@@ -137,7 +137,10 @@ class StaticPseudoVideoDataset(Dataset):
         labels = read_object_mask(mask_path, self.mask_mode)
         image = read_image(img_path)
         if image.shape[:2] != labels.shape:
-            raise InputError(mask_path, f"mask size {labels.shape[1]}x{labels.shape[0]} != image size {image.shape[1]}x{image.shape[0]}")
+            raise InputError(
+                mask_path,
+                f"mask size {labels.shape[1]}x{labels.shape[0]} != image size {image.shape[1]}x{image.shape[0]}",
+            )
         return image, labels
 
     def _crop(self, rng: np.random.Generator, keep: np.ndarray) -> np.ndarray:

@@ -30,9 +30,18 @@ class FrameLookup(Protocol):
     def __getitem__(self, t: int, /) -> np.ndarray: ...
 
 
-def sample_window(frames: FrameLookup, masks: np.ndarray, rng: np.random.Generator, *, length: int,
-                  num_memory: int, augment: WindowAugment | None, reverse_prob: float, max_skip: int,
-                  name: str) -> TrainingSample | None:
+def sample_window(
+    frames: FrameLookup,
+    masks: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    length: int,
+    num_memory: int,
+    augment: WindowAugment | None,
+    reverse_prob: float,
+    max_skip: int,
+    name: str,
+) -> TrainingSample | None:
     """One training window of a fully annotated video: ``frames[t]`` ``(H, W, 3)`` uint8 (only the window's
     are read), ``masks (T, H, W)`` uint8 ids (255 = void). The object is drawn among those of frame 0;
     None when frame 0 shows none."""
@@ -46,12 +55,14 @@ def sample_window(frames: FrameLookup, masks: np.ndarray, rng: np.random.Generat
         return bool((masks[t] == obj).any())
 
     # the object is in frame 0, so its available frames are all frames: positions are frame indices
-    indices, reversed_ = choose_window(rng, masks.shape[0], length, present, uniform_present_start, reverse_prob,
-                                       max_skip)
+    indices, reversed_ = choose_window(
+        rng, masks.shape[0], length, present, uniform_present_start, reverse_prob, max_skip
+    )
     window = [np.asarray(frames[i]) for i in indices]
     labels = [masks[i] for i in indices]
-    return make_sample(window, labels, obj, _VOID, num_memory, augment, rng, video=name, frame_indices=indices,
-                       reversed_=reversed_)
+    return make_sample(
+        window, labels, obj, _VOID, num_memory, augment, rng, video=name, frame_indices=indices, reversed_=reversed_
+    )
 
 
 class _RenderedFrames:
@@ -80,10 +91,20 @@ class SyntheticWindows(Dataset):
         max_skip: largest frame stride of a window (1 = consecutive frames).
     """
 
-    def __init__(self, suite: str = "train", epoch_size: int = 1000, length: int = 12, num_memory: int = 2,
-                 augment: WindowAugment | None = None, reverse_prob: float = 0.0, seed: int = 0,
-                 size: tuple[int, int] | None = None, video_length: int | None = None,
-                 fixed_video: int | None = None, max_skip: int = 1) -> None:
+    def __init__(
+        self,
+        suite: str = "train",
+        epoch_size: int = 1000,
+        length: int = 12,
+        num_memory: int = 2,
+        augment: WindowAugment | None = None,
+        reverse_prob: float = 0.0,
+        seed: int = 0,
+        size: tuple[int, int] | None = None,
+        video_length: int | None = None,
+        fixed_video: int | None = None,
+        max_skip: int = 1,
+    ) -> None:
         from tamvt.data.synthetic import preset_suite
 
         if not 1 <= num_memory < length:
@@ -126,9 +147,17 @@ class SyntheticWindows(Dataset):
                 cfg = dataclasses.replace(cfg, seed=cfg.seed + attempt)
             lazy = iter_video(cfg)
             masks = np.stack([render_frame(lazy.plan, t, with_frame=False)[1] for t in range(len(lazy))])
-            sample = sample_window(_RenderedFrames(lazy), masks, rng, length=self.length, num_memory=self.num_memory,
-                                   augment=self.augment, reverse_prob=self.reverse_prob, max_skip=self.max_skip,
-                                   name=cfg.name)
+            sample = sample_window(
+                _RenderedFrames(lazy),
+                masks,
+                rng,
+                length=self.length,
+                num_memory=self.num_memory,
+                augment=self.augment,
+                reverse_prob=self.reverse_prob,
+                max_skip=self.max_skip,
+                name=cfg.name,
+            )
             if sample is not None:
                 return sample
         raise TamvtError(f"synthetic video {cfg.name}: no target visible in the first frame after 8 seeds")

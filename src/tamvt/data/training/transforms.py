@@ -11,8 +11,8 @@ the crop lies inside the box).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -87,8 +87,14 @@ def warp(image: np.ndarray, matrix: np.ndarray, out_size: tuple[int, int], is_ma
     """
     h, w = out_size
     flags = cv2.INTER_NEAREST if is_mask else cv2.INTER_LINEAR
-    return cv2.warpAffine(np.ascontiguousarray(image), matrix.astype(np.float64), (w, h), flags=flags,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.warpAffine(
+        np.ascontiguousarray(image),
+        matrix.astype(np.float64),
+        (w, h),
+        flags=flags,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
 def resize_crop_matrix(scale: float, top: float, left: float, flip_width: int | None = None) -> np.ndarray:
@@ -187,7 +193,9 @@ class WindowAugment:
         return apply_window(frames, masks, params)
 
 
-def apply_window(frames: Sequence[np.ndarray], masks: Sequence[np.ndarray], params: WindowParams) -> tuple[np.ndarray, np.ndarray]:
+def apply_window(
+    frames: Sequence[np.ndarray], masks: Sequence[np.ndarray], params: WindowParams
+) -> tuple[np.ndarray, np.ndarray]:
     """Apply one :class:`WindowParams` to every frame and mask (shapes as in :meth:`WindowAugment.__call__`)."""
     out_f = np.stack([apply_jitter(warp(f, params.matrix, params.out_size, False), params.jitter) for f in frames])
     out_m = np.stack([warp(m, params.matrix, params.out_size, True) for m in masks])

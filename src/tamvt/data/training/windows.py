@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tamvt.data.training.batch import TrainingSample
 from tamvt.data.sequence import VideoSequence
+from tamvt.data.training.batch import TrainingSample
 from tamvt.data.training.transforms import WindowAugment, normalize
 
 ShortVideos = Literal["pingpong", "skip"]
@@ -84,8 +84,9 @@ def first_present_start(max_tries: int) -> StartPicker:
     return pick
 
 
-def uniform_present_start(rng: np.random.Generator, num_starts: int, present: Callable[[int], bool],
-                          reverse: bool) -> int | None:
+def uniform_present_start(
+    rng: np.random.Generator, num_starts: int, present: Callable[[int], bool], reverse: bool
+) -> int | None:
     """Uniform among all starts that show the object (every one is checked, then one draw)."""
     candidates = [p for p in range(num_starts) if present(p)]
     if not candidates:
@@ -124,8 +125,15 @@ def choose_window(
     return window, False
 
 
-def _window_at_a_start(rng: np.random.Generator, n: int, length: int, stride: int, present: Callable[[int], bool],
-                       pick_start: StartPicker, reverse: bool) -> list[int] | None:
+def _window_at_a_start(
+    rng: np.random.Generator,
+    n: int,
+    length: int,
+    stride: int,
+    present: Callable[[int], bool],
+    pick_start: StartPicker,
+    reverse: bool,
+) -> list[int] | None:
     order = list(range(n))[::-1] if reverse else list(range(n))
     span = (length - 1) * stride + 1
     if n < span:  # short video (stride 1 here): pingpong from the first position
@@ -157,7 +165,9 @@ def make_sample(
     else:
         out_frames, out_labels = np.stack(frames), np.stack(labels)
     masks = torch.from_numpy((out_labels == object_id).astype(np.uint8))
-    void = torch.from_numpy(out_labels == void_id) if void_id is not None else torch.zeros(masks.shape, dtype=torch.bool)
+    void = (
+        torch.from_numpy(out_labels == void_id) if void_id is not None else torch.zeros(masks.shape, dtype=torch.bool)
+    )
     return TrainingSample(
         frames=normalize(out_frames),
         masks=masks,
@@ -253,9 +263,15 @@ class WindowDataset(Dataset):
         def present(p: int) -> bool:
             return bool((seq.read_mask(available[p]) == obj).any())
 
-        positions, reversed_ = choose_window(rng, len(available), self.length, present,
-                                             first_present_start(self.max_start_tries), self.reverse_prob,
-                                             self.max_skip)
+        positions, reversed_ = choose_window(
+            rng,
+            len(available),
+            self.length,
+            present,
+            first_present_start(self.max_start_tries),
+            self.reverse_prob,
+            self.max_skip,
+        )
         return [available[p] for p in positions], reversed_
 
     def __getitem__(self, index: int) -> TrainingSample:
@@ -265,5 +281,15 @@ class WindowDataset(Dataset):
         indices, reversed_ = self.window_frames(index, rng)
         frames = _read_frames(seq, indices)
         labels = [seq.read_mask(i) for i in indices]
-        return make_sample(frames, labels, obj, seq.void_id, self.num_memory, self.augment, rng,
-                           video=seq.name, frame_indices=indices, reversed_=reversed_)
+        return make_sample(
+            frames,
+            labels,
+            obj,
+            seq.void_id,
+            self.num_memory,
+            self.augment,
+            rng,
+            video=seq.name,
+            frame_indices=indices,
+            reversed_=reversed_,
+        )
