@@ -21,12 +21,14 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 # ------------------------------------------------------------------------------ the layer table
 
-# Which layer each module belongs to. Sub-packages are one layer each; single modules are listed by
-# name. A module in none of these (a new top-level file or package) fails the test until it is
-# placed here.
+# Which layer each module belongs to. Sub-packages are one layer each (the longest matching package
+# wins: data/'s two wings are layers of their own); single modules are listed by name. A module in none
+# of these (a new top-level file or package) fails the test until it is placed here.
 PACKAGE_LAYERS: dict[str, str] = {
     "tamvt.models": "models",
-    "tamvt.data": "data",
+    "tamvt.data": "data",  # the dataset readers, frames / video I/O, palettes
+    "tamvt.data.synthetic": "synthetic",  # the synthetic video generator
+    "tamvt.data.training": "samples",  # training windows, augmentation, the training sets
     "tamvt.evaluation": "evaluation",
     "tamvt.inference": "inference",
     "tamvt.train": "train",
@@ -58,6 +60,7 @@ _BELOW_COMMANDS = {
     "official",
     "weights",
     "data",
+    "synthetic",
     "evaluation",
     "inference",
 }
@@ -70,10 +73,12 @@ ALLOWED: dict[str, set[str]] = {
     "checkpoint": {"base", "models", "checkpoint"},
     "official": {"base", "models", "memory", "losses", "checkpoint", "official"},
     "weights": {"base", "models", "checkpoint", "official", "weights"},  # named models: cache + download
-    "data": {"base", "data"},  # readers and synthetic videos know nothing of the network
+    "data": {"base", "data"},  # readers know nothing of the network, nor of the generator or training
+    "synthetic": {"base", "data", "synthetic"},  # the generator writes through the readers' formats
+    "samples": {"base", "data", "synthetic", "samples"},  # training samples from datasets or the generator
     "evaluation": {"base", "data", "evaluation"},
     "inference": {"base", "data", "models", "memory", "checkpoint", "inference"},
-    "train": _BELOW_COMMANDS | {"train"},
+    "train": _BELOW_COMMANDS | {"samples", "train"},  # only training uses the training samples
     # the app and the plots sit beside the commands: anything below them (viz reads training logs)
     "app": _BELOW_COMMANDS | {"app"},
     "viz": _BELOW_COMMANDS | {"train", "viz"},
@@ -218,10 +223,8 @@ def layer_of(module: str) -> str | None:
     """The layer of a dotted module name per the table above (None: not placed)."""
     if module in MODULE_LAYERS:
         return MODULE_LAYERS[module]
-    for package, layer in PACKAGE_LAYERS.items():
-        if module == package or module.startswith(package + "."):
-            return layer
-    return None
+    matches = [package for package in PACKAGE_LAYERS if module == package or module.startswith(package + ".")]
+    return PACKAGE_LAYERS[max(matches, key=len)] if matches else None
 
 
 def layer_violations(graph: Mapping[str, Iterable[str]]) -> list[str]:
@@ -320,13 +323,20 @@ def test_layer_violations_on_a_small_graph():
         "tamvt.memory": {"tamvt.losses"},  # sideways inside one row of the table
         "tamvt.inference.session": {"tamvt.memory", "tamvt.official"},  # memory fine, official not
         "tamvt.commands.demo": {"tamvt.inference.session", "tamvt.cli"},  # up: only the console script is above
+        "tamvt.data.davis": {"tamvt.data.training.windows"},  # a reader may not use the training wing
+        "tamvt.data.synthetic.render": {"tamvt.data.palette", "tamvt.data.training.batch"},  # reader fine, samples not
+        "tamvt.data.training.windows": {"tamvt.data.synthetic.plan", "tamvt.data.sequence"},  # both fine
+        "tamvt.inference.source": {"tamvt.data.video", "tamvt.data.synthetic"},  # the engine reads no generator
         "tamvt.cli": {"tamvt.errors"},  # down: fine
         "tamvt.newthing": set(),  # not in the table
     }
     assert layer_violations(graph) == [
         "tamvt.commands.demo (commands) imports tamvt.cli (cli)",
+        "tamvt.data.davis (data) imports tamvt.data.training.windows (samples)",
         "tamvt.data.frames (data) imports tamvt.models.decoder (models)",
+        "tamvt.data.synthetic.render (synthetic) imports tamvt.data.training.batch (samples)",
         "tamvt.inference.session (inference) imports tamvt.official (official)",
+        "tamvt.inference.source (inference) imports tamvt.data.synthetic (synthetic)",
         "tamvt.memory (memory) imports tamvt.losses (losses)",
         "tamvt.newthing: in no layer (add it to the table in tests/test_layout.py)",
     ]
