@@ -247,22 +247,16 @@ def main() -> int:
     def f3(value: float) -> str:
         return f"{value:.3f}"
 
+    def timing(label: str, wall: float, cpu: float) -> tuple[str, ...]:
+        """A row with no target of its own."""
+        return (label, f3(wall), f3(cpu), "", "", "")
+
     rows = [
-        (
-            f"(a) s/frame, 1 object, {one['frames']} frames",
-            f3(one["s_per_frame"]),
-            f3(one["cpu_s_per_frame"]),
-            "",
-            "",
-            "",
-        ),
-        (
+        timing(f"(a) s/frame, 1 object, {one['frames']} frames", one["s_per_frame"], one["cpu_s_per_frame"]),
+        timing(
             "    bare ResNet-50 s/frame (same process, after)",
-            f3(one["resnet50_s_per_frame"]),
-            f3(one["resnet50_cpu_s_per_frame"]),
-            "",
-            "",
-            "",
+            one["resnet50_s_per_frame"],
+            one["resnet50_cpu_s_per_frame"],
         ),
         (
             "    (a) ratio 1 object / ResNet-50",
@@ -272,32 +266,15 @@ def main() -> int:
             ok(ratio[0], TARGETS["ratio"]),
             f"{AUTHORS['ratio']}",
         ),
-        (
-            "    bare ResNet-50 s/frame (own process, NCHW)",
-            f3(base["s_per_frame"]),
-            f3(base["cpu_s_per_frame"]),
-            "",
-            "",
-            "",
-        ),
+        timing("    bare ResNet-50 s/frame (own process, NCHW)", base["s_per_frame"], base["cpu_s_per_frame"]),
         ("    ratio to that", f"{ratio_alone[0]:.2f}", f"{ratio_alone[1]:.2f}", "", "", ""),
-        (
+        timing(
             "    bare ResNet-50 s/frame (own process, channels_last)",
-            f3(base["s_per_frame_channels_last"]),
-            f3(base["cpu_s_per_frame_channels_last"]),
-            "",
-            "",
-            "",
+            base["s_per_frame_channels_last"],
+            base["cpu_s_per_frame_channels_last"],
         ),
         ("    ratio to that", f"{ratio_cl[0]:.2f}", f"{ratio_cl[1]:.2f}", "", "", ""),
-        (
-            f"(b) s/frame, 5 objects, {five['frames']} frames",
-            f3(five["s_per_frame"]),
-            f3(five["cpu_s_per_frame"]),
-            "",
-            "",
-            "",
-        ),
+        timing(f"(b) s/frame, 5 objects, {five['frames']} frames", five["s_per_frame"], five["cpu_s_per_frame"]),
         (
             "    (b) ratio 5 objects / 1 object",
             f"{objects[0]:.2f}",

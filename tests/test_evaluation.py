@@ -67,19 +67,8 @@ def test_davis_global_and_per_object(davis_result: EvalResult) -> None:
 
 
 def test_davis_via_cli_with_reports(tmp_path: Path, capsys) -> None:
-    got = run_eval(
-        tmp_path,
-        "--protocol",
-        "davis",
-        "--gt",
-        str(FIX / "gt"),
-        "--pred",
-        str(FIX / "pred"),
-        "--sequences",
-        "judo,blackswan",
-        "--csv",
-        str(tmp_path / "obj.csv"),
-    )
+    fixture = ["--protocol", "davis", "--gt", str(FIX / "gt"), "--pred", str(FIX / "pred")]
+    got = run_eval(tmp_path, *fixture, "--sequences", "judo,blackswan", "--csv", str(tmp_path / "obj.csv"))
     want = [w for w in EXPECTED["per_object"] if w["sequence"] in ("judo", "blackswan")]
     for g, w in zip(got["per_object"], want, strict=True):
         assert (g["sequence"], g["object"]) == (w["sequence"], w["object"])

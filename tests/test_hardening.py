@@ -304,6 +304,12 @@ def test_a_jpeg_mask_is_called_a_jpeg(tmp_path, capsys):
 # ---- 5. another tool's attributes.json ----------------------------------------------------------------
 
 
+def eval_own_ground_truth(gt: Path) -> list[str]:
+    """``tamvt eval`` of a DAVIS folder against its own annotations (every score 100)."""
+    pred = gt / "Annotations" / "480p"
+    return ["eval", "--protocol", "davis", "--gt", str(gt), "--pred", str(pred), "--workers", "1"]
+
+
 @pytest.mark.parametrize(
     "content",
     [
@@ -316,17 +322,7 @@ def test_a_jpeg_mask_is_called_a_jpeg(tmp_path, capsys):
 def test_eval_reads_only_an_attributes_file_it_wrote(tiny_davis, tmp_path, capsys, content):
     gt = shutil.copytree(tiny_davis, tmp_path / "gt")
     (gt / "attributes.json").write_text(content)
-    argv = [
-        "eval",
-        "--protocol",
-        "davis",
-        "--gt",
-        str(gt),
-        "--pred",
-        str(gt / "Annotations" / "480p"),
-        "--workers",
-        "1",
-    ]
+    argv = eval_own_ground_truth(gt)
     assert main(argv) == 0
     captured = capsys.readouterr()
     said = [line for line in captured.err.splitlines() if "attributes.json" in line]
@@ -336,17 +332,7 @@ def test_eval_reads_only_an_attributes_file_it_wrote(tiny_davis, tmp_path, capsy
 
 def test_eval_still_reads_its_own_attributes_and_refuses_them_broken(tiny_davis, tmp_path, capsys):
     gt = shutil.copytree(tiny_davis, tmp_path / "gt")
-    argv = [
-        "eval",
-        "--protocol",
-        "davis",
-        "--gt",
-        str(gt),
-        "--pred",
-        str(gt / "Annotations" / "480p"),
-        "--workers",
-        "1",
-    ]
+    argv = eval_own_ground_truth(gt)
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "tag:cut" in captured.out and "attributes.json" not in captured.err
@@ -430,19 +416,7 @@ def _unwritable_cases(base: Path) -> dict[str, tuple[list[str], Path]]:
         "demo": (["demo", "--out", str(ro / "demo"), "--quiet"], ro / "demo"),
         "synth": (["synth", str(ro / "synth"), "--preset", "tiny", "--quiet"], ro / "synth"),
         "eval": (
-            [
-                "eval",
-                "--protocol",
-                "davis",
-                "--gt",
-                str(gt),
-                "--pred",
-                str(gt / "Annotations" / "480p"),
-                "--workers",
-                "1",
-                "--json",
-                str(ro / "scores.json"),
-            ],
+            [*eval_own_ground_truth(gt), "--json", str(ro / "scores.json")],
             ro / "scores.json",
         ),
         "export": (["export", str(base / "run"), str(ro / "model.safetensors")], ro / "model.safetensors"),

@@ -48,23 +48,26 @@ def data(tmp_path_factory):
     return {"root": root, "ckpt": ckpt, "frames": frames, "folder": folder, "ids": ids}
 
 
+def segment_argv(data, *extra: str, mask: str = "mask.png", input: Path | None = None) -> list[str]:
+    """``tamvt segment`` on the test video with the tiny checkpoint at its own size, on the CPU."""
+    folder, mask_path, ckpt = str(input or data["folder"]), str(data["root"] / mask), str(data["ckpt"])
+    return [
+        "segment",
+        folder,
+        "--mask",
+        mask_path,
+        "--checkpoint",
+        ckpt,
+        "--short-side",
+        "0",
+        "--device",
+        "cpu",
+        *extra,
+    ]
+
+
 def segment(data, *extra: str, mask: str = "mask.png", input: Path | None = None) -> int:
-    return main(
-        [
-            "segment",
-            str(input or data["folder"]),
-            "--mask",
-            str(data["root"] / mask),
-            "--checkpoint",
-            str(data["ckpt"]),
-            "--short-side",
-            "0",
-            "--device",
-            "cpu",
-            "--quiet",
-            *extra,
-        ]
-    )
+    return main(segment_argv(data, "--quiet", *extra, mask=mask, input=input))
 
 
 def test_default_checkpoint_is_the_shipped_model(data, tmp_path):
@@ -205,20 +208,7 @@ def test_failure_mid_video_leaves_nothing(data, tmp_path):
         sys.executable,
         "-m",
         "tamvt.cli",
-        "segment",
-        str(folder),
-        "--mask",
-        str(data["root"] / "mask.png"),
-        "--checkpoint",
-        str(data["ckpt"]),
-        "--short-side",
-        "0",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-        "--overlay",
-        str(video),
+        *segment_argv(data, "--out", str(out), "--overlay", str(video), input=folder),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 2

@@ -38,22 +38,9 @@ def test_two_cpu_processes_keep_identical_weights(tmp_path, tiny_config):
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT)
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes",
-        "1",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
-        str(script),
-        str(cfg),
-        str(out),
-    ]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2"]
+    rendezvous = ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    cmd = [*torchrun, *rendezvous, str(script), str(cfg), str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     ranks = [torch.load(out / f"rank{i}.pt", weights_only=True) for i in range(2)]

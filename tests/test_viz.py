@@ -180,25 +180,13 @@ def test_attention_maps_are_frame_k_attention(checkpoint: Path, video, tmp_path:
     titles = [ax.get_title() for ax in fig.axes]
     assert f"frame 0 (ref) {100 * cap.entry_mass(2)[0]:.1f}%" in titles
 
-    rc = main(
-        [
-            "viz",
-            "attention",
-            str(checkpoint),
-            str(folder),
-            "--mask",
-            str(mask_path),
-            "--frame",
-            "7",
-            "--short-side",
-            "0",
-            "--out",
-            str(tmp_path),
-            "--dpi",
-            "30",
-        ]
-    )
+    rc = main(attention_argv(checkpoint, folder, mask_path, 7, tmp_path, "--short-side", "0", "--dpi", "30"))
     assert rc == 0 and (tmp_path / "attention-frame7-obj1.png").is_file()
+
+
+def attention_argv(checkpoint: Path, folder: Path, mask: Path, frame: int, out: Path, *extra: str) -> list[str]:
+    where = ["--mask", str(mask), "--frame", str(frame), "--out", str(out)]
+    return ["viz", "attention", str(checkpoint), str(folder), *where, *extra]
 
 
 def test_token_coverage_by_hand() -> None:
@@ -210,20 +198,7 @@ def test_token_coverage_by_hand() -> None:
 
 def test_attention_rejects_a_frame_before_the_mask(checkpoint: Path, video, tmp_path: Path, capsys) -> None:
     folder, mask_path, _, _ = video
-    rc = main(
-        [
-            "viz",
-            "attention",
-            str(checkpoint),
-            str(folder),
-            "--mask",
-            str(mask_path),
-            "--frame",
-            "0",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    rc = main(attention_argv(checkpoint, folder, mask_path, 0, tmp_path))
     err = capsys.readouterr().err
     assert rc == 2 and "--frame must be after" in err and "Traceback" not in err
 

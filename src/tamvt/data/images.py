@@ -5,6 +5,7 @@ Bad input raises :class:`~tamvt.errors.InputError` naming the file and the probl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -52,16 +53,22 @@ def list_mask_files(folder: str | Path) -> list[Path]:
     return _list_files(Path(folder), (".png",), "annotation")
 
 
-def read_image_size(path: str | Path) -> tuple[int, int]:
-    """``(H, W)`` of an image file from its header only (no pixel decoding)."""
-    path = Path(path)
+@contextlib.contextmanager
+def _open_frame(path: Path) -> Iterator[Image.Image]:
+    """The image file at ``path``, opened lazily; a missing or unreadable file is an :class:`InputError`."""
     if not path.is_file():
         raise InputError(path, "frame file not found")
     try:
         with Image.open(path) as img:
-            w, h = img.size
+            yield img
     except PIL_ERRORS as err:
         raise InputError(path, f"cannot read image ({err.__class__.__name__}: {err})") from None
+
+
+def read_image_size(path: str | Path) -> tuple[int, int]:
+    """``(H, W)`` of an image file from its header only (no pixel decoding)."""
+    with _open_frame(Path(path)) as img:
+        w, h = img.size
     return h, w
 
 
@@ -71,18 +78,13 @@ def read_image(path: str | Path, expected_size: tuple[int, int] | None = None) -
     ``expected_size`` ``(H, W)``: raise if the file has another size (checked before decoding).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "frame file not found")
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            if expected_size is not None and (h, w) != tuple(expected_size):
-                eh, ew = expected_size
-                raise InputError(path, f"frame size {w}x{h} != expected {ew}x{eh}")
-            img.load()
-            rgb = img.convert("RGB")
-    except PIL_ERRORS as err:
-        raise InputError(path, f"cannot read image ({err.__class__.__name__}: {err})") from None
+    with _open_frame(path) as img:
+        w, h = img.size
+        if expected_size is not None and (h, w) != tuple(expected_size):
+            eh, ew = expected_size
+            raise InputError(path, f"frame size {w}x{h} != expected {ew}x{eh}")
+        img.load()
+        rgb = img.convert("RGB")
     return np.asarray(rgb, dtype=np.uint8)
 
 

@@ -14,11 +14,10 @@ import dataclasses
 from typing import Any, Protocol
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from tamvt.data.training.batch import TrainingSample
 from tamvt.data.training.transforms import WindowAugment
-from tamvt.data.training.windows import choose_window, make_sample, uniform_present_start
+from tamvt.data.training.windows import WindowSampling, choose_window, make_sample, uniform_present_start
 from tamvt.errors import TamvtError
 
 _VOID = 255
@@ -75,7 +74,7 @@ class _RenderedFrames:
         return self.lazy.render(int(t))[0]
 
 
-class SyntheticWindows(Dataset):
+class SyntheticWindows(WindowSampling):
     """``epoch_size`` synthetic training windows per epoch (module docstring).
 
     Args:
@@ -107,24 +106,13 @@ class SyntheticWindows(Dataset):
     ) -> None:
         from tamvt.data.synthetic import preset_suite
 
-        if not 1 <= num_memory < length:
-            raise ValueError(f"num_memory must be in [1, length - 1], got {num_memory} for length {length}")
+        super().__init__(length, num_memory, augment, reverse_prob, seed, max_skip)
         self.specs = preset_suite(suite, seed=seed)
         changes: dict[str, Any] = {k: v for k, v in (("size", size), ("length", video_length)) if v is not None}
         if changes:
             self.specs = [dataclasses.replace(s, **changes) for s in self.specs]
         self.epoch_size = epoch_size
-        self.length = length
-        self.num_memory = num_memory
-        self.augment = augment
-        self.reverse_prob = reverse_prob
-        self.seed = seed
-        self.epoch = 0
         self.fixed_video = fixed_video
-        self.max_skip = max_skip
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return self.epoch_size

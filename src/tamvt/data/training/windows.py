@@ -194,7 +194,39 @@ def _read_frames(seq: VideoSequence, indices: Sequence[int]) -> list[np.ndarray]
     return [cache[i] for i in indices]
 
 
-class WindowDataset(Dataset):
+class WindowSampling(Dataset):
+    """What every training set of windows holds: the window's shape, its augmentation, time reversal,
+    the largest frame stride, and the (seed, epoch) its draws come from.
+
+    Args:
+        length: frames per window (memory + query frames).
+        num_memory: leading frames given with ground truth.
+        augment: window-consistent augmentation, or None (frames at their original size).
+        reverse_prob: probability of time-reversing a window.
+        seed: base seed; see :meth:`set_epoch`.
+        max_skip: largest frame stride of a window (1 = consecutive frames; see the module docstring).
+    """
+
+    def __init__(
+        self, length: int, num_memory: int, augment: WindowAugment | None, reverse_prob: float, seed: int, max_skip: int
+    ) -> None:
+        if not 1 <= num_memory < length:
+            raise ValueError(f"num_memory must be in [1, length - 1], got {num_memory} for length {length}")
+        self.length = length
+        self.num_memory = num_memory
+        self.augment = augment
+        self.reverse_prob = reverse_prob
+        self.seed = seed
+        self.epoch = 0
+        self.max_skip = max_skip
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's draws (call before iterating; with DataLoader workers, before creating
+        the iterator, i.e. without ``persistent_workers``)."""
+        self.epoch = int(epoch)
+
+
+class WindowDataset(WindowSampling):
     """Object-wise training windows over video sequences (see the module docstring for the rule).
 
     Args:
@@ -221,19 +253,11 @@ class WindowDataset(Dataset):
         max_start_tries: int = 8,
         max_skip: int = 1,
     ) -> None:
-        if not 1 <= num_memory < length:
-            raise ValueError(f"num_memory must be in [1, length - 1], got {num_memory} for length {length}")
+        super().__init__(length, num_memory, augment, reverse_prob, seed, max_skip)
         if short_videos not in ("pingpong", "skip"):
             raise ValueError(f"short_videos must be 'pingpong' or 'skip', got {short_videos!r}")
         self.sequences = list(sequences)
-        self.length = length
-        self.num_memory = num_memory
-        self.augment = augment
-        self.reverse_prob = reverse_prob
-        self.seed = seed
-        self.epoch = 0
         self.max_start_tries = max_start_tries
-        self.max_skip = max_skip
         self.items: list[tuple[int, int]] = []  # (sequence index, object id)
         for si, seq in enumerate(self.sequences):
             for obj, first in sorted(seq.objects.items()):
@@ -241,11 +265,6 @@ class WindowDataset(Dataset):
                 if n == 0 or (short_videos == "skip" and n < length):
                     continue
                 self.items.append((si, obj))
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch's draws (call before iterating; with DataLoader workers, before creating
-        the iterator, i.e. without ``persistent_workers``)."""
-        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.items)
