@@ -323,8 +323,9 @@ class VideoWriter:
             raise InputError(self.path, f"cannot write a {codec} video here ({err})") from None
         stream.width, stream.height = w + w % 2, h + h % 2
         stream.pix_fmt = "yuv420p"
-        if self.timed:
+        if self.timed:  # no B-frames: the muxer takes each sample's length from the next one's decoding time
             stream.time_base = stream.codec_context.time_base = self.TIMED_BASE
+            stream.codec_context.max_b_frames = 0
         if codec == "libx264":
             stream.options = {"crf": "18"}
         else:  # mpeg4's default 200 kb/s smears thin mask outlines
