@@ -89,15 +89,26 @@ class AppContext:
         return self._new_session(f"path:{path}:{st.st_mtime_ns}:{st.st_size}", relative, path)
 
     def open_upload(self, file: Path, name: str, digest: str) -> AppSession:
-        """A session on an uploaded video ``file`` (already checked by content); the file is deleted after."""
+        """A session on an uploaded video ``file`` (already checked by content). The file is kept, named by its
+        digest, while the video is cached: the decoded frames come back from it when a session opens the
+        video again after the last one closed (the cache deletes it when it drops the video)."""
+        key = f"upload:{digest}"
         try:
-            return self._new_session(f"upload:{digest}", check_name(name, "file name"), file)
+            check_name(name, "file name")
+            kept = file.with_name(f".video-{digest}")
+            os.replace(file, kept)
         finally:
             file.unlink(missing_ok=True)
+        try:
+            return self._new_session(key, name, kept, owns=True)
+        except BaseException:
+            if key not in self.videos:
+                kept.unlink(missing_ok=True)
+            raise
 
-    def _new_session(self, key: str, name: str, path: Path) -> AppSession:
+    def _new_session(self, key: str, name: str, path: Path, owns: bool = False) -> AppSession:
         sid = self.sessions.reserve()
-        video = self.videos.open(key, name, path, self.settings.max_video_bytes)
+        video = self.videos.open(key, name, path, self.settings.max_video_bytes, owns)
         try:
             session = AppSession(sid, video, self.engine.open(video.frames), self.settings.max_objects)
         except BaseException:

@@ -2,7 +2,8 @@
 
 * ``masks.zip``: one palette PNG per frame (``<video>/<frame>.png``, DAVIS palette, ids as painted);
 * ``objects.zip``: per-object binary PNGs (``<id>/<frame>.png``, 0 / 255);
-* ``overlay.mp4``: the frames with the masks blended in and outlined.
+* ``overlay.mp4``: the frames with the masks blended in and outlined (a variable-frame-rate video keeps
+  each frame's time, so the overlay lasts as long as the source).
 
 Frames with no mask are exported as background (PNGs) or as the plain frame (video).
 """
@@ -39,6 +40,21 @@ def _png(mask: np.ndarray, palette: bytes | None) -> bytes:
     return buf.getvalue()
 
 
+def free_name(folder: Path, name: str) -> str:
+    """``name``, or ``stem-2.ext``, ``stem-3.ext`` ... : the first not taken in ``folder`` (an export never
+    overwrites an earlier one). A name is taken by an empty placeholder file, which the export replaces."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem, dot, ext = name.rpartition(".")
+    for n in range(1, 100_000):
+        candidate = name if n == 1 else f"{stem}-{n}{dot}{ext}"
+        try:
+            (folder / candidate).touch(exist_ok=False)  # claimed at once: two exports at once get two names
+        except FileExistsError:
+            continue
+        return candidate
+    raise OSError(f"{folder}: no free name for {name}")
+
+
 def write_export(session: AppSession, kind: str, path: Path) -> Path:
     """Write export ``kind`` (a key of :data:`KINDS`) of ``session`` to ``path`` atomically."""
     masks = frame_masks(session)
@@ -48,9 +64,15 @@ def write_export(session: AppSession, kind: str, path: Path) -> Path:
         from tamvt.data.video import VideoWriter
         from tamvt.inference.overlay import overlay
 
-        with VideoWriter(path, fps=session.video.fps) as writer:  # temp file renamed at the end
-            for frame, mask in zip(session.video.frames, masks, strict=True):
-                writer.write(overlay(frame, mask, DAVIS_PALETTE))
+        video = session.video
+        times = video.times  # a variable frame rate: each frame at its time, the last until the source ends
+        with VideoWriter(path, fps=video.fps, timed=times is not None) as writer:  # temp file renamed at the end
+            for k, (frame, mask) in enumerate(zip(video.frames, masks, strict=True)):
+                if times is None:
+                    writer.write(overlay(frame, mask, DAVIS_PALETTE))
+                else:
+                    end = times[k + 1] if k + 1 < len(times) else (video.duration or times[k] + 1 / video.fps)
+                    writer.write(overlay(frame, mask, DAVIS_PALETTE), time=times[k], duration=end - times[k])
         return path
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         if kind == "masks":

@@ -1,10 +1,11 @@
 """Videos for the app: names and paths checked, uploads checked by content, each video decoded once
 into memory and kept in a cache bounded in bytes.
 
-A decoded video is ``(T, H, W, 3)`` uint8 RGB in memory: the page's frames (JPEG, encoded on first
-request and kept) and the engine's input both come from it, so a video is never decoded twice while
-it is cached. Videos used by an open session are pinned; the least recently used unpinned ones are
-dropped when the cache is over its size.
+A decoded video is ``(T, H, W, 3)`` uint8 RGB in memory while a session uses it (pinned): the engine's
+input and the page's frames (JPEG, encoded on first request and kept) come from it, so a video is decoded
+once for all the sessions open on it. When the last one closes the decoded frames are dropped and the
+JPEGs stay (a tenth to a twentieth of the bytes); the least recently used unpinned videos are dropped when
+the cache is over its size.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import numpy as np
 from PIL import Image
 
 from tamvt.app.errors import AppError
+from tamvt.data.video import VideoInfo
 from tamvt.errors import InputError
+
+JPEG_QUALITY = 90  # the page's frames: about a tenth to a twentieth of the decoded bytes
 
 _NAME = re.compile(r"^[\w][\w .()+,=@-]{0,199}$")
 
@@ -95,61 +99,173 @@ def check_mask(mask: np.ndarray, size: tuple[int, int], max_objects: int) -> np.
     return mask
 
 
-@dataclass(eq=False)
-class Video:
-    """One decoded video: ``frames (T, H, W, 3)`` uint8 RGB, its display ``name``, frame ``names`` (file
-    stems of a frame folder, else ``00000``, ``00001`` ...) and frame rate."""
+@dataclass(frozen=True)
+class Decoded:
+    """A video decoded whole: ``frames (T, H, W, 3)`` uint8 RGB, frame ``names``, ``fps``; ``times``: each
+    frame's time in seconds (None for a frame folder, or a file without times), ``duration``: where the last
+    frame ends (seconds, None when unknown); ``info``: what the container says (None for a folder)."""
 
-    key: str
-    name: str
     frames: np.ndarray
     names: tuple[str, ...]
     fps: float
+    times: tuple[float, ...] | None = None
+    duration: float | None = None
+    info: VideoInfo | None = None
+
+    @property
+    def variable_rate(self) -> bool:
+        """The frames are not ``1 / fps`` apart (by more than half a frame somewhere)."""
+        if self.times is None:
+            return False
+        return any(abs(t - k / self.fps) > 0.5 / self.fps for k, t in enumerate(self.times))
+
+    def notices(self) -> list[dict]:
+        """What the page must say about this video: a cut-off file, a variable frame rate."""
+        out = []
+        n, info = len(self.frames), self.info
+        if info is not None and info.header_frames is not None and info.truncated:
+            out.append(
+                {
+                    "kind": "truncated",
+                    "frames": n,
+                    "header_frames": info.header_frames,
+                    "text": f"This video is cut off: {n} frames decode, its header announces {info.header_frames}. "
+                    f"Only frames 0-{n - 1} can be annotated and exported.",
+                }
+            )
+        if self.variable_rate:
+            length = self.duration if self.duration is not None else (self.times or (0.0,))[-1]
+            slots = f" (its header counts {info.header_frames} frame slots)" if info and info.header_frames else ""
+            out.append(
+                {
+                    "kind": "variable_rate",
+                    "frames": n,
+                    "seconds": round(length, 3),
+                    "text": f"Variable frame rate: {n} frames over {length:.1f} s{slots}. Each frame keeps its "
+                    "time: the overlay video shows every frame at its time and lasts as long as the source.",
+                }
+            )
+        return out
+
+
+@dataclass(eq=False)
+class Video:
+    """One video: its display ``name``, frame ``names`` (file stems of a frame folder, else ``00000``,
+    ``00001`` ...), frame rate, each frame's time (``times``, seconds; None when the frames are ``1 / fps``
+    apart) and ``duration``, and what the page must be told (``notices``).
+
+    The decoded frames ``(T, H, W, 3)`` uint8 RGB are the model's input: they are held only while a session
+    uses the video (pinned) and dropped when the last one closes. The page's frames are JPEGs (quality
+    :data:`JPEG_QUALITY`, encoded on first request) and stay; the decoded frames come back from ``source`` when
+    a session opens the video again."""
+
+    key: str
+    name: str
+    _frames: np.ndarray | None
+    names: tuple[str, ...]
+    fps: float
+    times: tuple[float, ...] | None = None
+    duration: float | None = None
+    notices: list[dict] = field(default_factory=list)
+    source: Path | None = None
+    owns_source: bool = False  # the source is an upload kept for this video: deleted when it is dropped
     pins: int = 0
     last_used: float = field(default_factory=time.monotonic)
     _jpegs: dict[int, bytes] = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def of(cls, key: str, name: str, decoded: Decoded, source: Path | None = None, owns: bool = False) -> Video:
+        times = decoded.times if decoded.variable_rate else None
+        return cls(
+            key,
+            name,
+            decoded.frames,
+            decoded.names,
+            decoded.fps,
+            times,
+            decoded.duration,
+            decoded.notices(),
+            source,
+            owns,
+        )
+
+    @property
+    def frames(self) -> np.ndarray:
+        """The decoded frames ``(T, H, W, 3)`` uint8 RGB (only while the video is in use)."""
+        if self._frames is None:
+            raise AppError(410, f"{self.name}: its decoded frames were dropped; open the video again")
+        return self._frames
+
+    @property
+    def decoded(self) -> bool:
+        return self._frames is not None
+
+    @property
+    def count(self) -> int:
+        return len(self.names)
+
     @property
     def size(self) -> tuple[int, int]:
-        return int(self.frames.shape[1]), int(self.frames.shape[2])
+        return self._size
+
+    def __post_init__(self) -> None:
+        assert self._frames is not None
+        self._size = (int(self._frames.shape[1]), int(self._frames.shape[2]))
 
     @property
     def nbytes(self) -> int:
-        return int(self.frames.nbytes) + sum(map(len, self._jpegs.values()))
+        raw = int(self._frames.nbytes) if self._frames is not None else 0
+        return raw + sum(map(len, self._jpegs.values()))
+
+    def drop_frames(self) -> None:
+        """Forget the decoded frames (when no session uses the video); the page's JPEGs stay."""
+        if self.source is not None:
+            self._frames = None
+
+    def restore(self, decoded: Decoded) -> None:
+        self._frames = decoded.frames
+
+    def forget(self) -> None:
+        """The cache drops the video: delete the upload kept for it."""
+        if self.owns_source and self.source is not None:
+            self.source.unlink(missing_ok=True)
 
     def jpeg(self, k: int) -> bytes:
         """Frame ``k`` as a JPEG for the page (encoded once)."""
-        if not 0 <= k < len(self.frames):
-            raise AppError(404, f"frame {k} out of range: the video has {len(self.frames)} frames")
+        if not 0 <= k < self.count:
+            raise AppError(404, f"frame {k} out of range: the video has {self.count} frames")
         data = self._jpegs.get(k)
         if data is None:
             buf = io.BytesIO()
-            Image.fromarray(self.frames[k]).save(buf, format="JPEG", quality=92)
+            Image.fromarray(self.frames[k]).save(buf, format="JPEG", quality=JPEG_QUALITY)
             data = self._jpegs[k] = buf.getvalue()
         return data
 
 
-def decode_video(path: Path, max_bytes: int) -> tuple[np.ndarray, tuple[str, ...], float]:
-    """Decode a video file or a frame folder whole: ``(frames (T, H, W, 3) uint8, frame names, fps)``; a 413 when it
-    would take more than ``max_bytes`` decoded, a 400 when it cannot be read."""
+def decode_video(path: Path, max_bytes: int) -> Decoded:
+    """Decode a video file or a frame folder whole, with each frame's time; a 413 when it would take more than
+    ``max_bytes`` decoded, a 400 when it cannot be read. A video's frames are counted by demuxing first: a
+    cut-off file gives the frames it holds (and says so in :meth:`Decoded.notices`)."""
     from tamvt.data.images import list_frame_files
     from tamvt.data.video import frame_names, open_frames
 
     try:
         if path.is_dir() and not list_frame_files(path):
             raise AppError(400, f"{path.name}: no frames (jpg / jpeg / png) in the folder")
-        source = open_frames(path)
+        source = open_frames(path, count_packets=path.is_file())
         n, (h, w), fps = len(source), source.size, source.fps or 24.0
-        _check_decoded_size(n, h, w, max_bytes)
-        frames = np.empty((n, h, w, 3), dtype=np.uint8)
+        _check_decoded_size(max(n, 1), h, w, max_bytes)
+        frames = np.empty((max(n, 1), h, w, 3), dtype=np.uint8)
+        times: list[float | None] = []
         count = 0
-        for i, frame in source.iter_frames():
+        for i, frame, t in source.iter_timed_frames():
             if frame.shape != (h, w, 3):
                 raise AppError(400, f"frame {i} is {frame.shape[1]}x{frame.shape[0]}, the first is {w}x{h}")
-            if i >= len(frames):  # the header under-counted the frames
+            if i >= len(frames):  # the packets under-counted the frames
                 _check_decoded_size(i + 1, h, w, max_bytes)
                 frames = np.concatenate([frames, np.empty_like(frames[: max(1, len(frames) // 4)])])
             frames[i] = frame
+            times.append(t)
             count = i + 1
     except InputError as err:
         raise AppError(400, f"cannot read the video: {err.problem}") from None
@@ -157,7 +273,14 @@ def decode_video(path: Path, max_bytes: int) -> tuple[np.ndarray, tuple[str, ...
         raise AppError(400, "the video has no decodable frames")
     # a folder yields all its frames or fails; a video's header may miscount them
     names = source.names if count == n else frame_names(count)
-    return (frames[:count] if count < len(frames) else frames), names, float(fps)
+    frames = frames[:count] if count < len(frames) else frames
+    info = source.video_info
+    known = [t for t in times if t is not None]
+    if len(known) != count:
+        return Decoded(frames, names, float(fps), info=info)
+    # where the last frame ends: by the packets' own durations, else one frame (1 / fps) after it
+    duration = info.end if info is not None and info.end is not None and info.end > known[-1] else known[-1] + 1 / fps
+    return Decoded(frames, names, float(fps), tuple(known), duration, info)
 
 
 def _check_decoded_size(n: int, h: int, w: int, max_bytes: int) -> None:
@@ -183,20 +306,31 @@ class VideoCache:
         self._lock = threading.Lock()
         self._decoding: dict[str, threading.Lock] = {}
 
-    def open(self, key: str, name: str, path: Path, max_bytes: int) -> Video:
-        """The video ``key`` pinned (decoded from ``path`` if it is not cached); :meth:`release` it after."""
+    def open(self, key: str, name: str, path: Path, max_bytes: int, owns: bool = False) -> Video:
+        """The video ``key`` pinned (decoded from ``path`` if it is not cached, or if its decoded frames were
+        dropped); :meth:`release` it after. ``owns``: ``path`` is an upload kept for the video, deleted when
+        the cache drops it (else the caller deletes it)."""
         with self._lock:
             gate = self._decoding.setdefault(key, threading.Lock())
         with gate:
             try:
                 with self._lock:
                     video = self._videos.get(key)
-                    if video is not None:
+                    if video is not None and video.decoded:
                         video.pins += 1
                         video.last_used = time.monotonic()
                         return video
-                frames, names, fps = decode_video(path, max_bytes)
-                video = Video(key, name, frames, names, fps, pins=1)
+                if video is not None and video.source is not None:  # decode again: its frames were dropped
+                    decoded = decode_video(video.source, max_bytes)
+                    with self._lock:
+                        self._make_room(int(decoded.frames.nbytes))
+                        video.restore(decoded)
+                        video.pins += 1
+                        video.last_used = time.monotonic()
+                    return video
+                video = Video.of(
+                    key, name, decode_video(path, max_bytes), path if owns or path.exists() else None, owns
+                )
                 with self._lock:
                     self._make_room(video.nbytes)
                     self._videos[key] = video
@@ -209,6 +343,8 @@ class VideoCache:
         with self._lock:
             video.pins = max(0, video.pins - 1)
             video.last_used = time.monotonic()
+            if video.pins == 0:  # the model no longer needs the decoded frames: the page's JPEGs stay
+                video.drop_frames()
             self._make_room(0)
 
     def __contains__(self, key: str) -> bool:
@@ -226,6 +362,7 @@ class VideoCache:
                 return
             if video.pins == 0:
                 del self._videos[video.key]
+                video.forget()
         if extra and self.nbytes + extra > self.capacity:
             raise AppError(
                 503,

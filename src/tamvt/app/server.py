@@ -42,7 +42,7 @@ from starlette.types import Scope
 from tamvt.app.context import AppContext
 from tamvt.app.engine import Engine
 from tamvt.app.errors import AppError
-from tamvt.app.export import KINDS, write_export
+from tamvt.app.export import KINDS, free_name, write_export
 from tamvt.app.media import check_mask, read_mask_png, sniff_video
 from tamvt.app.sessions import AppSession
 from tamvt.app.settings import MB, AppSettings
@@ -376,9 +376,13 @@ async def export(request: Request, sid: str) -> dict:
         raise AppError(400, f"'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
     settings = _ctx(request).settings
     stem = re.sub(r"[^\w.-]+", "_", Path(session.video.name).stem).strip("._") or "video"
-    name = f"{stem}-{KINDS[kind]}"
     folder = settings.export_dir if settings.out is not None else settings.export_dir / sid
-    path = await run_in_threadpool(write_export, session, kind, folder / name)
+    name = await run_in_threadpool(free_name, folder, f"{stem}-{KINDS[kind]}")
+    try:
+        path = await run_in_threadpool(write_export, session, kind, folder / name)
+    except BaseException:
+        (folder / name).unlink(missing_ok=True)  # the placeholder that claimed the name
+        raise
     return {
         "name": name,
         "url": f"/api/sessions/{sid}/exports/{name}",

@@ -70,7 +70,7 @@ class AppSession:
 
     @property
     def num_frames(self) -> int:
-        return len(self.video.frames)
+        return self.video.count
 
     def touch(self) -> None:
         self.last_used = time.monotonic()
@@ -118,7 +118,7 @@ class AppSession:
             if not self.engine_video.objects:
                 raise AppError(400, "nothing to propagate: every painted mask is empty")
             n = self.num_frames
-            total = {"forward": n - start, "backward": start + 1, "both": n + 1}[direction]
+            total = {"forward": n - start, "backward": start + 1, "both": n}[direction]  # both: start counted once
             self._jobs += 1
             job = Job(self._jobs, start, direction, total)
             job.thread = threading.Thread(target=self._run, args=(job,), name=f"propagate-{self.id}", daemon=True)
@@ -137,7 +137,8 @@ class AppSession:
                             job.unreached += 1
                         else:
                             self.results[idx] = mask
-                        job.done.append(idx)
+                        if not (reverse and job.direction == "both" and idx == job.start):  # done going forward
+                            job.done.append(idx)
                         self.touch()
                         if job.cancel.is_set():
                             break
@@ -193,6 +194,9 @@ class AppSession:
                 "width": w,
                 "height": h,
                 "fps": self.video.fps,
+                "seconds": self.video.duration,
+                "variable_rate": self.video.times is not None,
+                "notices": self.video.notices,
             },
             "max_objects": self.max_objects,
             "colors": colors,

@@ -125,17 +125,32 @@ def iter_video(path: str | Path, start: int = 0) -> Iterator[tuple[int, np.ndarr
     Frames before ``start`` are decoded and dropped: container seeking is not frame-accurate for
     every codec, and decoding is what makes the frame index trustworthy.
     """
+    for index, frame, _ in iter_video_timed(path, start):
+        yield index, frame
+
+
+def iter_video_timed(path: str | Path, start: int = 0) -> Iterator[tuple[int, np.ndarray, float | None]]:
+    """:func:`iter_video` with each frame's presentation time: ``(index, frame (H, W, 3) uint8 RGB, seconds
+    from the stream's start or None when the file gives none)``. A variable-frame-rate file (an AVI that
+    skips frame slots, a phone's MP4) shows here: its times are not ``index / fps``."""
     av = _av()
     path = Path(path)
     container = _open_video(path)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        first = None
         index = 0
         try:
             for frame in container.decode(stream):
                 if index >= start:
-                    yield index, frame.to_ndarray(format="rgb24")
+                    time = None
+                    if frame.pts is not None and frame.time_base is not None:
+                        first = frame.pts if first is None else first
+                        time = float((frame.pts - first) * frame.time_base)
+                    yield index, frame.to_ndarray(format="rgb24"), time
+                elif first is None and frame.pts is not None:
+                    first = frame.pts
                 index += 1
         except (av.error.FFmpegError, OSError, ValueError) as err:
             raise InputError(
@@ -147,29 +162,45 @@ def iter_video(path: str | Path, start: int = 0) -> Iterator[tuple[int, np.ndarr
         container.close()
 
 
-def _count_packets(container, stream, path: Path) -> int:
-    """Frames whose data is in the file, by demuxing (no decoding); the final flush packet has size 0."""
+def _count_packets(container, stream, path: Path) -> tuple[int, float | None]:
+    """Frames whose data is in the file, by demuxing (no decoding; the final flush packet has size 0), and
+    where the last of them ends in seconds from the first (None when the packets carry no times)."""
     av = _av()
+    count, first, end = 0, None, None
     try:
-        return sum(1 for p in container.demux(stream) if p.size > 0)
+        for p in container.demux(stream):
+            if p.size <= 0:
+                continue
+            count += 1
+            if p.pts is not None and p.time_base is not None:
+                first = p.pts if first is None else min(first, p.pts)
+                stop = p.pts + max(int(p.duration or 0), 0)
+                end = stop if end is None else max(end, stop)
     except (av.error.FFmpegError, OSError, ValueError) as err:
         raise InputError(path, f"cannot read video: the file is damaged ({_ffmpeg_words(err)})") from None
+    if end is None or first is None:
+        return count, None
+    return count, float((end - first) * stream.time_base)
 
 
-def _read_header(path: Path, count_packets: bool) -> tuple[int | None, int | None, tuple[int, int], float | None]:
-    """``(header frame count or None, demuxed frame count or None, (H, W), fps or None)`` of a video file."""
+def _read_header(
+    path: Path, count_packets: bool
+) -> tuple[int | None, int | None, tuple[int, int], float | None, float | None, float | None]:
+    """``(header frame count or None, demuxed frame count or None, (H, W), fps or None, header duration in
+    seconds or None, end of the demuxed packets in seconds or None)`` of a video file."""
     container = _open_video(path)
     try:
         stream = container.streams.video[0]
         h, w = stream.codec_context.height, stream.codec_context.width
         rate = stream.average_rate or stream.guessed_rate
         header = int(stream.frames) or None
-        counted = _count_packets(container, stream, path) if count_packets or header is None else None
+        duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+        counted, end = _count_packets(container, stream, path) if count_packets or header is None else (None, None)
     finally:
         container.close()
     if h <= 0 or w <= 0:
         raise InputError(path, "video has no frames")
-    return header, counted, (int(h), int(w)), float(rate) if rate else None
+    return header, counted, (int(h), int(w)), float(rate) if rate else None, duration, end
 
 
 def probe_video(path: str | Path) -> tuple[int, tuple[int, int], float | None]:
@@ -179,7 +210,7 @@ def probe_video(path: str | Path) -> tuple[int, tuple[int, int], float | None]:
     WebM / raw streams), the video packets are counted by demuxing. ``fps`` is ``None`` if unknown.
     """
     path = Path(path)
-    header, counted, size, fps = _read_header(path, count_packets=False)
+    header, counted, size, fps, _, _ = _read_header(path, count_packets=False)
     count = header or counted
     if not count:
         raise InputError(path, "video has no frames")
@@ -191,18 +222,35 @@ class VideoInfo:
     """What a video file holds, from its container: every packet demuxed, no pixel decoded.
 
     ``frames``: frames whose data is in the file; ``header_frames``: the count the container header
-    announces (``None`` when it has none, e.g. Matroska); ``size`` ``(H, W)``; ``fps`` (``None`` if unknown).
+    announces (``None`` when it has none, e.g. Matroska); ``size`` ``(H, W)``; ``fps`` (``None`` if unknown);
+    ``duration``: the stream's length in seconds by its header, ``end``: where its last packet ends (each
+    ``None`` when unknown). A variable-frame-rate AVI announces frame slots it leaves empty: fewer frames than
+    its header says, yet its packets run to the end, so it is not cut off.
     """
 
     frames: int
     header_frames: int | None
     size: tuple[int, int]
     fps: float | None
+    duration: float | None = None
+    end: float | None = None
+
+    @property
+    def runs_to_the_end(self) -> bool:
+        """The packets reach the length the header announces (to within half a frame)."""
+        if self.duration is None or self.end is None:
+            return False
+        return self.end >= self.duration - 0.5 / (self.fps or 24.0)
 
     @property
     def truncated(self) -> bool:
         """The file ends before the frames its header announces (a recording or copy cut off)."""
-        return self.header_frames is not None and self.frames < self.header_frames
+        return self.header_frames is not None and self.frames < self.header_frames and not self.runs_to_the_end
+
+    @property
+    def variable_rate(self) -> bool:
+        """Fewer frames than the header's frame slots, spread over the whole length (skipped slots)."""
+        return self.header_frames is not None and self.frames < self.header_frames and self.runs_to_the_end
 
     def describe_truncation(self) -> str:
         held = f"only frames 0-{self.frames - 1} are in the file" if self.frames else "no frame is in the file"
@@ -213,9 +261,9 @@ def inspect_video(path: str | Path) -> VideoInfo:
     """Count the frames a video file really holds (demuxing, cheap next to decoding) and compare them
     with its header: a cut-off file shows as :attr:`VideoInfo.truncated`."""
     path = Path(path)
-    header, counted, size, fps = _read_header(path, count_packets=True)
+    header, counted, size, fps, duration, end = _read_header(path, count_packets=True)
     assert counted is not None  # count_packets: always counted
-    return VideoInfo(counted, header, size, fps)
+    return VideoInfo(counted, header, size, fps, duration, end)
 
 
 def available_video_codec() -> str:
@@ -237,12 +285,20 @@ class VideoWriter:
     onto ``path`` only when the block ends without an exception, so an interrupted run never
     leaves a truncated video that looks complete. Odd sizes are padded to even (yuv420p needs
     even width and height) by repeating the last row / column.
+
+    With ``timed``, each frame is written at its own time (:meth:`write`'s ``time`` and ``duration``, in
+    seconds, kept to the millisecond): a variable-frame-rate video keeps its timing and its length.
     """
 
-    def __init__(self, path: str | Path, fps: float = 24.0, codec: str | None = None) -> None:
+    TIMED_BASE = Fraction(1, 1000)  # the time base of a timed video: milliseconds (mpeg4 allows at most 1/65535)
+
+    def __init__(self, path: str | Path, fps: float = 24.0, codec: str | None = None, *, timed: bool = False) -> None:
         self.path = Path(path)
         self.fps = fps
         self.codec = codec
+        self.timed = timed
+        self._last_pts = -1
+        self._durations: dict[int, int] = {}  # timed: each frame's duration by its pts, given to its packet
         self._container: Any = None  # av's OutputContainer / VideoStream once the first frame is written
         self._stream: Any = None
         self._tmp: Path | None = None
@@ -267,6 +323,9 @@ class VideoWriter:
             raise InputError(self.path, f"cannot write a {codec} video here ({err})") from None
         stream.width, stream.height = w + w % 2, h + h % 2
         stream.pix_fmt = "yuv420p"
+        if self.timed:  # no B-frames: the muxer takes each sample's length from the next one's decoding time
+            stream.time_base = stream.codec_context.time_base = self.TIMED_BASE
+            stream.codec_context.max_b_frames = 0
         if codec == "libx264":
             stream.options = {"crf": "18"}
         else:  # mpeg4's default 200 kb/s smears thin mask outlines
@@ -274,8 +333,10 @@ class VideoWriter:
         self._stream = stream
         self._size = (h, w)
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one ``(H, W, 3)`` uint8 RGB frame; every frame must have the first one's size."""
+    def write(self, frame: np.ndarray, time: float | None = None, duration: float | None = None) -> None:
+        """Append one ``(H, W, 3)`` uint8 RGB frame; every frame must have the first one's size. A ``timed``
+        writer shows it at ``time`` seconds for ``duration`` seconds (default: right after the previous
+        frame, for ``1 / fps``); a time not after the previous frame's moves one millisecond after it."""
         if self._tmp is None:
             raise RuntimeError("VideoWriter must be used as a context manager")
         frame = np.asarray(frame)
@@ -290,10 +351,27 @@ class VideoWriter:
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         av = _av()
         vframe = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        vframe.pts = self.frames_written
-        vframe.time_base = Fraction(1) / self._stream.codec_context.framerate
-        self._container.mux(self._stream.encode(vframe))
+        if self.timed:
+            tick = self.TIMED_BASE
+            if time is None:
+                pts = self._last_pts + round(1 / (self.fps * tick)) if self._last_pts >= 0 else 0
+            else:
+                pts = round(time / tick)
+            vframe.pts = self._last_pts = max(pts, self._last_pts + 1)
+            vframe.time_base = tick
+            self._durations[vframe.pts] = max(1, round((1 / self.fps if duration is None else duration) / tick))
+        else:
+            vframe.pts = self.frames_written
+            vframe.time_base = Fraction(1) / self._stream.codec_context.framerate
+        self._mux(self._stream.encode(vframe))
         self.frames_written += 1
+
+    def _mux(self, packets: list) -> None:
+        if self.timed:  # the encoder gives every packet one 1 / fps; a timed frame lasts until the next
+            for packet in packets:
+                if packet.pts is not None and packet.pts in self._durations:
+                    packet.duration = self._durations.pop(packet.pts)
+        self._container.mux(packets)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -303,7 +381,7 @@ class VideoWriter:
         try:
             if self._container is not None:
                 if exc_type is None:
-                    self._container.mux(self._stream.encode(None))  # flush delayed frames
+                    self._mux(self._stream.encode(None))  # flush delayed frames
                 self._container.close()
             if exc_type is None and self.frames_written == 0:
                 raise ValueError(f"{self.path}: no frames were written")
@@ -356,6 +434,13 @@ class Frames:
             return iter_images(self.frame_paths, start=start, expected_size=self.size)
         assert self.video_path is not None  # exactly one of the two is set
         return iter_video(self.video_path, start=start)
+
+    def iter_timed_frames(self) -> Iterator[tuple[int, np.ndarray, float | None]]:
+        """:meth:`iter_frames` from the first frame, with each frame's time in seconds (None for a folder's
+        images, and for a video file that gives none): see :func:`iter_video_timed`."""
+        if self.video_path is not None:
+            return iter_video_timed(self.video_path)
+        return ((i, frame, None) for i, frame in self.iter_frames())
 
 
 def open_frames(path: str | Path, *, count_packets: bool = False) -> Frames:

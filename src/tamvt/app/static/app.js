@@ -3,6 +3,7 @@
 // The page's one script (a module, loaded by index.html): it imports the drawing from paint.js and the
 // editing tools from edit.js.
 import { editor } from "./edit.js";
+import { showNotices } from "./notices.js";
 import { overlay } from "./paint.js";
 
 const $ = (id) => document.getElementById(id);
@@ -12,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 export const S = {
   sid: null, video: null, colors: [], maxObjects: 10,
   cur: 0, obj: 1, objects: [1], hidden: new Set(),
-  tool: "brush", size: 10, opacity: 0.5, showOverlay: true,
+  tool: "brush", size: 10, fillTolerance: 32, opacity: 0.5, showOverlay: true,
   images: new Map(),      // frame -> HTMLImageElement (decoded)
   masks: new Map(),       // frame -> {mask: Uint8Array | null, source: "annotation" | "result" | "none"}
   annotated: new Set(), results: new Set(),
@@ -89,6 +90,24 @@ async function loadSources() {
   return info;
 }
 
+// The Video list shows the open video: its entry (the demo, a file under --root), or for an upload an
+// entry of its own, named as uploaded.
+function showSource(video) {
+  const sel = $("source");
+  for (const o of [...sel.options]) if (o.dataset.upload) o.remove();
+  const want = video.key === "demo" ? { source: "demo" } : video.key.startsWith("path:") ? { source: "path", path: video.name } : null;
+  const match = want && [...sel.options].find((o) => o.value === JSON.stringify(want));
+  if (match) { sel.value = match.value; return; }
+  const o = document.createElement("option");
+  o.textContent = `${video.name} (uploaded)`;
+  o.value = "";
+  o.disabled = true;
+  o.dataset.upload = "1";
+  sel.appendChild(o);
+  sel.value = "";
+  o.selected = true;
+}
+
 async function openSource(payload) {
   message("Opening the video…");
   const info = await (await api("POST", "/api/sessions", payload)).json();
@@ -117,6 +136,8 @@ async function useSession(info) {
   view.height = overlayCanvas.height = info.video.height;
   $("scrub").max = info.video.frames - 1;
   $("video-name").textContent = `${info.video.name} · ${info.video.frames} frames · ${info.video.width}×${info.video.height}`;
+  showSource(info.video);
+  showNotices(info.video.notices);
   fitCanvas();
   renderObjects();
   setBusy(info.job && info.job.state === "running");
@@ -418,6 +439,10 @@ function init() {
   $("next").onclick = guard(() => goto(S.cur + 1));
   for (const b of document.querySelectorAll("[data-tool]")) b.onclick = () => setTool(b.dataset.tool);
   $("brush-size").oninput = () => setSize(Number($("brush-size").value));
+  $("fill-tolerance").oninput = () => {
+    S.fillTolerance = Number($("fill-tolerance").value);
+    $("fill-tolerance-label").textContent = S.fillTolerance;
+  };
   $("undo").onclick = undo;
   $("add-object").onclick = addObject;
   $("opacity").oninput = () => { S.opacity = Number($("opacity").value) / 100; render(); };

@@ -84,10 +84,27 @@ export function editor({ S, view, api, message, sessionUrl, render }) {
       if (S.poly.length >= 3 && near) closePolygon();
       else { S.poly.push([x, y]); render(); }
     } else if (S.tool === "fill") {
+      const before = S.masks.get(S.cur);
       const mask = editable();
-      if (fill(mask, w, h, x, y, S.obj) === 0) { S.undo.get(S.cur).pop(); return; }
+      const n = fill(mask, w, h, x, y, S.obj, frameColours(), S.fillTolerance ?? 32, 0.5);
+      if (n <= 0) {  // nothing filled: the frame's mask and undo stack as they were
+        S.undo.get(S.cur).pop();
+        if (before) S.masks.set(S.cur, before); else S.masks.delete(S.cur);
+        if (n < 0) message(`Fill refused: the region of similar colour covers ${(100 * -n / (w * h)).toFixed(1)} % of the frame (over half); paint it with the brush or a polygon`, "error");
+        return;
+      }
       edited(S.cur);
     }
+  }
+
+  function frameColours() {  // the current frame's RGBA bytes (for Fill's colour tolerance), or null
+    const img = S.images.get(S.cur);
+    if (!img || !img.complete || !img.naturalWidth) return null;
+    const c = document.createElement("canvas");
+    c.width = view.width; c.height = view.height;
+    const g = c.getContext("2d", { willReadFrequently: true });
+    g.drawImage(img, 0, 0, c.width, c.height);
+    return g.getImageData(0, 0, c.width, c.height).data;
   }
 
   function onDoubleClick() {

@@ -45,25 +45,37 @@ export function polygon(mask, w, h, points, value) {
   for (let i = 0; i < w * h; i++) if (a[4 * i + 3] >= 128) mask[i] = value;
 }
 
-// Flood fill: the 4-connected region of equal id around (x, y) becomes `value`. Returns the pixel count.
-export function fill(mask, w, h, x, y, value) {
+// Flood fill: the 4-connected region around (x, y) of pixels with the clicked pixel's id and, when `rgb`
+// (the frame's RGBA bytes, W*H*4, e.g. ImageData.data) is given, a colour within `tolerance` (RGB distance,
+// 0..441) of the clicked pixel's colour, becomes `value`. The fill stops at the region's edge: it never
+// leaves the connected region of similar colour. A region larger than `maxFraction` of the frame is refused:
+// nothing changes and the function returns minus its pixel count. Else it returns the pixels filled.
+export function fill(mask, w, h, x, y, value, rgb = null, tolerance = 32, maxFraction = 0.5) {
   x = Math.floor(x); y = Math.floor(y);
   if (x < 0 || y < 0 || x >= w || y >= h) return 0;
-  const target = mask[y * w + x];
+  const seed = y * w + x, target = mask[seed];
   if (target === value) return 0;
-  const stack = new Int32Array(w * h + 1);
+  const t2 = tolerance * tolerance;
+  const r0 = rgb ? rgb[4 * seed] : 0, g0 = rgb ? rgb[4 * seed + 1] : 0, b0 = rgb ? rgb[4 * seed + 2] : 0;
+  const inside = (i) => {
+    if (mask[i] !== target) return false;
+    if (!rgb) return true;
+    const dr = rgb[4 * i] - r0, dg = rgb[4 * i + 1] - g0, db = rgb[4 * i + 2] - b0;
+    return dr * dr + dg * dg + db * db <= t2;
+  };
+  const seen = new Uint8Array(w * h), region = new Int32Array(w * h);
   let top = 0, count = 0;
-  stack[top++] = y * w + x;
-  mask[y * w + x] = value;
-  while (top > 0) {
-    const i = stack[--top];
-    count++;
+  region[top++] = seed;
+  seen[seed] = 1;
+  while (count < top) {  // region[0..top) is the queue and, at the end, the region
+    const i = region[count++];
     const px = i % w;
-    if (px > 0 && mask[i - 1] === target) { mask[i - 1] = value; stack[top++] = i - 1; }
-    if (px < w - 1 && mask[i + 1] === target) { mask[i + 1] = value; stack[top++] = i + 1; }
-    if (i >= w && mask[i - w] === target) { mask[i - w] = value; stack[top++] = i - w; }
-    if (i < w * (h - 1) && mask[i + w] === target) { mask[i + w] = value; stack[top++] = i + w; }
+    for (const j of [px > 0 ? i - 1 : -1, px < w - 1 ? i + 1 : -1, i >= w ? i - w : -1, i < w * (h - 1) ? i + w : -1]) {
+      if (j >= 0 && !seen[j]) { seen[j] = 1; if (inside(j)) region[top++] = j; }
+    }
   }
+  if (count > maxFraction * w * h) return -count;
+  for (let k = 0; k < count; k++) mask[region[k]] = value;
   return count;
 }
 
