@@ -60,7 +60,9 @@ def out(tmp_path_factory):
 
 def test_fit_centres_the_whole_frame(out):
     assert out["fit"]["scale"] == pytest.approx(1000 / 3840)
-    assert out["fit"]["x"] == pytest.approx(0, abs=1e-9) and out["fit"]["y"] == pytest.approx((600 - 2160 * 1000 / 3840) / 2)
+    assert out["fit"]["x"] == pytest.approx(0, abs=1e-9) and out["fit"]["y"] == pytest.approx(
+        (600 - 2160 * 1000 / 3840) / 2
+    )
 
 
 def test_zoom_keeps_the_point_under_the_cursor(out):
