@@ -107,7 +107,7 @@ def test_the_page_is_one_module_script_served_as_javascript(make_client):
     client = make_client()
     page = client.get("/").text
     assert page.count("<script") == 1 and '<script type="module" src="/static/app.js"></script>' in page
-    for name in ("app.js", "edit.js", "paint.js"):  # a module script of any other type is not run
+    for name in ("app.js", "edit.js", "paint.js", "view.js"):  # a module script of any other type is not run
         r = client.get(f"/static/{name}")
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript"), r.headers
 

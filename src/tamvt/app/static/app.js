@@ -1,10 +1,11 @@
 // The page: one session (a video on the server), its frames and masks, the painting tools, propagation
 // with live progress (server-sent events) and the exports. Masks travel as raw bytes, one id per pixel.
 // The page's one script (a module, loaded by index.html): it imports the drawing from paint.js and the
-// editing tools from edit.js.
+// editing tools from edit.js, the view (zoom, pan), playback and the frame-number box from view.js.
 import { editor } from "./edit.js";
 import { showNotices } from "./notices.js";
 import { overlay } from "./paint.js";
+import { frameBox, player, viewport } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -29,6 +30,10 @@ export const S = {
 const view = $("view");
 const ctx = view.getContext("2d");
 const overlayCanvas = document.createElement("canvas");
+// the canvas's zoom and pan; exported, as S, for the browser's console and the browser test
+export const viewer = viewport({
+  box: $("canvas-box"), canvas: view, label: $("zoom-label"), panning: () => S.tool === "pan", onZoom: () => render(),
+});
 
 // ---- messages and the API ------------------------------------------------------------------------
 
@@ -72,7 +77,15 @@ function guard(fn) {  // run an async UI action; its error goes to the message l
 }
 
 const { undo, flushSaves, closePolygon, onPointerDown, onPointerMove, onPointerUp, onDoubleClick } =
-  editor({ S, view, api, message, sessionUrl, render });
+  editor({ S, view, viewer, api, message, sessionUrl, render });
+const playback = player({
+  S, goto, message,
+  onState: (on) => {
+    document.body.dataset.playing = on ? "1" : "0";
+    $("play").textContent = on ? "❚❚ Pause" : "▶ Play";
+  },
+});
+const frameNumber = frameBox({ input: $("frame-box"), S, goto, message, done: () => view.focus() });
 
 // ---- opening a video -----------------------------------------------------------------------------
 
@@ -122,6 +135,7 @@ async function uploadVideo(file) {
 }
 
 async function useSession(info) {
+  playback.pause();
   if (S.sid && S.sid !== info.id) api("DELETE", sessionUrl()).catch(() => {});
   if (S.events) { S.events.close(); S.events = null; }
   Object.assign(S, {
@@ -139,6 +153,7 @@ async function useSession(info) {
   showSource(info.video);
   showNotices(info.video.notices);
   fitCanvas();
+  viewer.fit();  // a new video is shown whole
   renderObjects();
   setBusy(info.job && info.job.state === "running");
   if (info.job && info.job.state === "running") follow(info.job);
@@ -178,7 +193,8 @@ async function goto(k) {
   if (k !== S.cur) S.poly = [];
   S.cur = k;
   $("scrub").value = k;
-  $("frame-label").textContent = `frame ${k} / ${S.video.frames - 1}`;
+  $("frame-label").textContent = `/ ${S.video.frames - 1}`;
+  frameNumber.show(k);
   const img = frameImage(k);
   for (const n of [k + 1, k + 2, k - 1]) if (n >= 0 && n < S.video.frames) frameImage(n);
   await Promise.all([img.ready, frameMask(k)]);
@@ -196,8 +212,7 @@ function render() {
     g.putImageData(data, 0, 0);
     ctx.drawImage(overlayCanvas, 0, 0);
   }
-  const shown = view.getBoundingClientRect().width;
-  const scale = shown ? w / shown : 1;  // image px per screen px: outlines stay thin when zoomed
+  const scale = 1 / viewer.scale();  // image px per screen px: outlines stay thin when zoomed
   ctx.lineWidth = 1.5 * scale;
   if (S.poly.length) {
     const c = S.colors[S.obj] || [255, 255, 255];
@@ -235,13 +250,9 @@ function drawTimeline() {
   g.fillRect(Math.floor(((S.cur + 0.5) * w) / n) - 1, 0, 3, h);
 }
 
-function fitCanvas() {
+function fitCanvas() {  // the box sized to the window; the whole frame unless zoomed in (view.js)
   if (!S.video) return;
-  const box = $("canvas-box");
-  const availW = box.clientWidth - 2, availH = Math.max(200, window.innerHeight - box.getBoundingClientRect().top - 110);
-  const scale = Math.min(availW / S.video.width, availH / S.video.height);
-  view.style.width = `${Math.floor(S.video.width * scale)}px`;
-  view.style.height = `${Math.floor(S.video.height * scale)}px`;
+  viewer.layout(S.video.width, S.video.height);
   render();
 }
 
@@ -298,6 +309,7 @@ function addObject() {
 function setTool(tool) {
   if (S.tool === "polygon" && tool !== "polygon") S.poly = [];
   S.tool = tool;
+  document.body.dataset.tool = tool;
   for (const b of document.querySelectorAll("[data-tool]")) b.classList.toggle("active", b.dataset.tool === tool);
   render();
 }
@@ -405,6 +417,8 @@ function onKey(ev) {
   const t = ev.target;
   if (t instanceof HTMLInputElement && t.type === "range" && ev.key.startsWith("Arrow")) return;  // the slider's own keys
   if (t instanceof HTMLSelectElement) return;
+  if (t instanceof HTMLTextAreaElement || t.isContentEditable) return;  // typing: its keys are text
+  if (t instanceof HTMLInputElement && !["range", "checkbox", "radio", "file", "button"].includes(t.type)) return;
   const step = ev.shiftKey ? 10 : 1;
   if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === "z") { undo(); ev.preventDefault(); return; }
   if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
@@ -412,6 +426,8 @@ function onKey(ev) {
     ArrowLeft: () => goto(S.cur - step), ArrowRight: () => goto(S.cur + step),
     Home: () => goto(0), End: () => goto(S.video.frames - 1),
     b: () => setTool("brush"), e: () => setTool("eraser"), p: () => setTool("polygon"), f: () => setTool("fill"),
+    h: () => setTool("pan"), " ": () => playback.toggle(),
+    F: () => viewer.fit(), "+": () => viewer.zoomBy(2), "=": () => viewer.zoomBy(2), "-": () => viewer.zoomBy(0.5),
     "[": () => setSize(S.size - 2), "]": () => setSize(S.size + 2),
     Enter: () => S.tool === "polygon" && closePolygon(),
     Escape: () => { S.poly = []; render(); },
@@ -422,6 +438,7 @@ function onKey(ev) {
 }
 
 function init() {
+  view.addEventListener("pointerdown", (ev) => { if (ev.button === 0 && S.tool !== "pan") playback.pause(); });
   view.addEventListener("pointerdown", guard(onPointerDown));
   view.addEventListener("pointermove", onPointerMove);
   view.addEventListener("pointerup", onPointerUp);
@@ -437,6 +454,9 @@ function init() {
   }));
   $("prev").onclick = guard(() => goto(S.cur - 1));
   $("next").onclick = guard(() => goto(S.cur + 1));
+  $("play").onclick = guard(() => playback.toggle());
+  $("fit").onclick = () => viewer.fit();
+  $("zoom-1").onclick = () => viewer.actual();
   for (const b of document.querySelectorAll("[data-tool]")) b.onclick = () => setTool(b.dataset.tool);
   $("brush-size").oninput = () => setSize(Number($("brush-size").value));
   $("fill-tolerance").oninput = () => {

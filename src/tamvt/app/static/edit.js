@@ -1,9 +1,9 @@
 // Editing the current frame's mask with the pointer: brush, eraser, polygon, fill, undo; each edit is
 // sent to the server (debounced) as the frame's painted mask. The page (app.js) hands `editor` its state S,
-// the canvas `view` and its helpers, and wires the tools it returns to the canvas, the buttons and the keys.
+// the canvas `view`, its zoom and pan `viewer` (view.js: pointer events to image pixels) and its helpers, and wires the tools it returns to the canvas, the buttons and the keys.
 import { fill, line, polygon } from "./paint.js";
 
-export function editor({ S, view, api, message, sessionUrl, render }) {
+export function editor({ S, view, viewer, api, message, sessionUrl, render }) {
   function editable() {  // the current frame's mask, ready to change (the previous state goes on its undo stack)
     const k = S.cur;
     const entry = S.masks.get(k) || { mask: null, source: "none" };
@@ -54,10 +54,7 @@ export function editor({ S, view, api, message, sessionUrl, render }) {
     edited(S.cur);
   }
 
-  function toImage(ev) {
-    const r = view.getBoundingClientRect();
-    return [((ev.clientX - r.left) * view.width) / r.width, ((ev.clientY - r.top) * view.height) / r.height];
-  }
+  const toImage = (ev) => viewer.toImage(ev);  // image pixels under the pointer, at any zoom and pan
 
   function closePolygon() {
     const pts = S.poly.filter((p, i, a) => i === 0 || p[0] !== a[i - 1][0] || p[1] !== a[i - 1][1]);
@@ -80,7 +77,7 @@ export function editor({ S, view, api, message, sessionUrl, render }) {
       render();
     } else if (S.tool === "polygon") {
       const first = S.poly[0];
-      const near = first && Math.hypot(first[0] - x, first[1] - y) * (view.getBoundingClientRect().width / w) < 8;
+      const near = first && Math.hypot(first[0] - x, first[1] - y) * viewer.scale() < 8;  // 8 screen px
       if (S.poly.length >= 3 && near) closePolygon();
       else { S.poly.push([x, y]); render(); }
     } else if (S.tool === "fill") {
@@ -113,7 +110,7 @@ export function editor({ S, view, api, message, sessionUrl, render }) {
     const n = S.poly.length;
     if (S.tool !== "polygon" || n < 4) return;
     const [a, b] = [S.poly[n - 2], S.poly[n - 1]];
-    if (Math.hypot(a[0] - b[0], a[1] - b[1]) * (view.getBoundingClientRect().width / view.width) <= 2) closePolygon();
+    if (Math.hypot(a[0] - b[0], a[1] - b[1]) * viewer.scale() <= 2) closePolygon();
   }
 
   function paintAt(mask, x0, y0, x1, y1) {
