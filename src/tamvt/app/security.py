@@ -121,10 +121,14 @@ class Guard:
                     path,
                     403,
                     "a request that changes something needs an Origin header (browsers send one) "
-                    "or the token in an Authorization: token ... header",
+                    "or the token itself (an Authorization: token ... header, or ?token=)",
                 )
             if origin is not None and not _same_origin(origin, host):
-                return _refuse(path, 403, f"requests from {origin[:80]!r} are refused: only this server's page may")
+                return _refuse(
+                    path,
+                    403,
+                    f"requests from {origin[:80]!r} are refused: only this server's own page may change things",
+                )
         page_load = request.method in ("GET", "HEAD") and not path.startswith("/api/")
         if page_load and self.token is not None and self._is_token(query):  # the token moves from the URL to a cookie
             url = request.url.remove_query_params("token")
