@@ -25,7 +25,17 @@ if not CI:  # in CI every piece is installed by .ci/run: a missing one must fail
     pytest.importorskip("fastapi")
 
 # after the skips above: outside CI a machine without Selenium skips this file instead of failing to import it
-from helpers.browser import SEQ, Page, brush_strokes, chromium, iou, polygons, reference_jf, serve_app  # noqa: E402
+from helpers.browser import (  # noqa: E402
+    SEQ,
+    Page,
+    api_client,
+    brush_strokes,
+    chromium,
+    iou,
+    polygons,
+    reference_jf,
+    serve_app,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
@@ -45,8 +55,6 @@ def browser(tmp_path):
 
 
 def test_annotate_propagate_correct_export_in_chromium(server, browser, tmp_path):
-    import httpx
-
     from tamvt.data.palette import read_index_png
     from tamvt.data.registry import read_dataset
     from tamvt.data.synthetic import preset_suite
@@ -65,7 +73,7 @@ def test_annotate_propagate_correct_export_in_chromium(server, browser, tmp_path
     browser.get(server)
     page.wait(lambda: page.body("state") == "ready", 60, "the demo video did not open")
     sid = re.search(r"s=([0-9a-f]{16})", browser.current_url).group(1)
-    api = httpx.Client(base_url=server.rstrip("/"), timeout=60)
+    api = api_client(server)
 
     def server_mask(k: int) -> np.ndarray:
         r = api.get(f"/api/sessions/{sid}/masks/{k}")

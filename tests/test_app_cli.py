@@ -1,8 +1,10 @@
-"""`tamvt app` on the command line: loopback by default, a warning elsewhere, one-line errors."""
+"""`tamvt app` on the command line: loopback by default, a token in the printed URL, a warning elsewhere,
+one-line errors (test_app_sec: the token's and the hosts' options)."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -32,9 +34,9 @@ def _serve_until_ready(args: list[str]) -> str:
 
 def test_binds_loopback_by_default_and_warns_elsewhere():
     out = _serve_until_ready(["--port", "0"])
-    assert "serving http://127.0.0.1:" in out and "warning" not in out
+    assert re.search(r"serving http://127\.0\.0\.1:\d+/\?token=[\w-]{43} ", out) and "warning" not in out
     out = _serve_until_ready(["--port", "0", "--host", "0.0.0.0", "--no-demo"])
-    assert "warning: listening on 0.0.0.0" in out and "no login" in out
+    assert "warning: listening on 0.0.0.0" in out and "has the token" in out and "--allow-host" in out
 
 
 def test_bad_options_are_one_line_errors(tmp_path):

@@ -51,7 +51,8 @@ def make_client(tmp_path, engine):
 
     def make(**overrides) -> TestClient:
         settings = AppSettings(checkpoint=shipped_model_path(), workdir=tmp_path / f"work{len(clients)}", **overrides)
-        client = TestClient(create_app(settings, engine))
+        client = TestClient(create_app(settings, engine), base_url="http://127.0.0.1:8000")
+        client.headers["Authorization"] = f"token {settings.token}"  # as a script would (test_app_sec: the page's way)
         client.__enter__()
         clients.append(client)
         return client
@@ -223,7 +224,9 @@ def test_bad_masks_are_4xx_with_a_message(make_client):
 def test_bad_requests_are_400_not_500(make_client):
     client = make_client()
     sid = _demo(client)["id"]
-    _error(client.post("/api/sessions", content=b"{not json"), 400, "JSON")
+    _error(
+        client.post("/api/sessions", content=b"{not json", headers={"Content-Type": "application/json"}), 400, "JSON"
+    )
     _error(client.post("/api/sessions", json={"source": "ftp"}), 400, "source")
     _error(client.post(f"/api/sessions/{sid}/propagate", json={"frame": 0}), 400, "paint")
     _error(client.post(f"/api/sessions/{sid}/propagate", json={"frame": "0"}), 400, "integer")

@@ -14,7 +14,9 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import numpy as np
 import pytest
 from selenium import webdriver
@@ -43,7 +45,8 @@ def _browser_paths() -> tuple[str, str]:
 @contextlib.contextmanager
 def serve_app(tmp_path: Path, *extra: str) -> Iterator[str]:
     """`tamvt app --port 0` (the shipped model, the demo video; ``extra`` options) in a subprocess;
-    yields its URL as printed."""
+    yields its URL as printed, with its ``?token=`` (a browser opening it gets the token's cookie; for
+    HTTP calls of the test's own, :func:`api_client`)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tamvt.cli", "app", "--port", "0", "--out", str(tmp_path / "out"), *extra],
         stdout=subprocess.PIPE,
@@ -57,7 +60,7 @@ def serve_app(tmp_path: Path, *extra: str) -> Iterator[str]:
     def read() -> None:
         for line in proc.stdout:
             lines.append(line)
-            m = re.search(r"serving (http://\S+/)", line)
+            m = re.search(r"serving (http://\S+)", line)
             if m:
                 url.append(m.group(1))
                 ready.set()
@@ -74,6 +77,14 @@ def serve_app(tmp_path: Path, *extra: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         assert not any("Traceback" in line for line in lines), "".join(lines)
+
+
+def api_client(url: str, timeout: float = 60) -> httpx.Client:
+    """An HTTP client of the server whose printed URL is ``url``: paths relative to it, its token in a header."""
+    parts = urlsplit(url)
+    token = parse_qs(parts.query).get("token", [None])[0]
+    headers = {"Authorization": f"token {token}"} if token else {}
+    return httpx.Client(base_url=f"{parts.scheme}://{parts.netloc}", headers=headers, timeout=timeout)
 
 
 @contextlib.contextmanager

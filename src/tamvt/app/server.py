@@ -1,5 +1,6 @@
 """The app's HTTP API and page (FastAPI). Every error is a JSON ``{"error": message}`` with a 4xx status
-that the page shows; an unexpected one is a 500 without details (the traceback goes to the log).
+that the page shows; an unexpected one is a 500 without details (the traceback goes to the log). Every
+request first passes :class:`tamvt.app.security.Guard` (Host, token, Origin).
 
     GET  /                                   the page          GET /static/...   its scripts (modules) and style
     GET  /api/sources                        what can be opened (demo, files under --root)
@@ -44,6 +45,7 @@ from tamvt.app.engine import Engine
 from tamvt.app.errors import AppError
 from tamvt.app.export import KINDS, free_name, write_export
 from tamvt.app.media import check_mask, read_mask_png, sniff_video
+from tamvt.app.security import Guard, require_json
 from tamvt.app.sessions import AppSession
 from tamvt.app.settings import MB, AppSettings
 from tamvt.errors import TamvtError
@@ -75,6 +77,7 @@ def create_app(settings: AppSettings, engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="tamvt", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ctx = ctx
     app.include_router(router)
+    app.add_middleware(Guard, token=settings.token, hosts=settings.allowed_hosts)
     app.mount("/static", _Static(directory=str(resources.files("tamvt.app") / "static")), name="static")
     # starlette types every handler as taking a plain Exception; each of these gets its own class
     app.add_exception_handler(TamvtError, _tamvt_error)  # type: ignore[arg-type]
@@ -162,6 +165,7 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 async def _json(request: Request) -> dict:
+    require_json(request)
     try:
         data = json.loads(await _body(request, 64 * 1024) or b"{}")
     except (ValueError, UnicodeDecodeError):

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MB = 1 << 20
+
+
+def new_token() -> str:
+    """A fresh random access token (256 bits, URL-safe), as Jupyter's."""
+    return secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,11 @@ class AppSettings:
         idle_seconds: a session unused this long is closed (its propagation cancelled).
         max_objects: objects per video (ids 1..max_objects).
         device: torch device of the model.
+        token: every request but ``/static/`` must carry it (``?token=``, then a cookie; or an
+            ``Authorization: token ...`` header); random unless given; None: no token (loopback only,
+            ``--no-token``). See :mod:`tamvt.app.security`.
+        allowed_hosts: names a request's ``Host`` may carry besides ``127.0.0.1``, ``localhost`` and ``[::1]``
+            (``--host`` and every ``--allow-host``); any other is refused (DNS rebinding).
     """
 
     checkpoint: Path
@@ -39,6 +50,8 @@ class AppSettings:
     idle_seconds: float = 30 * 60
     max_objects: int = 10
     device: str = "cpu"
+    token: str | None = field(default_factory=new_token, repr=False)
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def export_dir(self) -> Path:

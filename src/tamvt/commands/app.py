@@ -1,8 +1,10 @@
 """``tamvt app``: the local web app (annotate a video, propagate, correct, export).
 
     tamvt app [--host 127.0.0.1] [--port 8000] [--checkpoint CKPT] [--root DIR] [--out DIR]
+              [--token TOKEN | --no-token] [--allow-host NAME ...]
 
-Needs the ``app`` extra (``pip install -e '.[app]'``). The model is loaded once, before serving.
+Needs the ``app`` extra (``pip install -e '.[app]'``). The model is loaded once, before serving. The URL
+it prints carries the server's token (see :mod:`tamvt.app.security`).
 """
 
 from __future__ import annotations
@@ -14,17 +16,16 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 from tamvt.errors import TamvtError
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1: this machine only; the app has no login)",
+        help="address to listen on (default 127.0.0.1: this machine only)",
     )
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")
     parser.add_argument(
@@ -59,6 +60,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-sessions", type=int, default=8, help="pages open at once (default 8)")
     parser.add_argument("--idle-minutes", type=float, default=30, help="close a session unused this long (default 30)")
+    token = parser.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token",
+        default=None,
+        help="the token every request must carry, shown in the printed URL (default: a new random one at each start)",
+    )
+    token.add_argument(
+        "--no-token",
+        action="store_true",
+        help="ask for no token (only with a loopback --host: then every user of this machine can use the app)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests addressed to NAME (a Host header other than 127.0.0.1, localhost, [::1] "
+        "and --host: the machine's name on a network, a reverse proxy's; repeatable)",
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -79,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from tamvt.app.engine import Engine
+        from tamvt.app.security import is_loopback
         from tamvt.app.server import create_app
-        from tamvt.app.settings import MB, AppSettings
+        from tamvt.app.settings import MB, AppSettings, new_token
     except ImportError as err:
         raise TamvtError(f"the app needs the 'app' extra ({err.name} is missing): pip install -e '.[app]'") from None
     from tamvt.hub import resolve_checkpoint
@@ -94,15 +115,22 @@ def run(args: argparse.Namespace) -> int:
             raise TamvtError(f"--{name.replace('_', '-')} must be > 0")
     if args.max_sessions < 1:
         raise TamvtError("--max-sessions must be >= 1")
+    if args.no_token and not is_loopback(args.host):
+        raise TamvtError(f"--no-token needs a loopback --host (127.0.0.1, localhost, ::1), not {args.host}")
+    if args.token is not None and not args.token.strip():
+        raise TamvtError("--token must not be empty (or use --no-token)")
+    token = None if args.no_token else args.token or new_token()
     checkpoint = resolve_checkpoint(args.checkpoint)
     if not checkpoint.is_file():
         raise TamvtError(f"{checkpoint}: checkpoint not found")
 
     sock = _bind(args.host, args.port)
-    if args.host not in LOOPBACK:
+    if not is_loopback(args.host):
         print(
             f"tamvt app: warning: listening on {args.host}, not on this machine only: anyone who can reach it "
-            "can use the app (there is no login)" + (f" and open the videos under {args.root}" if args.root else ""),
+            "and has the token (in the URL below) can use the app"
+            + (f" and open the videos under {args.root}" if args.root else "")
+            + "; requests addressed to another name than 127.0.0.1, localhost, --host or an --allow-host are refused",
             file=sys.stderr,
         )
     engine = Engine(checkpoint, args.device)
@@ -120,11 +148,16 @@ def run(args: argparse.Namespace) -> int:
             max_sessions=args.max_sessions,
             idle_seconds=args.idle_minutes * 60,
             device=args.device,
+            token=token,
+            allowed_hosts=(args.host, *args.allow_host),
         )
         app = create_app(settings, engine)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
-        print(f"tamvt app: serving http://{shown}:{port}/ (model: {checkpoint.name}; Ctrl+C to stop)", flush=True)
+        query = f"?token={quote(token, safe='')}" if token is not None else ""
+        print(
+            f"tamvt app: serving http://{shown}:{port}/{query} (model: {checkpoint.name}; Ctrl+C to stop)", flush=True
+        )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3))
         # uvicorn stops on SIGINT / SIGTERM and then re-raises the signal: as an exception here, so
         # that the work folder (uploads, the demo, exports) is removed on the way out
