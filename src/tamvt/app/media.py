@@ -205,10 +205,13 @@ class VideoCache:
                 with self._lock:
                     self._decoding.pop(key, None)
 
-    def release(self, video: Video) -> None:
+    def release(self, video: Video, drop: bool = False) -> None:
+        """Unpin ``video``; with ``drop``, free its frames now unless another session still uses it."""
         with self._lock:
             video.pins = max(0, video.pins - 1)
             video.last_used = time.monotonic()
+            if drop and video.pins == 0 and self._videos.get(video.key) is video:
+                del self._videos[video.key]
             self._make_room(0)
 
     def __contains__(self, key: str) -> bool:
