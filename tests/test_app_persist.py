@@ -4,10 +4,12 @@ first. HTTP level, in process (as test_app_http.py)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -118,9 +120,16 @@ def test_idle_eviction_frees_memory_not_work(make_client):
     ctx = client.app.state.ctx
     sid = _demo(client)
     _paint(client, sid, 3, _box(3))
-    ctx.sessions.get(sid).last_used -= 120  # unused for 2 minutes
+    _paint(client, sid, 44, _box(4))
+    _propagate(client, sid, 44)
+    session = ctx.sessions.get(sid)
+    held = [weakref.ref(x) for x in (session, session.video, session.video.frames, session.engine_video._session)]
+    session.last_used -= 120  # unused for 2 minutes
+    del session
     assert ctx.sessions.evict_idle() == [sid]
-    assert sid not in ctx.sessions and "demo" not in ctx.videos  # the engine state and the frames are freed
+    assert sid not in ctx.sessions and "demo" not in ctx.videos
+    gc.collect()
+    assert [r() is None for r in held] == [True] * 4  # nothing keeps the engine state or the frames alive
     assert [r["open"] for r in _ok(client.get("/api/recent"))["sessions"]] == [False]
     info = _ok(client.get(f"/api/sessions/{sid}"))
     assert info["notice"] == "this session was put to disk after 1 minutes unused; reopened from disk"
@@ -188,6 +197,8 @@ def test_unknown_sessions_say_so(make_client):
     client = make_client()
     r = client.get("/api/sessions/0123456789abcdef")
     assert r.status_code == 404 and "no session" in r.json()["error"] and "--keep-days" in r.json()["error"]
+    r = client.get("/static/recent.js")  # the page's module for Recent, keep-alive and Back
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
 
 
 def test_disk_budget_removes_the_oldest_untouched_first(tmp_path):

@@ -9,7 +9,7 @@ that the page shows; an unexpected one is a 500 without details (the traceback g
     GET  /api/sessions/{sid}                 the session (video, objects, annotated frames, job); reopened from
                                              disk when it was put there (its "notice" says why it was closed)
     POST /api/sessions/{sid}/alive           a page's keep-alive: {"open": true | false (on disk), "notice": ...}
-    DELETE /api/sessions/{sid}               put the session to disk now (its memory freed; Recent reopens it)
+    DELETE /api/sessions/{sid}               the page left it: put to disk, its memory freed (unless propagating)
     GET  /api/sessions/{sid}/frames/{k}      frame k as JPEG
     GET  /api/sessions/{sid}/masks/{k}       frame k's index mask, H*W bytes (X-Mask-Source: annotation|result|none)
     PUT  /api/sessions/{sid}/masks/{k}       paint: H*W bytes, one id per pixel
@@ -296,8 +296,11 @@ def alive(request: Request, sid: str) -> dict:
 def close_session(request: Request, sid: str) -> dict:
     if not re.match(SID, sid):
         raise AppError(404, "bad session id")
-    _ctx(request).sessions.close(sid)
-    return {"closed": sid}
+    sessions = _ctx(request).sessions
+    if sid in sessions and sessions.get(sid).running:
+        return {"closed": False}  # its propagation finishes first; then it goes to disk when idle
+    sessions.close(sid)
+    return {"closed": True}
 
 
 # ---- frames and masks -----------------------------------------------------------------------------------

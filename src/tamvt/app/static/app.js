@@ -114,7 +114,10 @@ async function uploadVideo(file) {
 // Show session `info` in the page. The previous one stays on the server (Recent reopens it).
 async function useSession(info, push = false, note = "") {
   const previous = S.sid && S.sid !== info.id && S.video ? S.video.name : null;
-  if (previous) await flushSaves();
+  if (previous) {  // saved on the server; its memory is freed (Recent and Back reopen it)
+    await flushSaves();
+    api("DELETE", sessionUrl()).catch(() => {});
+  }
   if (S.events) { S.events.close(); S.events = null; }
   Object.assign(S, {
     sid: info.id, video: info.video, colors: info.colors, maxObjects: info.max_objects, cur: 0,
