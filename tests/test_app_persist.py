@@ -216,3 +216,34 @@ def test_disk_budget_removes_the_oldest_untouched_first(tmp_path):
     store.max_bytes = int(1.5 * one)  # room for one: the oldest untouched go, except one a page has open
     assert store.prune(keep={"b" * 16}, now=now) == ["c" * 16, "d" * 16]
     assert [m["id"] for m in store.saved()] == ["b" * 16]
+
+
+def test_a_changed_video_is_not_reopened_as_the_old_one(make_client, tmp_path):
+    from tamvt.data.video import VideoWriter
+
+    root = tmp_path / "root"
+    root.mkdir()
+    path = root / "clip.mp4"
+    with VideoWriter(path, fps=10) as w:
+        for t in range(4):
+            w.write(np.full((64, 96, 3), 50 * t, np.uint8))
+    client = make_client(root=root)
+    sid = _ok(client.post("/api/sessions", json={"source": "path", "path": "clip.mp4"}))["id"]
+    _ok(client.delete(f"/api/sessions/{sid}"))
+    path.write_bytes(path.read_bytes() + b"\0")  # the file changed on the server
+    r = client.get(f"/api/sessions/{sid}")
+    assert r.status_code == 409 and "changed" in r.json()["error"]
+
+
+def test_one_server_per_work_folder(tmp_path):
+    from tamvt.commands.app import workdir_lock
+    from tamvt.errors import TamvtError
+
+    with (
+        workdir_lock(tmp_path),
+        pytest.raises(TamvtError, match="another `tamvt app` uses this folder"),
+        workdir_lock(tmp_path),
+    ):
+        pass
+    with workdir_lock(tmp_path):  # free again once the first server stops
+        pass
