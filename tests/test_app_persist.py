@@ -159,7 +159,7 @@ def test_opening_another_video_keeps_the_first(make_client, tmp_path):
     for sid in (first, second):
         _ok(client.delete(f"/api/sessions/{sid}"))
     assert len(client.app.state.ctx.sessions) == 0
-    assert "closed" in _ok(client.get(f"/api/sessions/{first}"))["notice"]
+    assert "opened another video" in _ok(client.get(f"/api/sessions/{first}"))["notice"]
     assert (_mask(client, first, 0)[0] == _box(0)).all()
     # the upload was kept (the reopened session decodes it again), under its hash
     kept = list((tmp_path / "work" / "uploads").iterdir())

@@ -4,7 +4,6 @@ disk)."""
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import threading
@@ -17,8 +16,6 @@ from tamvt.app.sessions import AppSession, SessionStore
 from tamvt.app.settings import AppSettings
 from tamvt.app.store import DiskStore, Source
 from tamvt.data.video import VIDEO_SUFFIXES
-
-log = logging.getLogger("tamvt.app")
 
 DEMO_NAME = "demo (synthetic, 48 frames)"
 MAX_LISTED = 500  # files listed from --root

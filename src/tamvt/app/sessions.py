@@ -192,8 +192,8 @@ class AppSession:
         finally:
             try:
                 self.save()
-            except OSError:
-                log.exception("could not save session %s", self.id)
+            except AppError as err:  # the results stay in memory; the page is told they are not saved
+                job.message, job.state = str(err), "failed"
 
     def cancel(self, wait: float = 0.0) -> None:
         job = self.job
@@ -249,7 +249,7 @@ class AppSession:
 REASONS = {
     "idle": "this session was put to disk after {minutes:g} minutes unused; reopened from disk",
     "room": "this session was put to disk to make room for another (at most {max} open at once); reopened from disk",
-    "closed": "this session was closed; reopened from disk",
+    "closed": "this session was put to disk when its page opened another video; reopened from disk",
 }
 RESTARTED = "the server restarted since this session was last used; reopened from disk"
 ALIVE_SECONDS = 180.0  # a page that sent a keep-alive this recently is open (the page sends one a minute)
@@ -355,10 +355,10 @@ class SessionStore:
         if session is None:
             return
         session.cancel(wait=5.0)
-        try:
+        # a failed write is logged by the store; the session goes anyway (its painted masks were saved as
+        # they were sent, and the page was told of any that could not be)
+        with contextlib.suppress(AppError):
             session.save()
-        except OSError:
-            log.exception("could not save session %s", sid)
         self._gone[sid] = reason
         self._on_close(session)
         del session

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tamvt.app.errors import AppError
 from tamvt.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger("tamvt.app")
@@ -109,13 +110,20 @@ class SessionDisk:
     def id(self) -> str:
         return self.meta["id"]
 
+    def _failed(self, err: OSError) -> AppError:
+        log.error("cannot save session %s in %s: %s", self.id, self.folder, err)
+        return AppError(507, f"cannot save the session in {self.folder} ({err.strerror or err}): free some disk space")
+
     def write_meta(self, objects: list[int] | None = None, changed: bool = True) -> None:
         with self._lock:
             if objects is not None:
                 self.meta["objects"] = objects
             if changed:
                 self.meta["changed"] = time.time()
-            write_text_atomic(self.folder / "session.json", json.dumps(self.meta, indent=1))
+            try:
+                write_text_atomic(self.folder / "session.json", json.dumps(self.meta, indent=1))
+            except OSError as err:
+                raise self._failed(err) from None
 
     def write_mask(self, kind: str, k: int, mask: np.ndarray | None) -> None:
         """Write (or with None remove) frame ``k``'s mask of ``kind`` (``annotations`` / ``results``)."""
@@ -123,8 +131,11 @@ class SessionDisk:
         if mask is None:
             path.unlink(missing_ok=True)
             return
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(_encode(mask))
+        try:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(_encode(mask))
+        except OSError as err:
+            raise self._failed(err) from None
 
     def add_result(self, k: int, mask: np.ndarray) -> None:
         """Queue a propagation result; written when the batch is full or old enough (and at :meth:`flush`)."""
