@@ -44,7 +44,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture()
 def server(tmp_path):
-    with serve_app(tmp_path) as url:
+    with serve_app(tmp_path, "--workdir", str(tmp_path / "work")) as url:  # a fresh server: no saved sessions
         yield url
 
 

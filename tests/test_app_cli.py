@@ -32,10 +32,11 @@ def _serve_until_ready(args: list[str]) -> str:
     return "".join(out)
 
 
-def test_binds_loopback_by_default_and_warns_elsewhere():
-    out = _serve_until_ready(["--port", "0"])
+def test_binds_loopback_by_default_and_warns_elsewhere(tmp_path):
+    work = ["--workdir", str(tmp_path / "work")]  # not the user's own saved sessions
+    out = _serve_until_ready(["--port", "0", *work])
     assert re.search(r"serving http://127\.0\.0\.1:\d+/\?token=[\w-]{43} ", out) and "warning" not in out
-    out = _serve_until_ready(["--port", "0", "--host", "0.0.0.0", "--no-demo"])
+    out = _serve_until_ready(["--port", "0", "--host", "0.0.0.0", "--no-demo", *work])
     assert "warning: listening on 0.0.0.0" in out and "has the token" in out and "--allow-host" in out
 
 

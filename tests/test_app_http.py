@@ -232,7 +232,7 @@ def test_bad_requests_are_400_not_500(make_client):
     _error(client.post(f"/api/sessions/{sid}/propagate", json={"frame": "0"}), 400, "integer")
     _error(client.post(f"/api/sessions/{sid}/propagate", json={"frame": 0, "direction": "up"}), 400, "direction")
     _error(client.post(f"/api/sessions/{sid}/export", json={"kind": "gif"}), 400, "kind")
-    _error(client.get("/api/sessions/0123456789abcdef"), 404, "reload")
+    _error(client.get("/api/sessions/0123456789abcdef"), 404, "no session")
     _error(client.get("/no/such/page"), 404)
 
 
@@ -246,12 +246,13 @@ def test_sessions_are_bounded_evicted_when_idle_and_share_one_model_and_decode(m
     monkeypatch.setattr(media, "decode_video", decodes)
     a, b = _demo(client)["id"], _demo(client)["id"]
     assert decodes.call_count == 1  # the second session reuses the decoded video
-    _error(client.post("/api/sessions", json={"source": "demo"}), 429, "too many")
+    c = _demo(client)["id"]  # no room: the least recently used (a) goes to disk
+    assert ctx.sessions.ids() == {b, c}
     ctx.sessions.get(b).last_used -= 120  # b unused for 2 minutes
     assert ctx.sessions.evict_idle() == [b]
-    _error(client.get(f"/api/sessions/{b}"), 404, "reload")
-    assert client.get(f"/api/sessions/{a}").status_code == 200
-    _demo(client)  # room again
+    assert "minutes unused" in client.get(f"/api/sessions/{b}").json()["notice"]  # reopened from disk
+    assert decodes.call_count == 1  # c kept the video decoded
+    assert "make room" in client.get(f"/api/sessions/{a}").json()["notice"]
     assert model_loads.call_count <= 1
 
 

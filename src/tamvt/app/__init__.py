@@ -6,10 +6,12 @@ plain HTML / JavaScript / canvas (``static/``, no build step, nothing fetched fr
     settings.py   limits and paths of one server (a frozen dataclass)
     media.py      upload checks by content, decoding a video once, the bounded cache of decoded videos
     engine.py     the one model of the server: every call into :mod:`tamvt.inference` is there
-    sessions.py   one annotation session per open page: masks, objects, the propagation job; idle eviction
+    sessions.py   one annotation session per opened video: masks, objects, the propagation job; the ones in
+                  memory (bounded; the idle or least recently used go to disk and are reopened on use)
+    store.py      sessions on disk under the work folder (masks compressed, written atomically); the disk budget
     export.py     palette PNGs (zip), per-object binary PNGs (zip), overlay MP4, written atomically
     context.py    what one server holds (settings, model, video cache, sessions) and how sessions start
     server.py     the HTTP API (FastAPI) and the page
-    static/       index.html, style.css; paint.js (mask drawing, pure), edit.js (tools),
-                  view.js (zoom, pan, playback, the frame box), app.js (the rest)
+    static/       index.html, style.css; paint.js (mask drawing, pure), edit.js (tools), recent.js (Recent,
+                  keep-alive, Back), view.js (zoom, pan, playback, the frame box), notices.js, app.js (the rest)
 """

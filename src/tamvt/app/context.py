@@ -1,9 +1,11 @@
-"""What one app server holds: its settings, the model, the cache of decoded videos and the sessions;
-and the ways a session starts (the demo video, a file under ``--root``, an upload)."""
+"""What one app server holds: its settings, the model, the cache of decoded videos, the sessions in memory
+and on disk; and the ways a session starts (the demo video, a file under ``--root``, an upload, reopened from
+disk)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from tamvt.app.errors import AppError
 from tamvt.app.media import VideoCache, check_name, resolve_under, sniff_video
 from tamvt.app.sessions import AppSession, SessionStore
 from tamvt.app.settings import AppSettings
+from tamvt.app.store import DiskStore, Source
 from tamvt.data.video import VIDEO_SUFFIXES
 
 DEMO_NAME = "demo (synthetic, 48 frames)"
@@ -26,8 +29,12 @@ class AppContext:
         self.engine = engine or Engine(settings.checkpoint, settings.device)
         self.videos = VideoCache(settings.cache_bytes)
         self.sessions = SessionStore(
-            settings.max_sessions, settings.idle_seconds, on_close=lambda s: self.videos.release(s.video)
+            settings.max_sessions,
+            settings.idle_seconds,
+            on_close=lambda s: self.videos.release(s.video, drop=True),
+            reopen=self.reopen,
         )
+        self.disk = DiskStore(settings.workdir / "sessions", settings.keep_days * 86400, settings.max_disk_bytes)
         self._demo_lock = threading.Lock()
 
     # ---- sources ---------------------------------------------------------------------------------
@@ -74,7 +81,7 @@ class AppContext:
         if not self.settings.demo:
             raise AppError(404, "the demo video is off on this server")
         folder = self.demo_folder()
-        return self._new_session("demo", folder.name, folder)
+        return self._new_session(Source("demo", str(folder), folder.name), folder)
 
     def open_path(self, relative: str) -> AppSession:
         path = resolve_under(self.settings.root, relative)
@@ -86,33 +93,96 @@ class AppContext:
                         f"{relative[:120]!r} is not a video file (MP4 / MOV, WebM / MKV or AVI, judged by its content)",
                     )
         st = path.stat()
-        return self._new_session(f"path:{path}:{st.st_mtime_ns}:{st.st_size}", relative, path)
+        size = st.st_size if path.is_file() else 0
+        return self._new_session(Source("path", str(path), relative, size, st.st_mtime_ns), path)
 
     def open_upload(self, file: Path, name: str, digest: str) -> AppSession:
-        """A session on an uploaded video ``file`` (already checked by content). The file is kept, named by its
-        digest, while the video is cached: the decoded frames come back from it when a session opens the
-        video again after the last one closed (the cache deletes it when it drops the video)."""
-        key = f"upload:{digest}"
+        """A session on an uploaded video ``file`` (already checked by content). It is kept as
+        ``uploads/<sha256><suffix>``: a reopened session, or a session whose decoded frames were dropped, decodes
+        it again; a file that does not decode is deleted (unless the same video was uploaded before)."""
         try:
             check_name(name, "file name")
-            kept = file.with_name(f".video-{digest}")
-            os.replace(file, kept)
-        finally:
-            file.unlink(missing_ok=True)
-        try:
-            return self._new_session(key, name, kept, owns=True)
         except BaseException:
-            if key not in self.videos:
+            file.unlink(missing_ok=True)
+            raise
+        kept = file.with_name(digest + (Path(name).suffix.lower() if Path(name).suffix else ""))
+        source = Source("upload", str(kept), name, file.stat().st_size, 0, digest)
+        existed = kept.exists()  # the same video uploaded before: its sessions may be in Recent
+        os.replace(file, kept)
+        try:
+            return self._new_session(source, kept)
+        except BaseException:
+            if not existed:
                 kept.unlink(missing_ok=True)
             raise
 
-    def _new_session(self, key: str, name: str, path: Path, owns: bool = False) -> AppSession:
+    def _new_session(self, source: Source, path: Path) -> AppSession:
         sid = self.sessions.reserve()
-        video = self.videos.open(key, name, path, self.settings.max_video_bytes, owns)
+        video = self.videos.open(source.key, source.name, path, self.settings.max_video_bytes)
         try:
             session = AppSession(sid, video, self.engine.open(video.frames), self.settings.max_objects)
+            session.disk = self.disk.create(sid, source, session.num_frames, video.size)
         except BaseException:
             self.videos.release(video)
             raise
         self.sessions.add(session)
         return session
+
+    def reopen(self, sid: str) -> AppSession:
+        """Session ``sid`` from disk: its video decoded again, its masks restored (the engine's memory is rebuilt
+        by the next propagation); a 404 when there is none, a 409 when its video changed or is gone."""
+        disk = self.disk.open(sid)
+        if disk is None:
+            raise AppError(
+                404,
+                f"no session {sid} on this server: it was never saved here, or it was removed after "
+                f"{self.settings.keep_days:g} days unused (--keep-days); open the video again",
+            )
+        source = self.disk.source(disk)
+        path = self.demo_folder() if source.kind == "demo" else Path(source.path)
+        problem = None if source.kind == "demo" else source.changed()
+        if problem:
+            raise AppError(409, f"cannot reopen this session: {problem}")
+        self.sessions.make_room()
+        video = self.videos.open(source.key, source.name, path, self.settings.max_video_bytes)
+        try:
+            if len(video.frames) != disk.meta["frames"] or list(video.size) != list(disk.meta["size"]):
+                raise AppError(409, f"cannot reopen this session: its video {source.name!r} decodes differently now")
+            session = AppSession(sid, video, self.engine.open(video.frames), self.settings.max_objects, disk)
+            session.restore(*disk.load())
+        except BaseException:
+            self.videos.release(video, drop=True)
+            raise
+        return session
+
+    def recent(self, limit: int = 50) -> list[dict]:
+        """The saved sessions, the most recently changed first: id, name, frames, objects, last change."""
+        open_ids = self.sessions.ids()
+        return [
+            {
+                "id": m["id"],
+                "name": m.get("name", "?"),
+                "frames": m.get("frames", 0),
+                "objects": len(m.get("objects", [])),
+                "changed": m.get("changed", 0),
+                "open": m["id"] in open_ids,
+            }
+            for m in self.disk.saved()[:limit]
+        ]
+
+    def prune(self) -> list[str]:
+        """Apply the disk budget (``--keep-days``, ``--max-disk-mb``), then delete the uploads and exports that no
+        saved session refers to any more."""
+        removed = self.disk.prune(self.sessions.ids() | self.sessions.pages_open())
+        used = {m["source"].get("path") for m in self.disk.saved() if m.get("source", {}).get("kind") == "upload"}
+        used |= {s.disk.meta["source"]["path"] for s in self.sessions.values() if s.disk is not None}
+        uploads = self.settings.workdir / "uploads"
+        if uploads.is_dir():
+            for f in uploads.iterdir():
+                if not f.name.startswith(".") and str(f) not in used:
+                    f.unlink(missing_ok=True)
+        for sid in removed:
+            export = self.settings.workdir / "exports" / sid
+            if export.is_dir():
+                shutil.rmtree(export, ignore_errors=True)
+        return removed

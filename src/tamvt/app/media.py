@@ -339,12 +339,16 @@ class VideoCache:
                 with self._lock:
                     self._decoding.pop(key, None)
 
-    def release(self, video: Video) -> None:
+    def release(self, video: Video, drop: bool = False) -> None:
+        """Unpin ``video``; with ``drop``, free its frames now unless another session still uses it."""
         with self._lock:
             video.pins = max(0, video.pins - 1)
             video.last_used = time.monotonic()
-            if video.pins == 0:  # the model no longer needs the decoded frames: the page's JPEGs stay
-                video.drop_frames()
+            if video.pins == 0:
+                if drop and self._videos.get(video.key) is video:
+                    del self._videos[video.key]  # its session went to disk: nothing of it stays in memory
+                else:
+                    video.drop_frames()  # the model no longer needs the decoded frames: the page's JPEGs stay
             self._make_room(0)
 
     def __contains__(self, key: str) -> bool:

@@ -6,7 +6,11 @@ request first passes :class:`tamvt.app.security.Guard` (Host, token, Origin).
     GET  /api/sources                        what can be opened (demo, files under --root)
     POST /api/sessions                       {"source": "demo"} | {"source": "path", "path": "rel/clip.mp4"}
     POST /api/sessions/upload?name=clip.mp4  the video file as the request body
-    GET  /api/sessions/{sid}                 the session (video, objects, annotated frames, job)
+    GET  /api/recent                         the sessions saved on this server, most recently changed first
+    GET  /api/sessions/{sid}                 the session (video, objects, annotated frames, job); reopened from
+                                             disk when it was put there (its "notice" says why it was closed)
+    POST /api/sessions/{sid}/alive           a page's keep-alive: {"open": true | false (on disk), "notice": ...}
+    DELETE /api/sessions/{sid}               the page left it: put to disk, its memory freed (unless propagating)
     GET  /api/sessions/{sid}/frames/{k}      frame k as JPEG
     GET  /api/sessions/{sid}/masks/{k}       frame k's index mask, H*W bytes (X-Mask-Source: annotation|result|none)
     PUT  /api/sessions/{sid}/masks/{k}       paint: H*W bytes, one id per pixel
@@ -66,6 +70,9 @@ def create_app(settings: AppSettings, engine: Engine | None = None) -> FastAPI:
             while True:
                 await asyncio.sleep(min(60.0, max(1.0, settings.idle_seconds / 4)))
                 await run_in_threadpool(ctx.sessions.evict_idle)
+                await run_in_threadpool(ctx.prune)
+
+        await run_in_threadpool(ctx.prune)
 
         task = asyncio.create_task(evict())
         try:
@@ -133,9 +140,14 @@ def _ctx(request: Request) -> AppContext:
 
 
 def _session(request: Request, sid: str) -> AppSession:
+    """The session ``sid``, reopened from disk if it was put there (a blocking call: it may decode a video)."""
     if not re.match(SID, sid):
         raise AppError(404, "bad session id")
     return _ctx(request).sessions.get(sid)
+
+
+async def _session_async(request: Request, sid: str) -> AppSession:
+    return await run_in_threadpool(_session, request, sid)
 
 
 def _too_large(limit: int) -> AppError:
@@ -263,16 +275,36 @@ async def upload(request: Request, name: str) -> dict:
     return session.info()
 
 
+@router.get("/api/recent")
+def recent(request: Request) -> dict:
+    return {"sessions": _ctx(request).recent()}
+
+
 @router.get("/api/sessions/{sid}")
 def session_info(request: Request, sid: str) -> dict:
     return _session(request, sid).info()
 
 
+@router.post("/api/sessions/{sid}/alive")
+def alive(request: Request, sid: str) -> dict:
+    ctx = _ctx(request)
+    if not re.match(SID, sid):
+        raise AppError(404, "bad session id")
+    if sid not in ctx.sessions and not ctx.disk.exists(sid):
+        raise AppError(404, f"no session {sid} on this server any more: open the video again")
+    is_open, notice = ctx.sessions.alive(sid)
+    return {"open": is_open, "notice": notice}
+
+
 @router.delete("/api/sessions/{sid}")
 def close_session(request: Request, sid: str) -> dict:
-    _session(request, sid)
-    _ctx(request).sessions.close(sid)
-    return {"closed": sid}
+    if not re.match(SID, sid):
+        raise AppError(404, "bad session id")
+    sessions = _ctx(request).sessions
+    if sid in sessions and sessions.get(sid).running:
+        return {"closed": False}  # its propagation finishes first; then it goes to disk when idle
+    sessions.close(sid)
+    return {"closed": True}
 
 
 # ---- frames and masks -----------------------------------------------------------------------------------
@@ -298,7 +330,7 @@ def get_mask(request: Request, sid: str, k: int) -> Response:
 @router.put("/api/sessions/{sid}/masks/{k}")
 async def put_mask(request: Request, sid: str, k: int) -> dict:
     """Body: ``H * W`` bytes, row by row, one object id (0..max_objects) per pixel."""
-    session = _session(request, sid)
+    session = await _session_async(request, sid)
     session.check_frame(k)
     h, w = session.video.size
     data = await _body(request, h * w + 1)
@@ -313,7 +345,7 @@ async def put_mask(request: Request, sid: str, k: int) -> dict:
 
 @router.post("/api/sessions/{sid}/masks/{k}/png")
 async def import_png(request: Request, sid: str, k: int) -> dict:
-    session = _session(request, sid)
+    session = await _session_async(request, sid)
     session.check_frame(k)
     data = await _body(request, min(MAX_MASK_PNG, _ctx(request).settings.max_upload_bytes))
     mask = await run_in_threadpool(read_mask_png, data, session.video.size, session.max_objects)
@@ -333,7 +365,7 @@ def delete_object(request: Request, sid: str, obj: int) -> dict:
 
 @router.post("/api/sessions/{sid}/propagate")
 async def propagate(request: Request, sid: str) -> dict:
-    session, data = _session(request, sid), await _json(request)
+    session, data = await _session_async(request, sid), await _json(request)
     job = await run_in_threadpool(session.propagate, _int(data, "frame"), data.get("direction", "forward"))
     return job.summary()
 
@@ -349,7 +381,7 @@ def cancel(request: Request, sid: str) -> dict:
 async def events(request: Request, sid: str, job: int) -> StreamingResponse:
     """Progress of propagation ``job``: ``progress`` events (the frames finished since the last one),
     then one ``end`` event (finished / cancelled / failed, with a message)."""
-    session = _session(request, sid)
+    session = await _session_async(request, sid)
     run = session.job
     if run is None or run.id != job:
         raise AppError(404, f"no propagation {job} in this session")
@@ -374,7 +406,7 @@ async def events(request: Request, sid: str, job: int) -> StreamingResponse:
 
 @router.post("/api/sessions/{sid}/export")
 async def export(request: Request, sid: str) -> dict:
-    session, data = _session(request, sid), await _json(request)
+    session, data = await _session_async(request, sid), await _json(request)
     kind = data.get("kind")
     if kind not in KINDS:
         raise AppError(400, f"'kind' must be one of {', '.join(KINDS)}, got {kind!r}")

@@ -20,15 +20,19 @@ class AppSettings:
 
     Attributes:
         checkpoint: the model (loaded once, shared by every session).
-        workdir: the server's private folder: uploads, the demo video, exports when ``out`` is None.
+        workdir: the server's own folder, kept across restarts: the saved sessions (``sessions/``), the uploaded
+            videos they use (``uploads/``), the demo video, exports when ``out`` is None.
         root: server-side videos may be opened only from under this folder; None: uploads only.
         out: exports are also kept here (``<video>-masks.zip`` ...); None: only downloaded.
         demo: offer the synthetic demo video (written into ``workdir`` at start).
         max_upload_bytes: largest accepted upload (video file or mask PNG).
         max_video_bytes: largest decoded video, ``frames x H x W x 3`` bytes.
         cache_bytes: decoded videos kept in memory, in all (the least recently used unpinned go first).
-        max_sessions: open sessions at once (one per page).
-        idle_seconds: a session unused this long is closed (its propagation cancelled).
+        max_sessions: sessions in memory at once; beyond, the least recently used is put to disk.
+        idle_seconds: a session unused this long is put to disk and its memory freed.
+        keep_days: a saved session untouched this long is deleted from disk.
+        max_disk_bytes: the saved sessions (with their uploads) take at most this much disk; the ones untouched
+            longest are deleted first (never one in memory or with a page open).
         max_objects: objects per video (ids 1..max_objects).
         device: torch device of the model.
         token: every request but ``/static/`` must carry it (``?token=``, then a cookie; or an
@@ -48,6 +52,8 @@ class AppSettings:
     cache_bytes: int = 2048 * MB
     max_sessions: int = 8
     idle_seconds: float = 30 * 60
+    keep_days: float = 30
+    max_disk_bytes: int = 10240 * MB
     max_objects: int = 10
     device: str = "cpu"
     token: str | None = field(default_factory=new_token, repr=False)

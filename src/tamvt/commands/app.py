@@ -1,6 +1,6 @@
 """``tamvt app``: the local web app (annotate a video, propagate, correct, export).
 
-    tamvt app [--host 127.0.0.1] [--port 8000] [--checkpoint CKPT] [--root DIR] [--out DIR]
+    tamvt app [--host 127.0.0.1] [--port 8000] [--checkpoint CKPT] [--root DIR] [--out DIR] [--workdir DIR]
               [--token TOKEN | --no-token] [--allow-host NAME ...]
 
 Needs the ``app`` extra (``pip install -e '.[app]'``). The model is loaded once, before serving. The URL
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import socket
 import sys
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -58,8 +59,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-mb", type=float, default=2048, help="decoded videos kept in memory in all (default 2048)"
     )
-    parser.add_argument("--max-sessions", type=int, default=8, help="pages open at once (default 8)")
-    parser.add_argument("--idle-minutes", type=float, default=30, help="close a session unused this long (default 30)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="the app's own folder, kept across restarts: saved sessions, uploaded videos, the demo "
+        "(default: $TAMVT_HOME/app, else $XDG_CACHE_HOME/tamvt/app, else ~/.cache/tamvt/app)",
+    )
+    parser.add_argument(
+        "--max-sessions",
+        type=int,
+        default=8,
+        help="sessions in memory at once; beyond, the least recently used is put to disk (default 8)",
+    )
+    parser.add_argument(
+        "--idle-minutes",
+        type=float,
+        default=30,
+        help="put a session unused this long to disk and free its memory (default 30)",
+    )
+    parser.add_argument(
+        "--keep-days", type=float, default=30, help="delete a saved session untouched this long (default 30)"
+    )
+    parser.add_argument(
+        "--max-disk-mb",
+        type=float,
+        default=10240,
+        help="disk for the saved sessions and their uploads; the ones untouched longest go first (default 10240)",
+    )
+
     token = parser.add_mutually_exclusive_group()
     token.add_argument(
         "--token",
@@ -79,6 +107,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also answer requests addressed to NAME (a Host header other than 127.0.0.1, localhost, [::1] "
         "and --host: the machine's name on a network, a reverse proxy's; repeatable)",
     )
+
+
+def default_workdir() -> Path:
+    """``$TAMVT_HOME/app``, else ``$XDG_CACHE_HOME/tamvt/app``, else ``~/.cache/tamvt/app``."""
+    if os.environ.get("TAMVT_HOME"):
+        return Path(os.environ["TAMVT_HOME"]).expanduser() / "app"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "tamvt" / "app"
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: Path) -> Iterator[None]:
+    """Hold ``workdir`` for this server: two servers on one folder would delete each other's uploads."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one server per folder is then up to the user
+        yield
+        return
+    with open(workdir / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise TamvtError(
+                f"--workdir {workdir}: another `tamvt app` uses this folder; give another --workdir"
+            ) from None
+        yield
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -110,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         raise TamvtError(f"--root {args.root}: not a folder")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise TamvtError(f"--out {args.out}: exists and is not a folder")
-    for name in ("max_upload_mb", "max_video_mb", "cache_mb", "idle_minutes"):
+    for name in ("max_upload_mb", "max_video_mb", "cache_mb", "idle_minutes", "keep_days", "max_disk_mb"):
         if getattr(args, name) <= 0:
             raise TamvtError(f"--{name.replace('_', '-')} must be > 0")
     if args.max_sessions < 1:
@@ -120,6 +174,11 @@ def run(args: argparse.Namespace) -> int:
     if args.token is not None and not args.token.strip():
         raise TamvtError("--token must not be empty (or use --no-token)")
     token = None if args.no_token else args.token or new_token()
+    workdir = args.workdir if args.workdir is not None else default_workdir()
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TamvtError(f"--workdir {workdir}: cannot create it ({err.strerror or err})") from None
     checkpoint = resolve_checkpoint(args.checkpoint)
     if not checkpoint.is_file():
         raise TamvtError(f"{checkpoint}: checkpoint not found")
@@ -135,10 +194,10 @@ def run(args: argparse.Namespace) -> int:
         )
     engine = Engine(checkpoint, args.device)
     engine.load()  # once, now: a bad checkpoint fails here, and the first propagation does not wait for it
-    with tempfile.TemporaryDirectory(prefix="tamvt-app-") as workdir:
+    with workdir_lock(workdir):
         settings = AppSettings(
             checkpoint=checkpoint,
-            workdir=Path(workdir),
+            workdir=workdir,
             root=args.root,
             out=args.out,
             demo=not args.no_demo,
@@ -147,11 +206,14 @@ def run(args: argparse.Namespace) -> int:
             cache_bytes=int(args.cache_mb * MB),
             max_sessions=args.max_sessions,
             idle_seconds=args.idle_minutes * 60,
+            keep_days=args.keep_days,
+            max_disk_bytes=int(args.max_disk_mb * MB),
             device=args.device,
             token=token,
             allowed_hosts=(args.host, *args.allow_host),
         )
         app = create_app(settings, engine)
+        print(f"tamvt app: sessions are saved in {workdir} (--workdir)", flush=True)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         query = f"?token={quote(token, safe='')}" if token is not None else ""
@@ -160,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3))
         # uvicorn stops on SIGINT / SIGTERM and then re-raises the signal: as an exception here, so
-        # that the work folder (uploads, the demo, exports) is removed on the way out
+        # that the app's shutdown saves the sessions still in memory and the work folder is unlocked
         signal.signal(signal.SIGTERM, _interrupt)
         with contextlib.suppress(KeyboardInterrupt):
             server.run(sockets=[sock])

@@ -1,11 +1,13 @@
 // The page: one session (a video on the server), its frames and masks, the painting tools, propagation
 // with live progress (server-sent events) and the exports. Masks travel as raw bytes, one id per pixel.
 // The page's one script (a module, loaded by index.html): it imports the drawing from paint.js and the
-// editing tools from edit.js, the view (zoom, pan), playback and the frame-number box from view.js.
+// editing tools from edit.js, the view (zoom, pan), playback and the frame-number box from view.js,
+// the saved sessions (Recent, keep-alive, Back) from recent.js.
 import { editor } from "./edit.js";
 import { showNotices } from "./notices.js";
 import { overlay } from "./paint.js";
 import { frameBox, player, viewport } from "./view.js";
+import { recent, sidFromUrl } from "./recent.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -86,6 +88,7 @@ const playback = player({
   },
 });
 const frameNumber = frameBox({ input: $("frame-box"), S, goto, message, done: () => view.focus() });
+const saved = recent({ S, api, message, guard, reopen: (id, push = false) => openSaved(id, push) });
 
 // ---- opening a video -----------------------------------------------------------------------------
 
@@ -124,19 +127,31 @@ function showSource(video) {
 async function openSource(payload) {
   message("Opening the video…");
   const info = await (await api("POST", "/api/sessions", payload)).json();
-  await useSession(info);
+  await useSession(info, true);
+}
+
+// A session saved on the server (in memory or on disk: the server reopens it); `push`: a new history entry.
+async function openSaved(id, push = false, note = "") {
+  message("Reopening the session…");
+  const info = await (await api("GET", `/api/sessions/${id}`)).json();
+  await useSession(info, push, note);
 }
 
 async function uploadVideo(file) {
   const name = file.name.replace(/[^\w .()+,=@-]+/g, "_").replace(/\.\.+/g, ".").replace(/^[^\w]+/, "") || "video";
   message(`Uploading ${name} (${(file.size / 2 ** 20).toFixed(1)} MiB)…`);
   const info = await (await api("POST", `/api/sessions/upload?name=${encodeURIComponent(name)}`, file)).json();
-  await useSession(info);
+  await useSession(info, true);
 }
 
-async function useSession(info) {
+// Show session `info` in the page. The previous one stays on the server (Recent reopens it).
+async function useSession(info, push = false, note = "") {
   playback.pause();
-  if (S.sid && S.sid !== info.id) api("DELETE", sessionUrl()).catch(() => {});
+  const previous = S.sid && S.sid !== info.id && S.video ? S.video.name : null;
+  if (previous) {  // saved on the server; its memory is freed (Recent and Back reopen it)
+    await flushSaves();
+    api("DELETE", sessionUrl()).catch(() => {});
+  }
   if (S.events) { S.events.close(); S.events = null; }
   Object.assign(S, {
     sid: info.id, video: info.video, colors: info.colors, maxObjects: info.max_objects, cur: 0,
@@ -145,7 +160,7 @@ async function useSession(info) {
   });
   S.objects = [...new Set([1, ...info.objects])].sort((a, b) => a - b);
   S.obj = S.objects[0];
-  history.replaceState(null, "", `#s=${info.id}`);
+  saved.remember(info.id, push);
   view.width = overlayCanvas.width = info.video.width;
   view.height = overlayCanvas.height = info.video.height;
   $("scrub").max = info.video.frames - 1;
@@ -159,7 +174,10 @@ async function useSession(info) {
   if (info.job && info.job.state === "running") follow(info.job);
   await goto(0);
   document.body.dataset.state = "ready";
-  message("Ready: paint the objects on a frame, then propagate.");
+  const kept = previous ? ` The previous session (${previous}) is kept in Recent.` : "";
+  if (info.notice) message(`${note}${info.notice[0].toUpperCase()}${info.notice.slice(1)}.${kept}`);
+  else message(`${note}Ready: paint the objects on a frame, then propagate.${kept}`);
+  saved.load();
 }
 
 // ---- frames and masks ------------------------------------------------------------------------------
@@ -482,21 +500,24 @@ function init() {
   start().catch((err) => { document.body.dataset.state = "error"; message(err.message, "error"); });
 }
 
+// The page opens the session its URL names; else the one changed last (as an editor reopens the last
+// document: a visit creates no session); on a server with none yet, the demo video when it is on.
 async function start() {
   const info = await loadSources();
-  const m = /s=([0-9a-f]{16})/.exec(location.hash);
-  if (m) {
+  const list = await saved.load();
+  const id = sidFromUrl();
+  let note = "";
+  if (id) {
     try {
-      S.sid = m[1];
-      return await useSession(await (await api("GET", sessionUrl())).json());
+      return await openSaved(id);
     } catch (err) {
-      S.sid = null;
-      message(`${err.message}; opening a new session`, "error");
+      note = `${err.message}. `;
     }
   }
-  if (info.demo) return openSource({ source: "demo" });
+  if (list.length) return openSaved(list[0].id, false, `${note}Reopened the latest session (Recent lists the others). `);
+  if (info.demo && !note) return openSource({ source: "demo" });
   document.body.dataset.state = "empty";
-  message(info.root ? "Open a video from the list or upload one." : "Upload a video to start.");
+  message(note + (info.root ? "Open a video from the list or upload one." : "Upload a video to start."), note ? "error" : "info");
 }
 
 init();
