@@ -42,7 +42,8 @@ def make_client(tmp_path, engine):
 
     def make(workdir: Path | None = None, **overrides) -> TestClient:
         settings = AppSettings(checkpoint=shipped_model_path(), workdir=workdir or tmp_path / "work", **overrides)
-        client = TestClient(create_app(settings, engine))
+        client = TestClient(create_app(settings, engine), base_url="http://127.0.0.1:8000")
+        client.headers["Authorization"] = f"token {settings.token}"  # the server's token, as a script sends it
         client.__enter__()
         clients.append(client)
         return client
