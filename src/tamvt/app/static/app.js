@@ -4,6 +4,7 @@
 // editing tools from edit.js.
 import { editor } from "./edit.js";
 import { overlay } from "./paint.js";
+import { timeline } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -72,6 +73,7 @@ function guard(fn) {  // run an async UI action; its error goes to the message l
 
 const { undo, flushSaves, closePolygon, onPointerDown, onPointerMove, onPointerUp, onDoubleClick } =
   editor({ S, view, api, message, sessionUrl, render });
+const { drawMarks, removeAnnotation } = timeline({ S, api, sessionUrl, goto, message, flushSaves });
 
 // ---- opening a video -----------------------------------------------------------------------------
 
@@ -212,6 +214,7 @@ function drawTimeline() {
   }
   g.fillStyle = "#ff4d4d";
   g.fillRect(Math.floor(((S.cur + 0.5) * w) / n) - 1, 0, 3, h);
+  drawMarks();
 }
 
 function fitCanvas() {
@@ -419,6 +422,7 @@ function init() {
   for (const b of document.querySelectorAll("[data-tool]")) b.onclick = () => setTool(b.dataset.tool);
   $("brush-size").oninput = () => setSize(Number($("brush-size").value));
   $("undo").onclick = undo;
+  $("remove-annotation").onclick = guard(() => removeAnnotation(S.cur));
   $("add-object").onclick = addObject;
   $("opacity").oninput = () => { S.opacity = Number($("opacity").value) / 100; render(); };
   $("show-overlay").onchange = () => { S.showOverlay = $("show-overlay").checked; render(); };
