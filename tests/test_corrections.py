@@ -141,7 +141,8 @@ def test_a_mask_removed_while_propagating_stops_the_walk(small_model, video):
 # ---- with the shipped model: the J near the first correction ----------------------------------------
 
 
-def test_a_second_correction_keeps_the_first_ones_gain(tmp_path):
+@pytest.mark.slow
+def test_a_second_correction_keeps_the_first_ones_gain():
     """Three shots (a synthetic video's frames 0..15, another's 16..31, a third's 32..47): the object the
     model follows changes at every cut. Frame 0 is painted; the first correction gives the object at 32,
     the second at 16 (each propagated both ways, as the app's "Both"). Both hold, and the J of the

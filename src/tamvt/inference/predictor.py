@@ -296,13 +296,15 @@ class Predictor:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model.encode_frames(x)
 
+    def _encode_frame(self, s: Session, frame_idx: int) -> FrameFeatures:
+        """Frame ``frame_idx`` read from the session's video again and encoded (an annotated frame's entry)."""
+        return self._encode(s.video_source().read_frame(frame_idx))
+
     def _given_masks(self, s: Session, g: ObjectGroup, frame_idx: int) -> list[np.ndarray]:
         try:
             return [s.annotations[obj][frame_idx] for obj in g.object_ids]
         except KeyError:
-            raise SessionError(
-                f"a mask of frame {frame_idx} was removed while propagating: propagate again"
-            ) from None
+            raise SessionError(f"a mask of frame {frame_idx} was removed while propagating: propagate again") from None
 
     def _reference_masks(self, s: Session, g: ObjectGroup, frame_idx: int) -> Tensor:
         """``(B, 1, h, w)`` binary masks given for the group's objects in ``frame_idx``, at the input size."""
@@ -345,7 +347,7 @@ class Predictor:
         for f in wanted:
             entry = held.get(f)
             if entry is None:
-                feats = here[1] if here is not None and here[0] == f else self._encode(s.video_source().read_frame(f))
+                feats = here[1] if here is not None and here[0] == f else self._encode_frame(s, f)
                 entry = encode_entries(self.model, feats, self._reference_masks(s, g, f))[0]
             entries.append(entry)
         bank.set_references(entries, wanted)
@@ -366,7 +368,7 @@ class Predictor:
                     refs = nearest_references(
                         g.annotated, self._first_clip_frame(walk, g, idx), walk.step, self.max_references
                     )
-                    ref_feats = [feats if ref == idx else self._encode(s.video_source().read_frame(ref)) for ref in refs]
+                    ref_feats = [feats if ref == idx else self._encode_frame(s, ref) for ref in refs]
                     masks = torch.cat([self._reference_masks(s, g, ref) for ref in refs], dim=1)  # (B, R, h, w)
                     self._seed(s, g, FrameFeatures.cat(ref_feats), masks, refs)
                     if self.config.search_window is not None:  # from the latest mask given at or before the start
