@@ -26,15 +26,16 @@ def red(t: int) -> np.ndarray:
 
 def test_nearest_references_hand_checked():
     assert nearest_references([0], 40, 1, 4) == (0,)
-    assert nearest_references([0, 10, 20, 30], 12, 1, 2) == (10, 20)
-    assert nearest_references([0, 10, 20, 30], 15, 1, 3) == (10, 20, 0)  # a tie: the frame behind first
-    assert nearest_references([0, 10, 20, 30], 15, -1, 3) == (20, 10, 30)  # behind a backward walk
-    assert nearest_references([0, 10, 20, 30], 29, 1, 9) == (30, 20, 10, 0)  # fewer than the bound: all
+    # memory order: the farthest first (the reference's RTE row), the nearest last (next to the recent frames)
+    assert nearest_references([0, 10, 20, 30], 12, 1, 2) == (20, 10)
+    assert nearest_references([0, 10, 20, 30], 15, 1, 3) == (0, 20, 10)  # a tie: the frame behind is nearer
+    assert nearest_references([0, 10, 20, 30], 15, -1, 3) == (30, 10, 20)  # behind a backward walk
+    assert nearest_references([0, 10, 20, 30], 29, 1, 9) == (0, 10, 20, 30)  # fewer than the bound: all
 
 
 def test_the_clips_read_the_nearest_annotated_frames_with_rank_rte_rows(small_model, video):
     """Annotations at 0, 4 and 8, a bound of 2, clips of 2 from frame 0: each clip reads the two annotated
-    frames nearest to its first frame, the nearest one in the reference's RTE row."""
+    frames nearest to its first frame, the nearest one in the RTE row right above the recent frames."""
     p = make_predictor(small_model, max_references=2)
     clips: list[ClipRecord] = []
     s = p.start(video, on_clip=clips.append)
@@ -44,16 +45,17 @@ def test_the_clips_read_the_nearest_annotated_frames_with_rank_rte_rows(small_mo
     # a clip ends before each annotated frame (4, 8), so [3] and [7] are clips of one frame
     assert [c.frames for c in clips] == [(1, 2), (3,), (5, 6), (7,), (9, 10)]
     assert [c.memory for c in clips] == [
-        (0, 4),  # t = 1: 0 (1 away), 4 (3 away; ahead of the walk)
-        (4, 0, 2),  # t = 3: 4 (1 away), 0 (3 away) + the recent frame 2
-        (4, 8, 2, 3),  # t = 5: 4, 8 (both ahead or behind by 1 and 3)
-        (8, 4, 2, 3, 6),  # t = 7
-        (8, 4, 2, 3, 6, 7),  # t = 9: 8 (1 away), 4 (5 away); 0 is 9 away
+        (4, 0),  # t = 1: 0 (1 away), 4 (3 away; ahead of the walk)
+        (0, 4, 2),  # t = 3: 4 (1 away), 0 (3 away) + the recent frame 2
+        (8, 4, 2, 3),  # t = 5: 4 (1 behind), 8 (3 ahead)
+        (4, 8, 2, 3, 6),  # t = 7
+        (4, 8, 2, 3, 6, 7),  # t = 9: 8 (1 away), 4 (5 away); 0 is 9 away
     ]
-    # rows by rank: the nearest annotated frame takes the row the single reference has in a bank of n
+    # rows by rank: the farther annotated frame takes the row the single reference has in a bank of n,
+    # the nearest the next one, right above the recent frames
     memory = clips[2].memory
     rows = dict(zip(memory, rte_rows(len(memory)), strict=True))
-    assert rows == {4: 9, 8: 8, 2: 7, 3: 6} and rte_rows(4)[0] == 9
+    assert rows == {8: 9, 4: 8, 2: 7, 3: 6} and rte_rows(4)[0] == 9
     for k in (0, 4, 8):  # the given masks come out at the annotated frames
         assert np.array_equal(out[k].mask, red(k))
     # the bound and bank_size: one slot always stays for the recent frames
@@ -169,6 +171,8 @@ def test_a_second_correction_keeps_the_first_ones_gain():
         return np.array([region_similarity(truth[i], s.result(i) == 1) for i in range(len(frames))])
 
     first, both = run([32]), run([32, 16])
-    near = range(33, 41)
-    assert both[near].mean() >= first[near].mean() - 0.01, (first[near].mean(), both[near].mean())
-    assert both[17:32].mean() > first[17:32].mean() + 0.2  # and the second fixes its own shot
+    # measured (2026-12-04, mini-synthetic): frames 33..47 0.899 -> 0.897; 17..31 0.000 -> 0.932; 1..15
+    # 0.240 -> 0.834 (the backward walks now read frame 0's mask too; before: 0.000 in both runs)
+    assert both[33:].mean() >= first[33:].mean() - 0.01, (first[33:].mean(), both[33:].mean())
+    assert both[17:32].mean() > first[17:32].mean() + 0.5  # the second correction fixes its own shot
+    assert both[1:16].mean() > 0.6  # and the first shot keeps frame 0's object

@@ -45,10 +45,10 @@ class MemoryBank:
     the reference: by its place between its older and newer neighbours.
 
     Several permanent entries (the frames a user annotated, :meth:`set_references`): they come first,
-    in the order the caller gives (the predictor: nearest in time to the frames being segmented
-    first), so with ``P`` permanent entries of ``n`` held the ``j``-th permanent one (``j = 0..P-1``)
-    gets the RTE slot offset ``n-1-j``: the nearest annotation takes the slot the single reference has
-    in the paper (offset ``n-1``), the next one ``n-2``, and so on; the recent entries keep the rows
+    in the order the caller gives (the predictor: farthest in time from the frames being segmented
+    first, nearest last), so with ``P`` permanent entries of ``n`` held the ``j``-th permanent one
+    (``j = 0..P-1``) gets the RTE slot offset ``n-1-j``: the first takes the slot the single reference
+    has in the paper (offset ``n-1``), the next one ``n-2``, and so on; the recent entries keep the rows
     below (the newest: offset 0). Each permanent entry takes a slot from the recent part (the model was
     trained with one reference and N-1 recent entries), so the caller bounds how many there are.
 

@@ -10,5 +10,6 @@ plain HTML / JavaScript / canvas (``static/``, no build step, nothing fetched fr
     export.py     palette PNGs (zip), per-object binary PNGs (zip), overlay MP4, written atomically
     context.py    what one server holds (settings, model, video cache, sessions) and how sessions start
     server.py     the HTTP API (FastAPI) and the page
-    static/       index.html, style.css; paint.js (mask drawing, pure), edit.js (tools), app.js (the rest)
+    static/       index.html, style.css; paint.js (mask drawing, pure), edit.js (tools), timeline.js (the
+                  painted frames' marks), app.js (the rest)
 """

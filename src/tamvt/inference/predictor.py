@@ -334,8 +334,8 @@ class Predictor:
     def _select_references(
         self, s: Session, walk: Walk, g: ObjectGroup, t: int, here: tuple[int, FrameFeatures] | None = None
     ) -> None:
-        """Make the group's permanent entries the annotated frames nearest to frame ``t``
-        (:func:`nearest_references`), in rank order; entries already held are kept, a frame that enters
+        """Make the group's permanent entries the annotated frames nearest to frame ``t``, in the memory
+        order of :func:`nearest_references`; entries already held are kept, a frame that enters
         is read and encoded again (``here``: a frame's features at hand). With one annotated frame, or
         while the nearest set and its order stay the same, nothing changes."""
         bank = g.memory
