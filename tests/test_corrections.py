@@ -26,16 +26,16 @@ def red(t: int) -> np.ndarray:
 
 def test_nearest_references_hand_checked():
     assert nearest_references([0], 40, 1, 4) == (0,)
-    # memory order: the farthest first (the reference's RTE row), the nearest last (next to the recent frames)
+    # memory order: the 2nd nearest (the reference's RTE row), the nearest, then the 3rd, 4th, ...
     assert nearest_references([0, 10, 20, 30], 12, 1, 2) == (20, 10)
-    assert nearest_references([0, 10, 20, 30], 15, 1, 3) == (0, 20, 10)  # a tie: the frame behind is nearer
-    assert nearest_references([0, 10, 20, 30], 15, -1, 3) == (30, 10, 20)  # behind a backward walk
-    assert nearest_references([0, 10, 20, 30], 29, 1, 9) == (0, 10, 20, 30)  # fewer than the bound: all
+    assert nearest_references([0, 10, 20, 30], 15, 1, 3) == (20, 10, 0)  # a tie: the frame behind is nearer
+    assert nearest_references([0, 10, 20, 30], 15, -1, 3) == (10, 20, 30)  # behind a backward walk
+    assert nearest_references([0, 10, 20, 30], 29, 1, 9) == (20, 30, 10, 0)  # fewer than the bound: all
 
 
 def test_the_clips_read_the_nearest_annotated_frames_with_rank_rte_rows(small_model, video):
     """Annotations at 0, 4 and 8, a bound of 2, clips of 2 from frame 0: each clip reads the two annotated
-    frames nearest to its first frame, the nearest one in the RTE row right above the recent frames."""
+    frames nearest to its first frame, the farther one in the reference's RTE row, the nearest in the next."""
     p = make_predictor(small_model, max_references=2)
     clips: list[ClipRecord] = []
     s = p.start(video, on_clip=clips.append)
@@ -171,8 +171,8 @@ def test_a_second_correction_keeps_the_first_ones_gain():
         return np.array([region_similarity(truth[i], s.result(i) == 1) for i in range(len(frames))])
 
     first, both = run([32]), run([32, 16])
-    # measured (2026-12-04, mini-synthetic): frames 33..47 0.899 -> 0.897; 17..31 0.000 -> 0.932; 1..15
-    # 0.240 -> 0.834 (the backward walks now read frame 0's mask too; before: 0.000 in both runs)
+    # measured (2026-12-04, mini-synthetic): frames 33..47 0.901 -> 0.895; 17..31 0.000 -> 0.934; 1..15
+    # 0.230 -> 0.834 (the backward walks now read frame 0's mask too; before: 0.000 in both runs)
     assert both[33:].mean() >= first[33:].mean() - 0.01, (first[33:].mean(), both[33:].mean())
     assert both[17:32].mean() > first[17:32].mean() + 0.5  # the second correction fixes its own shot
     assert both[1:16].mean() > 0.6  # and the first shot keeps frame 0's object

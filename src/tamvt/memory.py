@@ -45,12 +45,12 @@ class MemoryBank:
     the reference: by its place between its older and newer neighbours.
 
     Several permanent entries (the frames a user annotated, :meth:`set_references`): they come first,
-    in the order the caller gives (the predictor: farthest in time from the frames being segmented
-    first, nearest last), so with ``P`` permanent entries of ``n`` held the ``j``-th permanent one
-    (``j = 0..P-1``) gets the RTE slot offset ``n-1-j``: the first takes the slot the single reference
-    has in the paper (offset ``n-1``), the next one ``n-2``, and so on; the recent entries keep the rows
-    below (the newest: offset 0). Each permanent entry takes a slot from the recent part (the model was
-    trained with one reference and N-1 recent entries), so the caller bounds how many there are.
+    in the order the caller gives (the predictor's: :func:`tamvt.inference.session.nearest_references`),
+    so with ``P`` permanent entries of ``n`` held the ``j``-th permanent one (``j = 0..P-1``) gets the
+    RTE slot offset ``n-1-j``: the first takes the slot the single reference has in the paper (offset
+    ``n-1``), the next one ``n-2``, and so on; the recent entries keep the rows below (the newest:
+    offset 0). Each permanent entry takes a slot from the recent part (the model was trained with one
+    reference and N-1 recent entries), so the caller bounds how many there are.
 
     Args:
         capacity: N (the model's RTE table must cover it).

@@ -23,8 +23,7 @@ so every rule about groups and object ids can be read in one place:
   otherwise at its first annotation met by the walk;
 * every annotated frame of a group is a permanent memory entry (a *reference*), bounded: the clip
   that starts at frame ``t`` reads the ``max_references`` annotated frames nearest in time to ``t``,
-  before or after it, with their RTE rows by rank, the nearest next to the recent frames
-  (:func:`nearest_references`);
+  before or after it, with their RTE rows by rank (:func:`nearest_references`);
 * an annotated frame met by the walk is a correction: the group outputs the given masks there, and
   its clips restart after it;
 * removing an annotation drops that frame from the object's references (the next walk is planned
@@ -55,25 +54,26 @@ def nearest_references(annotated: Sequence[int], t: int, step: int, limit: int) 
 
     The rule: the ``limit`` frames of ``annotated`` nearest in time to ``t`` (``|f - t|``), before or
     after it; of two at the same distance the one already passed by the walk (``step`` = +1 forward, -1
-    backward) counts as nearer. They are returned farthest first, nearest last, and that is their memory
-    order (before the recent frames), so their RTE rows go by rank: with ``n`` entries held, the
-    farthest selected annotated frame takes offset ``n-1`` of the RTE block (the row the paper's single
-    reference has), the next one ``n-2``, ..., the nearest the row right above the recent frames. With
-    one annotated frame this is the paper's memory exactly; with a first mask and a nearer correction it
-    is the order the engine used before (reference, correction, recent frames). The nearest annotation
-    sits next to the recent frames because the trained models read that row as close in time: with the
-    nearest in the reference row instead, the shipped model lost a corrected object the frame after its
-    correction (tests/test_app_http.py, frame 31: 0 % of the box against 97 %).
+    backward) counts as nearer. Ranked by distance ``d1 <= d2 <= d3 ...``, their memory order (before
+    the recent frames) is ``[2nd nearest, nearest, 3rd, 4th, ...]``, and their RTE rows go by that rank:
+    with ``n`` entries held, the 2nd nearest takes offset ``n-1`` of the RTE block (the row the paper's
+    single reference has), the nearest ``n-2``, the 3rd ``n-3``, ..., the recent frames the rows below.
+    With one annotated frame this is the paper's memory exactly; with two it is the order the engine
+    used before (the first mask, then a correction nearer to ``t``), the one the trained models handle.
+    Measured with the shipped model, the two simpler orders fail: the nearest in the reference's row lost
+    a corrected object the frame after its correction (tests/test_app_http.py, frame 31: 0 % of the box
+    against 97 %), and the nearest last (next to the recent frames) lost a whole shot after its
+    correction (tests/test_corrections.py: J 0.00 against 0.93).
 
     >>> nearest_references([0, 10, 20, 30], 12, 1, 2)
     (20, 10)
     >>> nearest_references([0, 10, 20, 30], 15, 1, 3)   # 10 and 20 tie: 10 is behind a forward walk
-    (0, 20, 10)
+    (20, 10, 0)
     >>> nearest_references([0, 10, 20, 30], 15, -1, 3)  # 20 is behind a backward walk
-    (30, 10, 20)
+    (10, 20, 30)
     """
     chosen = sorted(annotated, key=lambda f: (abs(f - t), (f - t) * step > 0))[:limit]
-    return tuple(reversed(chosen))
+    return tuple(chosen[1:2] + chosen[:1] + chosen[2:])
 
 
 def binary_mask(mask: np.ndarray | Tensor, size: tuple[int, int], what: str, allow_empty: bool = False) -> np.ndarray:
@@ -175,7 +175,7 @@ class ClipRecord:
         object_ids: the group's objects, in slot order.
         frames: the clip's frame indices, in walk order.
         memory: the frame of every memory entry the clip was matched against, memory order
-            ``[references (nearest last), oldest, ..., newest]``.
+            ``[references, oldest, ..., newest]``.
         written: whether the clip's last frame joined the memory (the bank changed).
     """
 
@@ -369,7 +369,7 @@ class Session:
         return self.results.get(frame_idx)
 
     def memory_frames(self) -> dict[int, tuple[int, ...]]:
-        """Object id -> the frames its memory holds now, memory order ``[references (nearest last), oldest,
+        """Object id -> the frames its memory holds now, memory order ``[references, oldest,
         ..., newest]`` (:class:`~tamvt.memory.MemoryBank`); objects whose memory is not seeded yet are
         absent. A read-only view: the engine records every entry's frame."""
         out = {}
