@@ -29,7 +29,7 @@ def entry() -> MemoryEntry:
     return MemoryEntry(keys=(torch.zeros(1, 1),), values=(torch.zeros(1, 1, 1),))
 
 
-def test_correction_is_a_second_permanent_entry_that_the_next_one_replaces():
+def test_every_correction_is_a_permanent_entry():
     bank = MemoryBank(4)
     bank.add(entry())  # 0: the first reference
     bank.add(entry()), bank.add(entry())  # 1, 2
@@ -37,15 +37,17 @@ def test_correction_is_a_second_permanent_entry_that_the_next_one_replaces():
     assert bank.entry_ids == [0, 3, 1, 2] and bank.num_references == 2
     bank.add(entry())  # 4: full -> the oldest ordinary entry (1) goes
     assert bank.entry_ids == [0, 3, 2, 4]
-    bank.add(entry(), reference=True)  # 5 replaces the correction 3, not an ordinary entry
-    assert bank.entry_ids == [0, 5, 2, 4]
-    bank.add(entry()), bank.add(entry())  # 6, 7: FIFO behind the two references
-    assert bank.entry_ids == [0, 5, 6, 7]
+    bank.add(entry(), reference=True)  # 5 joins the permanent ones (it replaced 3 before): 2 goes
+    assert bank.entry_ids == [0, 3, 5, 4] and bank.num_references == 3
+    bank.add(entry()), bank.add(entry())  # 6, 7: FIFO behind the three references
+    assert bank.entry_ids == [0, 3, 5, 7]
+    assert bank.add(entry(), reference=True).entry_id == 7 and bank.entry_ids == [0, 3, 5, 8]  # 4 permanent: full
+    assert bank.add(entry()) is not None and bank.entry_ids == [0, 3, 5, 8]  # nothing ordinary fits any more
     two = MemoryBank(2)
     two.add(entry()), two.add(entry())  # [0, 1]
     two.add(entry(), reference=True)  # the correction takes the ordinary slot
     assert two.entry_ids == [0, 2]
-    assert two.add(entry()) is not None and two.entry_ids == [0, 2]  # nothing ordinary fits any more
+    assert two.add(entry()) is not None and two.entry_ids == [0, 2]
 
 
 # ---- directions ----------------------------------------------------------------------------------

@@ -108,6 +108,10 @@ class InferenceConfig:
     # side by this times the box's longer side (+ 8 input px); an object whose last mask is empty is searched
     # everywhere; None = the whole frame (the paper's)
     search_window: float | None = None
+    # permanent memory of the frames a user annotated for an object: at most this many (and at most
+    # bank_size - 1, so one slot stays for the recent frames), the ones nearest in time to the frames
+    # being segmented (tamvt.inference.session.nearest_references)
+    max_references: int = 4
 
     def __post_init__(self) -> None:
         check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
@@ -118,6 +122,7 @@ class InferenceConfig:
         check(0.0 <= self.memory_gate <= 1.0, "inference.memory_gate must be in [0, 1]")
         check(self.top_k is None or self.top_k >= 1, "inference.top_k must be >= 1 or null")
         check(self.search_window is None or self.search_window >= 0, "inference.search_window must be >= 0 or null")
+        check(self.max_references >= 1, "inference.max_references must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,17 @@ class MemoryBank:
     """Memory of one group of objects that share their memory frames (usually: all objects of a video
     annotated in the same frame).
 
-    Order is ``[reference, (correction), oldest, ..., newest]``. The reference (the first entry added)
-    is never evicted; when the bank is full, adding an entry first evicts one entry that is not a
-    reference, chosen by the ``policy``, so at most ``capacity`` entries are held. With
-    ``capacity == 1`` only the reference is kept and later entries are discarded.
+    Order is ``[permanent entries, oldest, ..., newest]``. The permanent entries (the first entry added,
+    and every later one added with ``reference=True`` or given to :meth:`set_references`) are never
+    evicted; when the bank is full, adding an entry first evicts one entry that is not permanent,
+    chosen by the ``policy``, so at most ``capacity`` entries are held. With ``capacity == 1`` only the
+    first permanent entry is kept and later entries are discarded.
 
     Policies (the eviction choice is the only thing they change; entries stay in time order):
 
-    * ``fifo`` (the paper's, default): evict the oldest entry that is not a reference.
+    * ``fifo`` (the paper's, default): evict the oldest entry that is not permanent.
     * ``spread`` (long-term memory, as XMem's long-term store keeps frames from the whole video): the
-      ``recent`` newest entries are a FIFO short-term memory; the other non-reference slots are a
+      ``recent`` newest entries are a FIFO short-term memory; the other non-permanent slots are a
       long-term memory. An entry that leaves the short-term part joins the long-term part, and when
       that is over its size the long-term entry whose two neighbours in time are closest together is
       evicted (the oldest of equals): the kept ones stay evenly spread from the reference to now,
@@ -43,13 +44,13 @@ class MemoryBank:
     slot is the oldest, however far back it lies), and a long-term entry of ``spread`` is encoded like
     the reference: by its place between its older and newer neighbours.
 
-    Corrections (:meth:`add` with ``reference=True`` on a bank that has its first reference): a frame
-    whose mask a user gave after the first one is a second permanent entry, placed right after the
-    first reference, so its relative-time slot is "older than every recent entry, newer than the
-    first reference". A later correction *replaces* the previous one rather than adding a third
-    permanent entry: the model was trained with one reference and N-1 recent entries, every extra
-    permanent entry takes a recent slot away, and the latest correction is the user's freshest word
-    on the object's appearance. So at most two entries are permanent.
+    Several permanent entries (the frames a user annotated, :meth:`set_references`): they come first,
+    in the order the caller gives (the predictor's: :func:`tamvt.inference.session.nearest_references`),
+    so with ``P`` permanent entries of ``n`` held the ``j``-th permanent one (``j = 0..P-1``) gets the
+    RTE slot offset ``n-1-j``: the first takes the slot the single reference has in the paper (offset
+    ``n-1``), the next one ``n-2``, and so on; the recent entries keep the rows below (the newest:
+    offset 0). Each permanent entry takes a slot from the recent part (the model was trained with one
+    reference and N-1 recent entries), so the caller bounds how many there are.
 
     Args:
         capacity: N (the model's RTE table must cover it).
@@ -71,14 +72,14 @@ class MemoryBank:
         self._entries: list[MemoryEntry] = []
         self._frames: list[int | None] = []  # the video frame of each entry, when the caller says it
         self._next_id = 0
-        self._fixed = 0  # leading entries that are never evicted: the reference (+ the latest correction)
+        self._fixed = 0  # leading entries that are never evicted: the permanent ones
 
     def __len__(self) -> int:
         return len(self._entries)
 
     @property
     def entries(self) -> tuple[MemoryEntry, ...]:
-        """Entries in memory order ``[reference, (correction), oldest, ..., newest]``."""
+        """Entries in memory order ``[permanent entries, oldest, ..., newest]``."""
         return tuple(self._entries)
 
     @property
@@ -93,8 +94,13 @@ class MemoryBank:
 
     @property
     def num_references(self) -> int:
-        """Permanent entries at the front: 1 (the reference) or 2 (+ the latest correction); 0 if empty."""
+        """How many permanent entries lead the memory order (0 if empty)."""
         return self._fixed
+
+    @property
+    def reference_frames(self) -> list[int | None]:
+        """Video frames of the permanent entries, in memory order (rank order)."""
+        return self._frames[: self._fixed]
 
     def rte_rows(self) -> list[int]:
         """Rows of the RTE table used by the held entries, in memory order (SPEC §1.5): by rank, under
@@ -102,34 +108,51 @@ class MemoryBank:
         return rte_rows(len(self._entries))
 
     def add(self, entry: MemoryEntry, reference: bool = False, frame: int | None = None) -> MemoryEntry | None:
-        """Append ``entry`` (newest), or with ``reference=True`` keep it as a permanent entry (the first
-        reference, or a correction that replaces the previous one); returns the entry that left the
-        bank, if any. ``frame``: the entry's video frame (for :attr:`frames`; ``spread`` measures time
-        with it, or with the insertion number when it is not given)."""
-        if self._entries and entry.num_objects != self._entries[0].num_objects:
-            raise ValueError(f"entry has {entry.num_objects} objects, the bank {self._entries[0].num_objects}")
+        """Append ``entry`` (newest), or with ``reference=True`` keep it as a permanent entry, placed after
+        the permanent entries held (the first entry added is always permanent); returns the entry that
+        left the bank, if any (``entry`` itself when only permanent entries fit). ``frame``: the entry's
+        video frame (for :attr:`frames`; ``spread`` measures time with it, or with the insertion number
+        when it is not given)."""
+        self._check(entry)
         entry.entry_id = self._next_id
         self._next_id += 1
         if not self._entries:
             self._insert(0, entry, frame)
             self._fixed = 1
             return None
-        if self.capacity == 1:
-            return entry
-        if reference:
-            if self._fixed == 2:
-                replaced, self._entries[1], self._frames[1] = self._entries[1], entry, frame
-                return replaced
-            self._insert(1, entry, frame)
-            self._fixed = 2
-            return self._pop(self._victim()) if len(self._entries) > self.capacity else None
-        if len(self._entries) < self.capacity:
-            self._insert(len(self._entries), entry, frame)
-            return None
         if self._fixed >= self.capacity:  # only permanent entries fit: the new one is not kept
             return entry
+        if reference:
+            self._insert(self._fixed, entry, frame)
+            self._fixed += 1
+            return self._pop(self._victim()) if len(self._entries) > self.capacity else None
         self._insert(len(self._entries), entry, frame)
-        return self._pop(self._victim())
+        return self._pop(self._victim()) if len(self._entries) > self.capacity else None
+
+    def set_references(self, entries: Sequence[MemoryEntry], frames: Sequence[int | None]) -> list[MemoryEntry]:
+        """Make ``entries`` (of video ``frames``) the permanent entries, in this order (their RTE rows by
+        rank: the first one takes the oldest slot); an entry already held keeps its insertion number.
+        At most ``capacity`` permanent entries; when the bank is over capacity, entries that are not
+        permanent are evicted by the policy. Returns the entries that left the bank."""
+        if not 1 <= len(entries) <= self.capacity or len(entries) != len(frames):
+            raise ValueError(f"{len(entries)} permanent entries for {len(frames)} frames in a bank of {self.capacity}")
+        held, kept = {id(e) for e in self._entries[: self._fixed]}, {id(e) for e in entries}
+        left = [e for e in self._entries[: self._fixed] if id(e) not in kept]
+        for entry in entries:
+            self._check(entry)
+            if id(entry) not in held:
+                entry.entry_id = self._next_id
+                self._next_id += 1
+        self._entries[: self._fixed] = list(entries)
+        self._frames[: self._fixed] = list(frames)
+        self._fixed = len(entries)
+        while len(self._entries) > self.capacity:
+            left.append(self._pop(self._victim()))
+        return left
+
+    def _check(self, entry: MemoryEntry) -> None:
+        if self._entries and entry.num_objects != self._entries[0].num_objects:
+            raise ValueError(f"entry has {entry.num_objects} objects, the bank {self._entries[0].num_objects}")
 
     def _victim(self) -> int:
         """Index of the entry to evict from a bank that holds ``capacity + 1`` entries."""
@@ -181,24 +204,25 @@ def seed_bank(
         frames: ``T`` encoded frames (:meth:`TamVT.encode_frames`).
         masks: ``(B, T, H, W)`` masks of the ``B`` objects in those frames, values in [0, 1].
         capacity: the new bank's capacity N (unused with ``bank``).
-        references: keep every entry permanently (the predictor's references: the first mask and a
-            correction, ``T <= 2``; a later correction replaces the previous one, :meth:`MemoryBank.add`);
-            False: the entries after the first are ordinary FIFO entries (the trainer's ground-truth
-            memory frames).
+        references: keep every entry permanently, in the given order (the predictor's annotated frames,
+            :meth:`MemoryBank.set_references`); False: the entries after the first are ordinary FIFO
+            entries (the trainer's ground-truth memory frames).
         policy, recent: the new bank's eviction policy (:class:`MemoryBank`; unused with ``bank``).
         frame_indices: the ``T`` video frame indices (recorded in :attr:`MemoryBank.frames`).
         bank: an existing bank of the same ``B`` objects to add the entries to.
     """
     if bank is None:
         bank = MemoryBank(capacity, policy, recent)
-    dtype = frames.match_in[0].dtype
-    for t in range(frames.num_frames):
-        bank.add(
-            model.encode_memory(frames.select(t), masks[:, t : t + 1].to(dtype)),
-            reference=references,
-            frame=None if frame_indices is None else frame_indices[t],
-        )
+    for t, entry in enumerate(encode_entries(model, frames, masks)):
+        bank.add(entry, reference=references, frame=None if frame_indices is None else frame_indices[t])
     return bank
+
+
+def encode_entries(model: TamVT, frames: FrameFeatures, masks: Tensor) -> list[MemoryEntry]:
+    """One memory entry per frame: frame ``t`` of the ``T`` encoded ``frames`` with ``masks[:, t]``
+    (``(B, T, H, W)`` in [0, 1], cast to the features' dtype)."""
+    dtype = frames.match_in[0].dtype
+    return [model.encode_memory(frames.select(t), masks[:, t : t + 1].to(dtype)) for t in range(frames.num_frames)]
 
 
 @dataclass

@@ -13,5 +13,6 @@ plain HTML / JavaScript / canvas (``static/``, no build step, nothing fetched fr
     context.py    what one server holds (settings, model, video cache, sessions) and how sessions start
     server.py     the HTTP API (FastAPI) and the page
     static/       index.html, style.css; paint.js (mask drawing, pure), edit.js (tools), recent.js (Recent,
-                  keep-alive, Back), view.js (zoom, pan, playback, the frame box), notices.js, app.js (the rest)
+                  keep-alive, Back), view.js (zoom, pan, playback, the frame box), timeline.js (the painted
+                  frames' marks), notices.js, app.js (the rest)
 """

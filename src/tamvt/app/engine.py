@@ -63,6 +63,21 @@ class EngineVideo:
                 self._predictor.add_mask(self._session, frame, obj, mask == obj)
             self.objects |= present
 
+    def remove_annotation(self, frame: int) -> list[int]:
+        """Forget the masks given in ``frame``: each object given there loses that frame from its memory; an
+        object with no other non-empty mask is removed. Returns the ids removed."""
+        removed = []
+        with self._engine.lock:
+            session = self._session
+            for obj in sorted(session.annotation(frame)):
+                if any(m.any() for f, m in session.annotations[obj].items() if f != frame):
+                    self._predictor.remove_annotation(session, frame, obj)
+                else:
+                    self._predictor.remove_object(session, obj)
+                    self.objects.discard(obj)
+                    removed.append(obj)
+        return removed
+
     def remove_object(self, obj: int) -> None:
         if obj in self.objects:
             with self._engine.lock:

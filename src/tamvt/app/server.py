@@ -14,6 +14,7 @@ request first passes :class:`tamvt.app.security.Guard` (Host, token, Origin).
     GET  /api/sessions/{sid}/frames/{k}      frame k as JPEG
     GET  /api/sessions/{sid}/masks/{k}       frame k's index mask, H*W bytes (X-Mask-Source: annotation|result|none)
     PUT  /api/sessions/{sid}/masks/{k}       paint: H*W bytes, one id per pixel
+    DELETE /api/sessions/{sid}/masks/{k}     remove frame k's painted mask (and its place in the memory)
     POST /api/sessions/{sid}/masks/{k}/png   import an index PNG
     POST /api/sessions/{sid}/propagate       {"frame": k, "direction": "forward" | "backward" | "both"}
     GET  /api/sessions/{sid}/events?job=N    progress as server-sent events
@@ -341,6 +342,13 @@ async def put_mask(request: Request, sid: str, k: int) -> dict:
     mask = check_mask(np.frombuffer(data, dtype=np.uint8).reshape(h, w), (h, w), session.max_objects)
     session.set_annotation(k, mask)
     return {"frame": k, "objects": session.object_ids()}
+
+
+@router.delete("/api/sessions/{sid}/masks/{k}")
+def delete_mask(request: Request, sid: str, k: int) -> dict:
+    session = _session(request, sid)
+    session.remove_annotation(k)
+    return session.info()
 
 
 @router.post("/api/sessions/{sid}/masks/{k}/png")

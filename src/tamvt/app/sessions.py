@@ -133,6 +133,21 @@ class AppSession:
                 self.disk.write_mask("annotations", k, self.annotations[k])
                 self.disk.write_meta(self.object_ids())
 
+    def remove_annotation(self, k: int) -> None:
+        """Drop the painted mask of frame ``k`` and, in the engine, that frame's place in the objects'
+        memories (an object painted nowhere else leaves the engine). Frame ``k`` shows no mask until the
+        next propagation reaches it."""
+        self.check_frame(k)
+        if self.job is not None and self.job.state == "running":
+            raise AppError(409, "a propagation is running: cancel it before removing a painted frame")
+        with self._lock:
+            if k not in self.annotations:
+                raise AppError(404, f"frame {k} is not painted")
+            del self.annotations[k]
+            self.dirty.discard(k)
+            self.results.pop(k, None)
+            self.engine_video.remove_annotation(k)
+
     def propagate(self, start: int, direction: str) -> Job:
         """Start propagating from frame ``start`` in a thread; the painted frames go to the engine first."""
         self.check_frame(start)

@@ -12,6 +12,7 @@ Interactive use (corrections and both directions, as in SAM 2 / Cutie):
 
     predictor.add_mask(session, 20, 1, fixed_mask)           # a known id: a correction at frame 20
     list(predictor.propagate(session, start=20))              # recomputes 20..end; 0..19 keep theirs
+    predictor.remove_annotation(session, 20, 1)               # frame 20 is no longer a reference
     list(predictor.propagate(session, start=20, reverse=True))  # 20, 19, ..., 0
     session.result(k)                                         # stored (H, W) uint8 mask of frame k
     session.reset()                                           # drop results + memory, keep annotations
@@ -44,10 +45,10 @@ from torch import Tensor
 from tamvt.config import InferenceConfig, TamvtConfig
 from tamvt.data.sequence import VideoSequence
 from tamvt.errors import SessionError, TamvtError
-from tamvt.inference.session import ClipRecord, ObjectGroup, Session, Walk
+from tamvt.inference.session import ClipRecord, ObjectGroup, Session, Walk, nearest_references
 from tamvt.inference.source import check_frame, open_video
 from tamvt.inference.transforms import FrameTransforms
-from tamvt.memory import search_region, seed_bank, step_clip
+from tamvt.memory import encode_entries, search_region, seed_bank, step_clip
 from tamvt.models.tamvt import FrameFeatures, TamVT
 
 
@@ -108,6 +109,8 @@ class Predictor:
             raise TamvtError(f"clip_length must be >= 1, got {clip_length}")
         self.clip_length = clip_length
         self.capacity = self.config.bank_size or model.bank_size
+        # permanent entries take slots from the recent frames: one slot at least stays for those
+        self.max_references = max(1, min(self.config.max_references, self.capacity - 1))
         if self.capacity > model.bank_size:
             if not self.config.interpolate_rte:
                 raise TamvtError(
@@ -188,10 +191,18 @@ class Predictor:
 
         For a new id this adds an object (objects given in the same frames share one memory; later
         objects get their own). For a known id it is a **correction**, at any frame, processed or not:
-        the frame becomes a reference of that object (see :class:`~tamvt.memory.MemoryBank`) and the next
-        :meth:`propagate` from there recomputes the frames after it; frames before it keep their results.
-        An empty correction means "not visible here". Returns True for a correction."""
+        the frame becomes one more permanent reference of that object (every annotated frame is one; the
+        clips read the ``max_references`` nearest in time, :func:`~tamvt.inference.session.nearest_references`)
+        and the next :meth:`propagate` from there recomputes the frames after it; frames before it keep
+        their results. An empty correction means "not visible here". Returns True for a correction."""
         return session.add_object(frame_idx, obj_id, mask)
+
+    def remove_annotation(self, session: Session, frame_idx: int, obj_id: int) -> None:
+        """Drop the mask of ``obj_id`` given in ``frame_idx`` and its permanent memory entry
+        (:meth:`Session.remove_annotation`): the next :meth:`propagate` runs as if it had never been
+        given; stored results stay until recomputed. The object's last non-empty mask cannot be removed
+        (:meth:`remove_object` removes the object)."""
+        session.remove_annotation(frame_idx, obj_id)
 
     def add_index_mask(
         self,
@@ -285,8 +296,15 @@ class Predictor:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model.encode_frames(x)
 
+    def _encode_frame(self, s: Session, frame_idx: int) -> FrameFeatures:
+        """Frame ``frame_idx`` read from the session's video again and encoded (an annotated frame's entry)."""
+        return self._encode(s.video_source().read_frame(frame_idx))
+
     def _given_masks(self, s: Session, g: ObjectGroup, frame_idx: int) -> list[np.ndarray]:
-        return [s.annotations[obj][frame_idx] for obj in g.object_ids]
+        try:
+            return [s.annotations[obj][frame_idx] for obj in g.object_ids]
+        except KeyError:
+            raise SessionError(f"a mask of frame {frame_idx} was removed while propagating: propagate again") from None
 
     def _reference_masks(self, s: Session, g: ObjectGroup, frame_idx: int) -> Tensor:
         """``(B, 1, h, w)`` binary masks given for the group's objects in ``frame_idx``, at the input size."""
@@ -296,8 +314,8 @@ class Predictor:
     def _seed(
         self, s: Session, g: ObjectGroup, frames: FrameFeatures, masks: Tensor, frame_indices: Sequence[int]
     ) -> None:
-        """Write the given ``masks (B, R, h, w)`` of ``frame_indices`` (encoded ``frames``, T = R) into the
-        group's memory as references: a new bank at the group's start, a correction met by the walk after."""
+        """A new bank for the group holding the given ``masks (B, R, h, w)`` of ``frame_indices`` (encoded
+        ``frames``, T = R) as its permanent references, in that order (rank order)."""
         g.bank = seed_bank(
             self.model,
             frames,
@@ -307,8 +325,32 @@ class Predictor:
             policy=self.config.memory,
             recent=self.config.memory_recent,
             frame_indices=frame_indices,
-            bank=g.bank,
         )
+
+    def _first_clip_frame(self, walk: Walk, g: ObjectGroup, idx: int) -> int:
+        """The frame the group's next clip starts at, seen at frame ``idx``: ``idx`` itself unless it is given there."""
+        return idx + walk.step if g.given_at(idx) else idx
+
+    def _select_references(
+        self, s: Session, walk: Walk, g: ObjectGroup, t: int, here: tuple[int, FrameFeatures] | None = None
+    ) -> None:
+        """Make the group's permanent entries the annotated frames nearest to frame ``t``, in the memory
+        order of :func:`nearest_references`; entries already held are kept, a frame that enters
+        is read and encoded again (``here``: a frame's features at hand). With one annotated frame, or
+        while the nearest set and its order stay the same, nothing changes."""
+        bank = g.memory
+        wanted = nearest_references(g.annotated, t, walk.step, self.max_references)
+        if tuple(bank.reference_frames) == wanted:
+            return
+        held = dict(zip(bank.reference_frames, bank.entries[: bank.num_references], strict=True))
+        entries = []
+        for f in wanted:
+            entry = held.get(f)
+            if entry is None:
+                feats = here[1] if here is not None and here[0] == f else self._encode_frame(s, f)
+                entry = encode_entries(self.model, feats, self._reference_masks(s, g, f))[0]
+            entries.append(entry)
+        bank.set_references(entries, wanted)
 
     def _push(self, s: Session, walk: Walk, idx: int, image: np.ndarray) -> list[FrameResult]:
         """Process frame ``idx``: encode it once, seed the groups starting here, hand it to the groups
@@ -322,20 +364,21 @@ class Predictor:
         if starting or segmenting or given:
             with torch.inference_mode(), self._autocast():
                 feats = self._encode(image)
-                for g in starting:  # earlier reference frames are read and encoded again: once per walk
-                    ref_feats = [
-                        feats if ref == idx else self._encode(s.video_source().read_frame(ref)) for ref in g.references
-                    ]
-                    masks = torch.cat([self._reference_masks(s, g, ref) for ref in g.references], dim=1)  # (B, R, h, w)
-                    self._seed(s, g, FrameFeatures.cat(ref_feats), masks, g.references)
-                    self._keep_last_masks(g, masks[:, -1])
+                for g in starting:  # reference frames other than this one are read and encoded again
+                    refs = nearest_references(
+                        g.annotated, self._first_clip_frame(walk, g, idx), walk.step, self.max_references
+                    )
+                    ref_feats = [feats if ref == idx else self._encode_frame(s, ref) for ref in refs]
+                    masks = torch.cat([self._reference_masks(s, g, ref) for ref in refs], dim=1)  # (B, R, h, w)
+                    self._seed(s, g, FrameFeatures.cat(ref_feats), masks, refs)
+                    if self.config.search_window is not None:  # from the latest mask given at or before the start
+                        self._keep_last_masks(g, self._reference_masks(s, g, g.references[-1])[:, 0])
                 for g in given:
                     if g not in starting:  # a correction met by the walk: finish the clip before it
                         if g.pending:
                             self._run_clip(s, walk, g, update_memory=True)
-                        masks = self._reference_masks(s, g, idx)  # (B, 1, h, w)
-                        self._seed(s, g, feats, masks, (idx,))
-                        self._keep_last_masks(g, masks[:, 0])
+                        self._select_references(s, walk, g, idx + walk.step, (idx, feats))
+                        self._keep_last_masks(g, self._reference_masks(s, g, idx)[:, 0])
                     for obj, m in zip(g.object_ids, self._given_masks(s, g, idx), strict=True):
                         rec.probs[obj] = torch.from_numpy(m.astype(np.float32))
                 for g in segmenting:
@@ -364,6 +407,7 @@ class Predictor:
         indices = [idx for idx, _ in g.pending]
         clip = FrameFeatures.cat([f for _, f in g.pending])
         g.pending.clear()  # frames no other group waits for are freed now: only the clip copy stays
+        self._select_references(s, walk, g, indices[0])
         bank = g.memory
         held, before = bank.frames, bank.entry_ids
         region = None

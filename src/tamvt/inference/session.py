@@ -20,11 +20,15 @@ so every rule about groups and object ids can be read in one place:
   usual case is every object given in one frame; an object first given later, or corrected in a
   frame where the others are not, has its own group (so no group ever has to split mid-walk);
 * a group starts at the walk's start frame when it has annotations at or before it (in walk order),
-  otherwise at its first annotation met by the walk; its references are its first annotation in walk
-  order and its latest one at or before the start (SPEC §2, corrections: :class:`MemoryBank`);
-* an annotated frame met later by the walk is a correction: the group outputs the given masks there
-  and keeps them as a reference, and its clips restart after it;
-* removing an object drops its slot from its group's memory; the last object drops the group.
+  otherwise at its first annotation met by the walk;
+* every annotated frame of a group is a permanent memory entry (a *reference*), bounded: the clip
+  that starts at frame ``t`` reads the ``max_references`` annotated frames nearest in time to ``t``,
+  before or after it, with their RTE rows by rank (:func:`nearest_references`);
+* an annotated frame met by the walk is a correction: the group outputs the given masks there, and
+  its clips restart after it;
+* removing an annotation drops that frame from the object's references (the next walk is planned
+  without it); removing an object drops its slot from its group's memory; the last object drops the
+  group.
 """
 
 from __future__ import annotations
@@ -42,6 +46,34 @@ from tamvt.errors import SessionError
 from tamvt.inference.source import VideoSource
 from tamvt.memory import MemoryBank
 from tamvt.models.tamvt import FrameFeatures
+
+
+def nearest_references(annotated: Sequence[int], t: int, step: int, limit: int) -> tuple[int, ...]:
+    """The annotated frames whose masks are in memory when a clip starting at frame ``t`` is segmented,
+    in memory order (SAM 2's rule for its prompted frames, with tamvt's rank RTE).
+
+    The rule: the ``limit`` frames of ``annotated`` nearest in time to ``t`` (``|f - t|``), before or
+    after it; of two at the same distance the one already passed by the walk (``step`` = +1 forward, -1
+    backward) counts as nearer. Ranked by distance ``d1 <= d2 <= d3 ...``, their memory order (before
+    the recent frames) is ``[2nd nearest, nearest, 3rd, 4th, ...]``, and their RTE rows go by that rank:
+    with ``n`` entries held, the 2nd nearest takes offset ``n-1`` of the RTE block (the row the paper's
+    single reference has), the nearest ``n-2``, the 3rd ``n-3``, ..., the recent frames the rows below.
+    With one annotated frame this is the paper's memory exactly; with two it is the order the engine
+    used before (the first mask, then a correction nearer to ``t``), the one the trained models handle.
+    Measured with the shipped model, the two simpler orders fail: the nearest in the reference's row lost
+    a corrected object the frame after its correction (tests/test_app_http.py, frame 31: 0 % of the box
+    against 97 %), and the nearest last (next to the recent frames) lost a whole shot after its
+    correction (tests/test_corrections.py: J 0.00 against 0.93).
+
+    >>> nearest_references([0, 10, 20, 30], 12, 1, 2)
+    (20, 10)
+    >>> nearest_references([0, 10, 20, 30], 15, 1, 3)   # 10 and 20 tie: 10 is behind a forward walk
+    (20, 10, 0)
+    >>> nearest_references([0, 10, 20, 30], 15, -1, 3)  # 20 is behind a backward walk
+    (10, 20, 30)
+    """
+    chosen = sorted(annotated, key=lambda f: (abs(f - t), (f - t) * step > 0))[:limit]
+    return tuple(chosen[1:2] + chosen[:1] + chosen[2:])
 
 
 def binary_mask(mask: np.ndarray | Tensor, size: tuple[int, int], what: str, allow_empty: bool = False) -> np.ndarray:
@@ -99,8 +131,9 @@ class ObjectGroup:
         object_ids: user ids in slot order.
         annotated: the frames where these objects were given (the same for all of them), ascending.
         start_frame: the frame where the group's memory is seeded.
-        references: frames whose masks seed the memory at ``start_frame`` (walk order; the last one
-            may be ``start_frame`` itself).
+        references: the annotated frames at or before ``start_frame`` in walk order (the last one may be
+            ``start_frame`` itself), or ``(start_frame,)``; the memory holds the annotated frames nearest
+            to each clip (:func:`nearest_references`), these and the ones ahead alike.
         bank: the memory, created when ``start_frame`` is processed.
         pending: ``(frame index, encoded frame (T=1))`` of the clip being filled (< L entries).
         last_masks: ``(B, h, w)`` bool, the objects' newest masks at the input size (given or predicted),
@@ -142,7 +175,7 @@ class ClipRecord:
         object_ids: the group's objects, in slot order.
         frames: the clip's frame indices, in walk order.
         memory: the frame of every memory entry the clip was matched against, memory order
-            ``[reference, (correction), oldest, ..., newest]``.
+            ``[references, oldest, ..., newest]``.
         written: whether the clip's last frame joined the memory (the bank changed).
     """
 
@@ -196,7 +229,7 @@ class Walk:
         behind = [f for f in order if not self.before(self.start, f)]  # at or before the start
         if behind:
             start_frame = self.start
-            references = tuple(dict.fromkeys([behind[0], behind[-1]]))
+            references = tuple(behind)
         else:
             start_frame = order[0]
             references = (start_frame,)
@@ -336,7 +369,7 @@ class Session:
         return self.results.get(frame_idx)
 
     def memory_frames(self) -> dict[int, tuple[int, ...]]:
-        """Object id -> the frames its memory holds now, memory order ``[reference, (correction), oldest,
+        """Object id -> the frames its memory holds now, memory order ``[references, oldest,
         ..., newest]`` (:class:`~tamvt.memory.MemoryBank`); objects whose memory is not seeded yet are
         absent. A read-only view: the engine records every entry's frame."""
         out = {}
@@ -403,6 +436,26 @@ class Session:
         del self.annotations[obj_id]
         if self.walk is not None:
             self.walk.remove_object(obj_id)
+
+    def remove_annotation(self, frame_idx: int, obj_id: int) -> None:
+        """Drop the mask given for ``obj_id`` in ``frame_idx``: that frame is no longer one of the object's
+        references. The current walk is dropped (the next propagation plans a new one; its memory would
+        still hold the frame); stored results stay as they are until recomputed. The object's last
+        non-empty mask cannot be removed: remove the object instead."""
+        if self.source is None:
+            raise SessionError("a live stream's masks cannot be removed")
+        frames = self.annotations.get(obj_id)
+        if frames is None:
+            raise SessionError(f"unknown object id {obj_id} (registered: {sorted(self.annotations)})")
+        if frame_idx not in frames:
+            raise SessionError(f"object {obj_id} has no mask in frame {frame_idx} (it has: {sorted(frames)})")
+        if not any(m.any() for f, m in frames.items() if f != frame_idx):
+            raise SessionError(
+                f"frame {frame_idx} holds the last non-empty mask of object {obj_id}: remove the object instead"
+            )
+        del frames[frame_idx]
+        self.version += 1
+        self.walk = None
 
     def plan_walk(self, start: int, step: int) -> Walk:
         """A new walk from ``start`` in direction ``step`` with groups of the objects given so far."""

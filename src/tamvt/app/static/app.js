@@ -8,6 +8,7 @@ import { showNotices } from "./notices.js";
 import { overlay } from "./paint.js";
 import { frameBox, player, viewport } from "./view.js";
 import { recent, sidFromUrl } from "./recent.js";
+import { timeline } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -89,6 +90,7 @@ const playback = player({
 });
 const frameNumber = frameBox({ input: $("frame-box"), S, goto, message, done: () => view.focus() });
 const saved = recent({ S, api, message, guard, reopen: (id, push = false) => openSaved(id, push) });
+const { drawMarks, removeAnnotation } = timeline({ S, api, sessionUrl, goto, message, flushSaves });
 
 // ---- opening a video -----------------------------------------------------------------------------
 
@@ -266,6 +268,7 @@ function drawTimeline() {
   }
   g.fillStyle = "#ff4d4d";
   g.fillRect(Math.floor(((S.cur + 0.5) * w) / n) - 1, 0, 3, h);
+  drawMarks();
 }
 
 function fitCanvas() {  // the box sized to the window; the whole frame unless zoomed in (view.js)
@@ -482,6 +485,7 @@ function init() {
     $("fill-tolerance-label").textContent = S.fillTolerance;
   };
   $("undo").onclick = undo;
+  $("remove-annotation").onclick = guard(() => removeAnnotation(S.cur));
   $("add-object").onclick = addObject;
   $("opacity").oninput = () => { S.opacity = Number($("opacity").value) / 100; render(); };
   $("show-overlay").onchange = () => { S.showOverlay = $("show-overlay").checked; render(); };
