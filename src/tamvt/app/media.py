@@ -331,6 +331,7 @@ class VideoCache:
                 video = Video.of(
                     key, name, decode_video(path, max_bytes), path if owns or path.exists() else None, owns
                 )
+                video.pins = 1  # pinned for the caller, as the two branches above
                 with self._lock:
                     self._make_room(video.nbytes)
                     self._videos[key] = video
