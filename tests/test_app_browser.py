@@ -31,6 +31,7 @@ from helpers.browser import (  # noqa: E402
     api_client,
     brush_strokes,
     chromium,
+    demo_ground_truth,
     iou,
     polygons,
     reference_jf,
@@ -55,16 +56,9 @@ def browser(tmp_path):
 
 
 def test_annotate_propagate_correct_export_in_chromium(server, browser, tmp_path):
-    from tamvt.data.palette import read_index_png
-    from tamvt.data.registry import read_dataset
-    from tamvt.data.synthetic import preset_suite
-    from tamvt.data.synthetic.dataset import write_dataset
     from tamvt.evaluation.evaluate import evaluate
 
-    data = tmp_path / "data"  # the same video the server shows, with its ground truth
-    write_dataset(data, preset_suite("demo"), overwrite=True, progress=False)
-    seq = read_dataset("davis", data, "val")[0]
-    gt = [read_index_png(seq.mask_paths[k])[0] for k in range(len(seq))]
+    data, seq, gt = demo_ground_truth(tmp_path)  # the same video the server shows, with its ground truth
     shots = tmp_path / "screens"
     shots.mkdir()
     page = Page(browser, server, shots)

@@ -15,7 +15,7 @@ if not CI:  # in CI every piece is installed by .ci/run: a missing one must fail
     pytest.importorskip("fastapi")
 
 # after the skips above: outside CI a machine without Selenium skips this file instead of failing to import it
-from helpers.browser import Page, chromium, polygons, serve_app  # noqa: E402
+from helpers.browser import Page, chromium, demo_ground_truth, polygons, serve_app  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
@@ -55,15 +55,8 @@ def go(page: Page, k: int) -> None:
 
 
 def test_two_corrections_hold_and_a_painted_frame_can_be_removed(tmp_path):
-    from tamvt.data.palette import read_index_png
-    from tamvt.data.registry import read_dataset
-    from tamvt.data.synthetic import preset_suite
-    from tamvt.data.synthetic.dataset import write_dataset
 
-    data = tmp_path / "data"  # the same video the server shows, with its ground truth
-    write_dataset(data, preset_suite("demo"), overwrite=True, progress=False)
-    seq = read_dataset("davis", data, "val")[0]
-    gt = [read_index_png(seq.mask_paths[k])[0] for k in range(len(seq))]
+    data, seq, gt = demo_ground_truth(tmp_path)  # the same video the server shows, with its ground truth
     shots = tmp_path / "screens"
     shots.mkdir()
     with serve_app(tmp_path) as url, chromium(tmp_path) as browser:

@@ -5,32 +5,21 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 
 import numpy as np
 import pytest
 
 if not os.environ.get("CI"):  # in CI the app extra is installed: a missing one must fail, not skip
     pytest.importorskip("fastapi")
-with warnings.catch_warnings():  # starlette's notice about httpx versions
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
-
-from tamvt.app.engine import Engine
-from tamvt.app.server import create_app
-from tamvt.app.settings import AppSettings
-from tamvt.checkpoint import shipped_model_path
+from helpers.app import app_clients
 
 H, W = 240, 320  # the demo video
 
 
 @pytest.fixture()
 def client(tmp_path):
-    settings = AppSettings(checkpoint=shipped_model_path(), workdir=tmp_path / "work")
-    app = create_app(settings, Engine(shipped_model_path()))
-    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
-        c.headers["Authorization"] = f"token {settings.token}"  # the server's token, as a script sends it
-        yield c
+    with app_clients(None, lambda n: tmp_path / "work") as make:
+        yield make()
 
 
 def _boxes(*boxes: tuple[int, int, int, int, int]) -> bytes:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import warnings
 import zipfile
 from pathlib import Path
 from unittest import mock
@@ -18,14 +17,10 @@ from PIL import Image
 
 if not os.environ.get("CI"):  # in CI the app extra is installed: a missing one must fail, not skip
     pytest.importorskip("fastapi")
-with warnings.catch_warnings():  # starlette's notice about httpx versions
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
+from helpers.app import app_clients
 
 from tamvt.app import media
 from tamvt.app.engine import Engine
-from tamvt.app.server import create_app
-from tamvt.app.settings import AppSettings
 from tamvt.checkpoint import shipped_model_path
 from tamvt.data.palette import DAVIS_PALETTE
 from tamvt.inference import Predictor
@@ -47,19 +42,8 @@ def engine(model_loads):
 
 @pytest.fixture()
 def make_client(tmp_path, engine):
-    clients = []
-
-    def make(**overrides) -> TestClient:
-        settings = AppSettings(checkpoint=shipped_model_path(), workdir=tmp_path / f"work{len(clients)}", **overrides)
-        client = TestClient(create_app(settings, engine), base_url="http://127.0.0.1:8000")
-        client.headers["Authorization"] = f"token {settings.token}"  # as a script would (test_app_sec: the page's way)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+    with app_clients(engine, lambda n: tmp_path / f"work{n}") as make:
+        yield make
 
 
 def _error(r, status: int, *words: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,13 +16,9 @@ import pytest
 
 if not os.environ.get("CI"):  # in CI the app extra is installed: a missing one must fail, not skip
     pytest.importorskip("fastapi")
-with warnings.catch_warnings():  # starlette's notice about httpx versions
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
+from helpers.app import app_clients
 
 from tamvt.app.engine import Engine
-from tamvt.app.server import create_app
-from tamvt.app.settings import AppSettings
 from tamvt.checkpoint import shipped_model_path
 from tamvt.data.video import inspect_video, iter_video_timed
 
@@ -37,19 +32,8 @@ def engine():
 
 @pytest.fixture()
 def make_client(tmp_path, engine):
-    clients = []
-
-    def make(**overrides) -> TestClient:
-        settings = AppSettings(checkpoint=shipped_model_path(), workdir=tmp_path / f"work{len(clients)}", **overrides)
-        client = TestClient(create_app(settings, engine), base_url="http://127.0.0.1:8000")
-        client.headers["Authorization"] = f"token {settings.token}"  # the server's token, as a script sends it
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+    with app_clients(engine, lambda n: tmp_path / f"work{n}") as make:
+        yield make
 
 
 def write_video(path: Path, slots: list[int], options: dict | None = None) -> Path:

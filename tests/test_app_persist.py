@@ -8,22 +8,16 @@ import gc
 import json
 import os
 import time
-import warnings
 import weakref
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 if not os.environ.get("CI"):  # in CI the app extra is installed: a missing one must fail, not skip
     pytest.importorskip("fastapi")
-with warnings.catch_warnings():  # starlette's notice about httpx versions
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
+from helpers.app import app_clients
 
 from tamvt.app.engine import Engine
-from tamvt.app.server import create_app
-from tamvt.app.settings import AppSettings
 from tamvt.app.store import DiskStore, Source
 from tamvt.checkpoint import shipped_model_path
 
@@ -38,19 +32,8 @@ def engine():
 @pytest.fixture()
 def make_client(tmp_path, engine):
     """``make(workdir, **settings)``: a server on ``workdir`` (several may share one, one after another)."""
-    clients = []
-
-    def make(workdir: Path | None = None, **overrides) -> TestClient:
-        settings = AppSettings(checkpoint=shipped_model_path(), workdir=workdir or tmp_path / "work", **overrides)
-        client = TestClient(create_app(settings, engine), base_url="http://127.0.0.1:8000")
-        client.headers["Authorization"] = f"token {settings.token}"  # the server's token, as a script sends it
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+    with app_clients(engine, lambda n: tmp_path / "work") as make:
+        yield make
 
 
 def _ok(r) -> dict:

@@ -18,9 +18,9 @@ with warnings.catch_warnings():  # starlette's notice about httpx versions
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from tamvt.app.engine import Engine
+from helpers.app import app_clients
+
 from tamvt.app.security import is_loopback, split_host
-from tamvt.app.server import create_app
 from tamvt.app.settings import AppSettings
 from tamvt.checkpoint import shipped_model_path
 
@@ -32,19 +32,13 @@ BAD_SOURCE = {"source": "ftp"}  # past the guard, the route answers 400: enough 
 
 @pytest.fixture()
 def make_client(tmp_path):
-    clients = []
+    with app_clients(None, lambda n: tmp_path / f"w{n}", token_header=False, follow_redirects=False) as make:
 
-    def make(**overrides) -> TestClient:
-        overrides.setdefault("token", TOKEN)
-        settings = AppSettings(checkpoint=shipped_model_path(), workdir=tmp_path / f"w{len(clients)}", **overrides)
-        client = TestClient(create_app(settings, Engine(settings.checkpoint)), base_url=BASE, follow_redirects=False)
-        client.__enter__()
-        clients.append(client)
-        return client
+        def with_token(**overrides) -> TestClient:
+            overrides.setdefault("token", TOKEN)
+            return make(**overrides)
 
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+        yield with_token
 
 
 def _error(r, status: int, *words: str) -> str:
@@ -206,12 +200,11 @@ def test_no_token_off_loopback_is_a_one_line_error():
     assert r.returncode == 2 and "--token must not be empty" in r.stderr
 
 
-def test_the_printed_url_carries_the_token_over_real_http():
+def test_the_printed_url_carries_the_token_over_real_http(tmp_path):
     import httpx
 
-    proc = subprocess.Popen(
-        [*TAMVT, "--port", "0", "--token", "a b/c", "--no-demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    options = ["--port", "0", "--token", "a b/c", "--no-demo", "--workdir", str(tmp_path / "work")]
+    proc = subprocess.Popen([*TAMVT, *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         assert proc.stdout is not None
         for line in proc.stdout:

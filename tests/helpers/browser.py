@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -46,9 +47,11 @@ def _browser_paths() -> tuple[str, str]:
 def serve_app(tmp_path: Path, *extra: str) -> Iterator[str]:
     """`tamvt app --port 0` (the shipped model, the demo video; ``extra`` options) in a subprocess;
     yields its URL as printed, with its ``?token=`` (a browser opening it gets the token's cookie; for
-    HTTP calls of the test's own, :func:`api_client`)."""
+    HTTP calls of the test's own, :func:`api_client`). The work folder is ``tmp_path/work`` unless
+    ``extra`` names one (never the user's own, which another server may hold)."""
+    workdir = [] if "--workdir" in extra else ["--workdir", str(tmp_path / "work")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tamvt.cli", "app", "--port", "0", "--out", str(tmp_path / "out"), *extra],
+        [sys.executable, "-m", "tamvt.cli", "app", "--port", "0", "--out", str(tmp_path / "out"), *workdir, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -288,3 +291,17 @@ def brush_strokes(mask: np.ndarray, radius: float) -> list[list[tuple[float, flo
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = (a | b).sum()
     return 1.0 if union == 0 else float((a & b).sum() / union)
+
+
+def demo_ground_truth(tmp_path: Path) -> tuple[Path, Any, list[np.ndarray]]:
+    """The demo video the server shows, written with its ground truth under ``tmp_path/data``: the folder,
+    the sequence (a ``VideoSequence``) and the index mask of every frame."""
+    from tamvt.data.palette import read_index_png
+    from tamvt.data.registry import read_dataset
+    from tamvt.data.synthetic import preset_suite
+    from tamvt.data.synthetic.dataset import write_dataset
+
+    data = tmp_path / "data"
+    write_dataset(data, preset_suite("demo"), overwrite=True, progress=False)
+    seq = read_dataset("davis", data, "val")[0]
+    return data, seq, [read_index_png(seq.mask_paths[k])[0] for k in range(len(seq))]
