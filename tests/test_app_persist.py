@@ -107,6 +107,8 @@ def test_idle_eviction_frees_memory_not_work(make_client):
     _paint(client, sid, 44, _box(4))
     _propagate(client, sid, 44)
     session = ctx.sessions.get(sid)
+    assert session.job is not None and session.job.thread is not None
+    session.job.thread.join(60)  # its thread ends after the last event (it saves the results): a busy CPU shows it
     held = [weakref.ref(x) for x in (session, session.video, session.video.frames, session.engine_video._session)]
     session.last_used -= 120  # unused for 2 minutes
     del session
