@@ -15,7 +15,7 @@ if not CI:  # in CI every piece is installed by .ci/run: a missing one must fail
     pytest.importorskip("fastapi")
 
 # after the skips above: outside CI a machine without Selenium skips this file instead of failing to import it
-from helpers.browser import Page, chromium, demo_ground_truth, polygons, serve_app  # noqa: E402
+from helpers.browser import Page, demo_ground_truth, demo_page, polygons  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
@@ -57,13 +57,7 @@ def go(page: Page, k: int) -> None:
 def test_two_corrections_hold_and_a_painted_frame_can_be_removed(tmp_path):
 
     data, seq, gt = demo_ground_truth(tmp_path)  # the same video the server shows, with its ground truth
-    shots = tmp_path / "screens"
-    shots.mkdir()
-    with serve_app(tmp_path) as url, chromium(tmp_path) as browser:
-        page = Page(browser, url, shots)
-        browser.get(url)
-        page.wait(lambda: page.body("state") == "ready", 60, "the demo video did not open")
-
+    with demo_page(tmp_path) as (page, browser):
         paint_polygons(page, 1, gt[0] == 1)
         page.click("add-object")
         paint_polygons(page, 2, gt[0] == 2)

@@ -19,7 +19,7 @@ if not CI:  # in CI every piece is installed by .ci/run: a missing one must fail
     pytest.importorskip("selenium")
     pytest.importorskip("fastapi")
 
-from helpers.browser import Page, chromium, serve_app  # noqa: E402
+from helpers.browser import Page, demo_page  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
 from selenium.webdriver.common.actions.mouse_button import MouseButton  # noqa: E402
@@ -83,12 +83,7 @@ def expected_stroke(shape, a, b, r: float) -> np.ndarray:
 
 
 def test_play_frame_box_zoom_pan_fit(tmp_path):
-    shots = tmp_path / "screens"
-    shots.mkdir()
-    with serve_app(tmp_path) as url, chromium(tmp_path) as browser:
-        page = NavPage(browser, url, shots)
-        browser.get(url)
-        page.wait(lambda: page.body("state") == "ready", 60, "the demo video did not open")
+    with demo_page(tmp_path, NavPage) as (page, browser):
         w, h = page.state("[S.video.width, S.video.height]")
         last = page.state("S.video.frames") - 1
 

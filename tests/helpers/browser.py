@@ -305,3 +305,16 @@ def demo_ground_truth(tmp_path: Path) -> tuple[Path, Any, list[np.ndarray]]:
     write_dataset(data, preset_suite("demo"), overwrite=True, progress=False)
     seq = read_dataset("davis", data, "val")[0]
     return data, seq, [read_index_png(seq.mask_paths[k])[0] for k in range(len(seq))]
+
+
+@contextlib.contextmanager
+def demo_page(tmp_path: Path, page_class: type[Page] = Page) -> Iterator[tuple[Page, webdriver.Chrome]]:
+    """A fresh server and Chromium with the page open on the demo video, ready to paint; screenshots go to
+    ``tmp_path/screens``."""
+    shots = tmp_path / "screens"
+    shots.mkdir(exist_ok=True)
+    with serve_app(tmp_path) as url, chromium(tmp_path) as browser:
+        page = page_class(browser, url, shots)
+        browser.get(url)
+        page.wait(lambda: page.body("state") == "ready", 60, "the demo video did not open")
+        yield page, browser
