@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 from tamvt.app.engine import Engine
 from tamvt.app.errors import AppError
-from tamvt.app.media import VideoCache, check_name, resolve_under, sniff_video
+from tamvt.app.media import VideoCache, resolve_under, sniff_video
 from tamvt.app.sessions import AppSession, SessionStore
 from tamvt.app.settings import AppSettings
 from tamvt.app.store import DiskStore, Source
@@ -19,6 +20,7 @@ from tamvt.data.video import VIDEO_SUFFIXES
 
 DEMO_NAME = "demo (synthetic, 48 frames)"
 MAX_LISTED = 500  # files listed from --root
+UPLOAD_GRACE_SECONDS = 600  # an upload this young is never swept: its session may still be opening
 
 
 class AppContext:
@@ -100,15 +102,11 @@ class AppContext:
         """A session on an uploaded video ``file`` (already checked by content). It is kept as
         ``uploads/<sha256><suffix>``: a reopened session, or a session whose decoded frames were dropped, decodes
         it again; a file that does not decode is deleted (unless the same video was uploaded before)."""
-        try:
-            check_name(name, "file name")
-        except BaseException:
-            file.unlink(missing_ok=True)
-            raise
-        kept = file.with_name(digest + (Path(name).suffix.lower() if Path(name).suffix else ""))
+        kept = file.with_name(digest + Path(name).suffix.lower())  # the name was checked by the route
         source = Source("upload", str(kept), name, file.stat().st_size, 0, digest)
         existed = kept.exists()  # the same video uploaded before: its sessions may be in Recent
         os.replace(file, kept)
+        os.utime(kept)  # young again: the sweep of unused uploads leaves it alone while it opens
         try:
             return self._new_session(source, kept)
         except BaseException:
@@ -173,13 +171,18 @@ class AppContext:
     def prune(self) -> list[str]:
         """Apply the disk budget (``--keep-days``, ``--max-disk-mb``), then delete the uploads and exports that no
         saved session refers to any more."""
-        removed = self.disk.prune(self.sessions.ids() | self.sessions.pages_open())
-        used = {m["source"].get("path") for m in self.disk.saved() if m.get("source", {}).get("kind") == "upload"}
-        used |= {s.disk.meta["source"]["path"] for s in self.sessions.values() if s.disk is not None}
+        saved = self.disk.saved()
+        removed = self.disk.prune(self.sessions.ids() | self.sessions.pages_open(), saved=saved)
+        used = {
+            m["source"].get("path")
+            for m in saved
+            if m["id"] not in removed and m.get("source", {}).get("kind") == "upload"
+        }
         uploads = self.settings.workdir / "uploads"
+        recent = time.time() - UPLOAD_GRACE_SECONDS  # an upload being opened has no session.json yet
         if uploads.is_dir():
             for f in uploads.iterdir():
-                if not f.name.startswith(".") and str(f) not in used:
+                if not f.name.startswith(".") and str(f) not in used and f.stat().st_mtime < recent:
                     f.unlink(missing_ok=True)
         for sid in removed:
             export = self.settings.workdir / "exports" / sid

@@ -110,9 +110,10 @@ class Guard:
             return None
         cookie = f"tamvt-token-{port}" if port else "tamvt-token"
         query = request.query_params.get("token")
-        explicit = self.token is None or self._is_token(_header_token(request)) or self._is_token(query)
+        header = _header_token(request)
+        explicit = self.token is None or self._is_token(header) or self._is_token(query)
         if not (explicit or self._is_token(request.cookies.get(cookie))):
-            given = query is not None or _header_token(request) is not None or cookie in request.cookies
+            given = query is not None or header is not None or cookie in request.cookies
             return _unauthorized(path, wrong=given)
         if request.method in STATE_CHANGING:
             origin = request.headers.get("origin")

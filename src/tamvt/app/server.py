@@ -420,7 +420,7 @@ async def export(request: Request, sid: str) -> dict:
         raise AppError(400, f"'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
     settings = _ctx(request).settings
     stem = re.sub(r"[^\w.-]+", "_", Path(session.video.name).stem).strip("._") or "video"
-    folder = settings.export_dir if settings.out is not None else settings.export_dir / sid
+    folder = settings.export_folder(sid)
     name = await run_in_threadpool(free_name, folder, f"{stem}-{KINDS[kind]}")
     try:
         path = await run_in_threadpool(write_export, session, kind, folder / name)
@@ -440,7 +440,7 @@ def download(request: Request, sid: str, name: str) -> FileResponse:
     settings = _ctx(request).settings
     if not re.match(r"^[\w.-]+$", name) or name.startswith("."):
         raise AppError(400, f"bad export name {name[:80]!r}")
-    folder = settings.export_dir if settings.out is not None else settings.export_dir / sid
+    folder = settings.export_folder(sid)
     path = folder / name
     if not path.is_file():
         raise AppError(404, f"no export {name!r}: export it first")

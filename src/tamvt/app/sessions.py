@@ -138,7 +138,7 @@ class AppSession:
         memories (an object painted nowhere else leaves the engine). Frame ``k`` shows no mask until the
         next propagation reaches it."""
         self.check_frame(k)
-        if self.job is not None and self.job.state == "running":
+        if self.running:
             raise AppError(409, "a propagation is running: cancel it before removing a painted frame")
         with self._lock:
             if k not in self.annotations:
@@ -147,6 +147,9 @@ class AppSession:
             self.dirty.discard(k)
             self.results.pop(k, None)
             self.engine_video.remove_annotation(k)
+            if self.disk is not None:  # a reopened session must not bring the painting back
+                self.disk.remove_frame(k)
+                self.disk.write_meta(self.object_ids())
 
     def propagate(self, start: int, direction: str) -> Job:
         """Start propagating from frame ``start`` in a thread; the painted frames go to the engine first."""
@@ -154,7 +157,7 @@ class AppSession:
         if direction not in DIRECTIONS:
             raise AppError(400, f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
         with self._lock:
-            if self.job is not None and self.job.state == "running":
+            if self.running:
                 raise AppError(409, "a propagation is already running: wait for it or cancel it")
             if not any(m.any() for m in self.annotations.values()) and not self.engine_video.objects:
                 raise AppError(400, "nothing to propagate: paint at least one object on a frame first")
@@ -220,7 +223,7 @@ class AppSession:
 
     def delete_object(self, obj: int) -> None:
         """Remove object ``obj`` from every mask and from the engine."""
-        if self.job is not None and self.job.state == "running":
+        if self.running:
             raise AppError(409, "a propagation is running: cancel it before deleting an object")
         with self._lock:
             for store in (self.annotations, self.results):

@@ -59,6 +59,6 @@ class AppSettings:
     token: str | None = field(default_factory=new_token, repr=False)
     allowed_hosts: tuple[str, ...] = ()
 
-    @property
-    def export_dir(self) -> Path:
-        return self.out if self.out is not None else self.workdir / "exports"
+    def export_folder(self, sid: str) -> Path:
+        """Where session ``sid``'s exports go: ``--out``, else the work folder's ``exports/<sid>``."""
+        return self.out if self.out is not None else self.workdir / "exports" / sid

@@ -137,6 +137,12 @@ class SessionDisk:
         except OSError as err:
             raise self._failed(err) from None
 
+    def remove_frame(self, k: int) -> None:
+        """Forget frame ``k``'s painted mask and result (queued or written)."""
+        self._pending.pop(k, None)
+        self.write_mask("annotations", k, None)
+        self.write_mask("results", k, None)
+
     def add_result(self, k: int, mask: np.ndarray) -> None:
         """Queue a propagation result; written when the batch is full or old enough (and at :meth:`flush`)."""
         self._pending[k] = mask
@@ -224,12 +230,14 @@ class DiskStore:
     def remove(self, sid: str) -> None:
         shutil.rmtree(self.root / sid, ignore_errors=True)
 
-    def prune(self, keep: set[str], now: float | None = None) -> list[str]:
+    def prune(self, keep: set[str], now: float | None = None, saved: list[dict] | None = None) -> list[str]:
         """Apply the disk budget: remove the sessions untouched for ``keep_seconds``, then, while the saved
         sessions take more than ``max_bytes``, the ones untouched longest; never one in ``keep`` (open in
-        memory, or with a page open). Returns the removed ids."""
+        memory, or with a page open). ``saved``: :meth:`saved` when the caller has read it. Returns the
+        removed ids."""
         now = time.time() if now is None else now
-        metas = sorted(self.saved(), key=lambda m: max(m.get("changed", 0), m.get("opened", 0)))
+        saved = self.saved() if saved is None else saved
+        metas = sorted(saved, key=lambda m: max(m.get("changed", 0), m.get("opened", 0)))
         sizes = {m["id"]: _folder_bytes(self.root / m["id"]) + _upload_bytes(m) for m in metas}
         total = sum(sizes.values())
         removed = []
