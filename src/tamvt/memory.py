@@ -190,31 +190,24 @@ def seed_bank(
     masks: Tensor,
     capacity: int,
     *,
-    references: bool = False,
     policy: str = "fifo",
     recent: int | None = None,
     frame_indices: Sequence[int] | None = None,
-    bank: MemoryBank | None = None,
 ) -> MemoryBank:
-    """A new bank of ``capacity`` holding the ``T`` given frames as entries, in order (the first is the
-    reference): frame ``t`` of ``frames`` with ``masks[:, t]``. With ``bank``, the entries are added to
-    that bank instead (a correction met by the predictor's walk) and it is returned.
+    """A new bank of ``capacity`` holding the ``T`` given frames as entries, in order, the first as the
+    reference (the trainer's ground-truth memory frames; the predictor sets its annotated frames as
+    permanent entries with :meth:`MemoryBank.set_references`): frame ``t`` of ``frames`` with ``masks[:, t]``.
 
     Args:
         frames: ``T`` encoded frames (:meth:`TamVT.encode_frames`).
         masks: ``(B, T, H, W)`` masks of the ``B`` objects in those frames, values in [0, 1].
-        capacity: the new bank's capacity N (unused with ``bank``).
-        references: keep every entry permanently, in the given order (the predictor's annotated frames,
-            :meth:`MemoryBank.set_references`); False: the entries after the first are ordinary FIFO
-            entries (the trainer's ground-truth memory frames).
-        policy, recent: the new bank's eviction policy (:class:`MemoryBank`; unused with ``bank``).
+        capacity: the new bank's capacity N.
+        policy, recent: the new bank's eviction policy (:class:`MemoryBank`).
         frame_indices: the ``T`` video frame indices (recorded in :attr:`MemoryBank.frames`).
-        bank: an existing bank of the same ``B`` objects to add the entries to.
     """
-    if bank is None:
-        bank = MemoryBank(capacity, policy, recent)
+    bank = MemoryBank(capacity, policy, recent)
     for t, entry in enumerate(encode_entries(model, frames, masks)):
-        bank.add(entry, reference=references, frame=None if frame_indices is None else frame_indices[t])
+        bank.add(entry, frame=None if frame_indices is None else frame_indices[t])
     return bank
 
 

@@ -48,7 +48,7 @@ from tamvt.errors import SessionError, TamvtError
 from tamvt.inference.session import ClipRecord, ObjectGroup, Session, Walk, nearest_references
 from tamvt.inference.source import check_frame, open_video
 from tamvt.inference.transforms import FrameTransforms
-from tamvt.memory import encode_entries, search_region, seed_bank, step_clip
+from tamvt.memory import MemoryBank, encode_entries, search_region, step_clip
 from tamvt.models.tamvt import FrameFeatures, TamVT
 
 
@@ -311,22 +311,6 @@ class Predictor:
         masks = [self.transforms.mask(m) for m in self._given_masks(s, g, frame_idx)]  # each (1, h, w)
         return torch.stack(masks).to(self.device)
 
-    def _seed(
-        self, s: Session, g: ObjectGroup, frames: FrameFeatures, masks: Tensor, frame_indices: Sequence[int]
-    ) -> None:
-        """A new bank for the group holding the given ``masks (B, R, h, w)`` of ``frame_indices`` (encoded
-        ``frames``, T = R) as its permanent references, in that order (rank order)."""
-        g.bank = seed_bank(
-            self.model,
-            frames,
-            masks,
-            s.capacity,
-            references=True,
-            policy=self.config.memory,
-            recent=self.config.memory_recent,
-            frame_indices=frame_indices,
-        )
-
     def _first_clip_frame(self, walk: Walk, g: ObjectGroup, idx: int) -> int:
         """The frame the group's next clip starts at, seen at frame ``idx``: ``idx`` itself unless it is given there."""
         return idx + walk.step if g.given_at(idx) else idx
@@ -364,13 +348,9 @@ class Predictor:
         if starting or segmenting or given:
             with torch.inference_mode(), self._autocast():
                 feats = self._encode(image)
-                for g in starting:  # reference frames other than this one are read and encoded again
-                    refs = nearest_references(
-                        g.annotated, self._first_clip_frame(walk, g, idx), walk.step, self.max_references
-                    )
-                    ref_feats = [feats if ref == idx else self._encode_frame(s, ref) for ref in refs]
-                    masks = torch.cat([self._reference_masks(s, g, ref) for ref in refs], dim=1)  # (B, R, h, w)
-                    self._seed(s, g, FrameFeatures.cat(ref_feats), masks, refs)
+                for g in starting:  # an empty bank, then the annotated frames nearest its first clip
+                    g.bank = MemoryBank(s.capacity, self.config.memory, self.config.memory_recent)
+                    self._select_references(s, walk, g, self._first_clip_frame(walk, g, idx), (idx, feats))
                     if self.config.search_window is not None:  # from the latest mask given at or before the start
                         self._keep_last_masks(g, self._reference_masks(s, g, g.references[-1])[:, 0])
                 for g in given:
@@ -378,7 +358,8 @@ class Predictor:
                         if g.pending:
                             self._run_clip(s, walk, g, update_memory=True)
                         self._select_references(s, walk, g, idx + walk.step, (idx, feats))
-                        self._keep_last_masks(g, self._reference_masks(s, g, idx)[:, 0])
+                        if self.config.search_window is not None:  # the search moves to the correction
+                            self._keep_last_masks(g, self._reference_masks(s, g, idx)[:, 0])
                     for obj, m in zip(g.object_ids, self._given_masks(s, g, idx), strict=True):
                         rec.probs[obj] = torch.from_numpy(m.astype(np.float32))
                 for g in segmenting:
@@ -409,7 +390,8 @@ class Predictor:
         g.pending.clear()  # frames no other group waits for are freed now: only the clip copy stays
         self._select_references(s, walk, g, indices[0])
         bank = g.memory
-        held, before = bank.frames, bank.entry_ids
+        # what the memory held before this clip, for the on_clip record only (copies: the step changes them)
+        diag = (bank.frames, bank.entry_ids) if s.on_clip is not None else None
         region = None
         if self.config.search_window is not None and g.last_masks is not None:
             region = search_region(g.last_masks, self.config.search_window)
@@ -430,7 +412,8 @@ class Predictor:
         )
         del clip
         self._keep_last_masks(g, out.memory_mask[:, 0])
-        if s.on_clip is not None:
+        if s.on_clip is not None and diag is not None:
+            held, before = diag
             s.on_clip(
                 ClipRecord(
                     tuple(g.object_ids),
