@@ -3,9 +3,8 @@ into memory and kept in a cache bounded in bytes.
 
 A decoded video is ``(T, H, W, 3)`` uint8 RGB in memory while a session uses it (pinned): the engine's
 input and the page's frames (JPEG, encoded on first request and kept) come from it, so a video is decoded
-once for all the sessions open on it. When the last one closes the decoded frames are dropped and the
-JPEGs stay (a tenth to a twentieth of the bytes); the least recently used unpinned videos are dropped when
-the cache is over its size.
+once for all the sessions open on it. When the last one goes to disk the video leaves memory (a session
+opening it again decodes it again from its source); the cache's size bounds the videos open at once.
 """
 
 from __future__ import annotations
@@ -154,10 +153,8 @@ class Video:
     ``00001`` ...), frame rate, each frame's time (``times``, seconds; None when the frames are ``1 / fps``
     apart) and ``duration``, and what the page must be told (``notices``).
 
-    The decoded frames ``(T, H, W, 3)`` uint8 RGB are the model's input: they are held only while a session
-    uses the video (pinned) and dropped when the last one closes. The page's frames are JPEGs (quality
-    :data:`JPEG_QUALITY`, encoded on first request) and stay; the decoded frames come back from ``source`` when
-    a session opens the video again."""
+    The decoded frames ``(T, H, W, 3)`` uint8 RGB are the model's input, held while a session uses the
+    video (pinned); the page's frames are JPEGs (quality :data:`JPEG_QUALITY`, encoded on first request)."""
 
     key: str
     name: str
@@ -168,13 +165,12 @@ class Video:
     duration: float | None = None
     notices: list[dict] = field(default_factory=list)
     source: Path | None = None
-    owns_source: bool = False  # the source is an upload kept for this video: deleted when it is dropped
     pins: int = 0
     last_used: float = field(default_factory=time.monotonic)
     _jpegs: dict[int, bytes] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def of(cls, key: str, name: str, decoded: Decoded, source: Path | None = None, owns: bool = False) -> Video:
+    def of(cls, key: str, name: str, decoded: Decoded, source: Path | None = None) -> Video:
         times = decoded.times if decoded.variable_rate else None
         return cls(
             key,
@@ -186,7 +182,6 @@ class Video:
             decoded.duration,
             decoded.notices(),
             source,
-            owns,
         )
 
     @property
@@ -224,11 +219,6 @@ class Video:
 
     def restore(self, decoded: Decoded) -> None:
         self._frames = decoded.frames
-
-    def forget(self) -> None:
-        """The cache drops the video: delete the upload kept for it."""
-        if self.owns_source and self.source is not None:
-            self.source.unlink(missing_ok=True)
 
     def jpeg(self, k: int) -> bytes:
         """Frame ``k`` as a JPEG for the page (encoded once)."""
@@ -306,10 +296,9 @@ class VideoCache:
         self._lock = threading.Lock()
         self._decoding: dict[str, threading.Lock] = {}
 
-    def open(self, key: str, name: str, path: Path, max_bytes: int, owns: bool = False) -> Video:
+    def open(self, key: str, name: str, path: Path, max_bytes: int) -> Video:
         """The video ``key`` pinned (decoded from ``path`` if it is not cached, or if its decoded frames were
-        dropped); :meth:`release` it after. ``owns``: ``path`` is an upload kept for the video, deleted when
-        the cache drops it (else the caller deletes it)."""
+        dropped); :meth:`release` it after."""
         with self._lock:
             gate = self._decoding.setdefault(key, threading.Lock())
         with gate:
@@ -328,9 +317,7 @@ class VideoCache:
                         video.pins += 1
                         video.last_used = time.monotonic()
                     return video
-                video = Video.of(
-                    key, name, decode_video(path, max_bytes), path if owns or path.exists() else None, owns
-                )
+                video = Video.of(key, name, decode_video(path, max_bytes), path)
                 video.pins = 1  # pinned for the caller, as the two branches above
                 with self._lock:
                     self._make_room(video.nbytes)
@@ -367,7 +354,6 @@ class VideoCache:
                 return
             if video.pins == 0:
                 del self._videos[video.key]
-                video.forget()
         if extra and self.nbytes + extra > self.capacity:
             raise AppError(
                 503,
