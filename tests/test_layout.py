@@ -36,6 +36,7 @@ PACKAGE_LAYERS: dict[str, str] = {
     "tamvt.viz": "viz",
     "tamvt.commands": "commands",
     "tamvt.hub": "weights",
+    "tamvt.prompts": "prompts",  # a box / clicks on a frame -> a proposed mask (GrabCut, SAM 2)
 }
 MODULE_LAYERS: dict[str, str] = {
     "tamvt": "base",
@@ -63,6 +64,7 @@ _BELOW_COMMANDS = {
     "synthetic",
     "evaluation",
     "inference",
+    "prompts",
 }
 # layer -> the layers its modules may import (its own included). Read bottom-up.
 ALLOWED: dict[str, set[str]] = {
@@ -78,6 +80,7 @@ ALLOWED: dict[str, set[str]] = {
     "samples": {"base", "data", "synthetic", "samples"},  # training samples from datasets or the generator
     "evaluation": {"base", "data", "evaluation"},
     "inference": {"base", "data", "models", "memory", "checkpoint", "inference"},
+    "prompts": {"base", "data", "weights", "prompts"},  # SAM 2 weights by name through the registry
     "train": _BELOW_COMMANDS | {"samples", "train"},  # only training uses the training samples
     # the app and the plots sit beside the commands: anything below them (viz reads training logs)
     "app": _BELOW_COMMANDS | {"app"},
