@@ -140,3 +140,67 @@ def commit_output(tmp: Path, out: Path) -> None:
     if out.is_dir():
         shutil.rmtree(out)
     os.replace(tmp, out)
+
+
+# ---- the masks of a segmented video (`segment`, `batch`, `predict`) ----------------------------------
+
+
+def write_binary_png(path: Path, mask) -> None:
+    """``mask (H, W)`` bool as an 8-bit gray PNG with values 0 / 255."""
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(path)  # 2-D uint8 -> mode L
+
+
+def write_probs(folder: Path, name: str, object_ids, probs) -> None:
+    """``folder/probs/<id>/<name>.png``: each object's probability ``probs (K, H, W)`` (ids
+    ``object_ids``) as an 8-bit gray PNG, ``round(p * 255)``; ``>= 128`` is ``p >= 0.5``."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    # in float64: float32 rounding of p * 255 could put a p just above 0.5 on 127
+    levels = (torch.as_tensor(probs).double().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    for k, obj in enumerate(object_ids):
+        path = folder / "probs" / str(obj) / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.ascontiguousarray(levels[k])).save(path)
+
+
+def write_results(
+    results,
+    folder: Path,
+    palette: bytes | None,
+    ids,
+    *,
+    per_object: bool = False,
+    save_probs: bool = False,
+    overlay_to: Path | None = None,
+    fps: float = 24.0,
+) -> int:
+    """Write the ``(frame index, FrameResult)`` pairs of a propagation as ``tamvt segment`` does:
+    ``folder/<frame>.png`` palette masks, with ``per_object`` ``folder/<id>/<frame>.png`` 0/255 masks
+    of the objects ``ids``, with ``save_probs`` ``folder/probs/<id>/<frame>.png`` probabilities, and an
+    overlay video at ``overlay_to``. Returns the number of frames written."""
+    import contextlib
+
+    from tamvt.data.palette import write_index_png
+    from tamvt.data.video import VideoWriter
+    from tamvt.inference.overlay import overlay
+
+    written = 0
+    writer = VideoWriter(overlay_to, fps=fps) if overlay_to is not None else None
+    with writer if writer is not None else contextlib.nullcontext():
+        for _, result in results:
+            write_index_png(folder / f"{result.name}.png", result.mask, palette)
+            if per_object:
+                for obj in ids:  # each object's own p > 0.5 (may overlap others, unlike the merged mask)
+                    write_binary_png(folder / str(obj) / f"{result.name}.png", result.binary(obj))
+            if save_probs:
+                write_probs(folder, result.name, result.object_ids, result.probs)
+            if writer is not None:
+                writer.write(overlay(result.image, result.mask, palette))
+            written += 1
+    return written

@@ -5,7 +5,8 @@
 
 Writes ``OUT/<sequence>/<frame>.png`` (palette of the sequence's first annotation) for every frame;
 frames before an object's first annotation simply do not contain it. Each sequence is written to
-``OUT/.<sequence>.tmp-<pid>`` and renamed when complete, so a sequence folder exists only when complete:
+``OUT/.<sequence>.tmp-<pid>`` and renamed when complete (``--save-probs``: each object's probability too,
+``OUT/<sequence>/probs/<id>/<frame>.png``), so a sequence folder exists only when complete:
 a re-run skips those and redoes the rest, removing the temporary folders of killed runs. Under torchrun
 (``WORLD_SIZE``/``RANK`` in the environment) rank r takes sequences r, r+W, r+2W, ...; no process group is
 needed.
@@ -31,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="results folder: OUT/<sequence>/<frame>.png")
     parser.add_argument("--sequences", default=None, metavar="A,B", help="only these sequences")
     parser.add_argument("--frames-dir", default=None, help="VOST only: JPEGImages (default) or JPEGImages_10fps")
+    parser.add_argument(
+        "--save-probs",
+        action="store_true",
+        help="also write OUT/<sequence>/probs/<id>/<frame>.png probabilities (0..255)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_model_arguments(parser)
 
@@ -53,14 +59,18 @@ def distributed_rank() -> tuple[int, int, int]:
     return rank, world, local
 
 
-def predict_sequence(predictor, seq, folder: Path, progress: bool = False) -> tuple[int, list[str]]:
-    """Segment ``seq`` from its annotations and write ``folder/<frame>.png`` for every frame.
+def predict_sequence(
+    predictor, seq, folder: Path, progress: bool = False, save_probs: bool = False
+) -> tuple[int, list[str]]:
+    """Segment ``seq`` from its annotations and write ``folder/<frame>.png`` for every frame (with
+    ``save_probs`` also ``folder/probs/<id>/<frame>.png`` where an object is tracked).
 
     Returns ``(frames written, warnings)``; an object whose first mask is empty is skipped with a warning.
     """
     import numpy as np
     from tqdm import tqdm
 
+    from tamvt.commands.output import write_probs
     from tamvt.data.palette import read_index_png, write_index_png
 
     session = predictor.start(seq, keep_results=False)
@@ -82,6 +92,8 @@ def predict_sequence(predictor, seq, folder: Path, progress: bool = False) -> tu
     for idx, result in tqdm(frames, total=len(seq), unit="frame", leave=False, disable=not progress, desc=seq.name):
         mask = np.zeros(seq.size, np.uint8) if result is None else result.mask  # None: nothing to track
         write_index_png(folder / f"{seq.frame_names[idx]}.png", mask, palette)
+        if save_probs and result is not None:
+            write_probs(folder, seq.frame_names[idx], result.object_ids, result.probs)
         written += 1
     return written, warnings
 
@@ -125,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         tmp = args.out / f".{seq.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            n, warnings = predict_sequence(predictor, seq, tmp, progress=show)
+            n, warnings = predict_sequence(predictor, seq, tmp, progress=show, save_probs=args.save_probs)
             os.replace(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,8 @@
 
 Writes ``OUT/<frame>.png`` palette masks (the input mask's palette, DAVIS colours for a gray mask)
 for the mask's frame and every later frame, ``OUT/<id>/<frame>.png`` binary 0/255 masks with
-``--per-object``, and an overlay video with ``--overlay``. Everything is written under a hidden
+``--per-object``, ``OUT/probs/<id>/<frame>.png`` probabilities (0..255) with ``--save-probs``, and an
+overlay video with ``--overlay``. Everything is written under a hidden
 temporary folder that is renamed to OUT at the end, so an interrupted run leaves no OUT that
 looks complete (the next run on OUT removes what a killed one left). Every input and output is
 checked before the model loads. A video file that ends before the frames its header announces (a
@@ -16,7 +17,6 @@ frames that are there. The model options here are shared with ``tamvt predict``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
 import sys
 from pathlib import Path
@@ -28,7 +28,7 @@ from tamvt.commands.options import (
     inference_overrides,
     parse_ids,
 )
-from tamvt.commands.output import check_output_file, check_output_folder, commit_output, prepare_output
+from tamvt.commands.output import check_output_file, check_output_folder, commit_output, prepare_output, write_results
 from tamvt.devices import resolve_device
 from tamvt.errors import InputError
 
@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlay", type=Path, default=None, metavar="FILE.mp4", help="also write an overlay video")
     parser.add_argument("--fps", type=float, default=None, help="overlay frame rate (default: the video's, or 24)")
     parser.add_argument("--per-object", action="store_true", help="also write OUT/<id>/<frame>.png binary masks")
+    parser.add_argument(
+        "--save-probs", action="store_true", help="also write OUT/probs/<id>/<frame>.png probabilities (0..255)"
+    )
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
     parser.add_argument(
         "--allow-truncated",
@@ -61,10 +64,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from tamvt.data.generic import read_generic
-    from tamvt.data.palette import read_index_png, write_index_png
-    from tamvt.data.video import VIDEO_SUFFIXES, VideoWriter
+    from tamvt.data.palette import read_index_png
+    from tamvt.data.video import VIDEO_SUFFIXES
     from tamvt.errors import SessionError
-    from tamvt.inference.overlay import overlay
     from tamvt.inference.predictor import index_ids
 
     overrides = inference_overrides(args.overrides)
@@ -91,25 +93,24 @@ def run(args: argparse.Namespace) -> int:
         predictor.add_mask(session, args.frame, obj, mask == obj)
 
     tmp = prepare_output(args.out, args.force, prog="tamvt segment")
-    written = 0
     try:
-        writer = VideoWriter(args.overlay, fps=args.fps or seq.extra.get("fps") or 24.0) if args.overlay else None
-        with writer if writer is not None else contextlib.nullcontext():
-            bar = tqdm(
-                predictor.propagate(session),
-                total=len(seq) - args.frame,
-                unit="frame",
-                disable=args.quiet,
-                desc=seq.name,
-            )
-            for _, result in bar:
-                write_index_png(tmp / f"{result.name}.png", result.mask, palette)
-                if args.per_object:
-                    for obj in ids:  # each object's own p > 0.5 (may overlap others, unlike the merged mask)
-                        write_binary_png(tmp / str(obj) / f"{result.name}.png", result.binary(obj))
-                if writer is not None:
-                    writer.write(overlay(result.image, result.mask, palette))
-                written += 1
+        bar = tqdm(
+            predictor.propagate(session),
+            total=len(seq) - args.frame,
+            unit="frame",
+            disable=args.quiet,
+            desc=seq.name,
+        )
+        written = write_results(
+            bar,
+            tmp,
+            palette,
+            ids,
+            per_object=args.per_object,
+            save_probs=args.save_probs,
+            overlay_to=args.overlay,
+            fps=args.fps or seq.extra.get("fps") or 24.0,
+        )
         commit_output(tmp, args.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -144,12 +145,3 @@ def complete_frames(seq: VideoSequence, frame: int, allow_truncated: bool) -> Vi
         file=sys.stderr,
     )
     return dataclasses.replace(seq, frame_names=seq.frame_names[:n])
-
-
-def write_binary_png(path: Path, mask) -> None:
-    """``mask (H, W)`` bool as an 8-bit gray PNG with values 0 / 255."""
-    import numpy as np
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(path)  # 2-D uint8 -> mode L
