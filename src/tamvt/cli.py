@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("tamvt.commands.synth", "write synthetic transformation videos in DAVIS layout"),
     "eval": ("tamvt.commands.eval", "evaluate a results folder (DAVIS / VOST / VISOR / YouTube-VOS / generic)"),
     "segment": ("tamvt.commands.segment", "segment one video (file or frame folder) from a mask"),
+    "batch": ("tamvt.commands.batch", "segment a list of videos (CSV or folder) with one model load, resumable"),
     "predict": ("tamvt.commands.predict", "run a checkpoint over a dataset split and write a results folder"),
     "convert-official": ("tamvt.commands.convert", "convert the authors' checkpoint to tamvt's format"),
     "weights": ("tamvt.commands.weights", "named models: list, fetch the authors' checkpoints, show paths"),
