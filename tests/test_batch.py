@@ -247,3 +247,13 @@ def test_processes_share_the_list(videos, tmp_path):
     for name in ["a", "b", "c", "broken"]:
         assert joined.count(f"tamvt batch: {name}: ") == 1, joined
     assert [r["status"] for r in summary(tmp_path / "r").values()] == ["done", "done", "done", "failed"]
+
+
+def test_foreign_folder_not_replaced(videos, tmp_path):
+    """A folder of an entry's name that tamvt batch did not write (no .done.json) is left alone."""
+    (tmp_path / "list.csv").write_text(f"video,mask\n{videos / 'a.mp4'},{videos / 'a.png'}\n")
+    (tmp_path / "out" / "a").mkdir(parents=True)
+    (tmp_path / "out" / "a" / "keep.txt").write_text("mine")
+    assert batch(str(tmp_path / "list.csv"), "--out", str(tmp_path / "out")) == 1
+    assert "not written by tamvt batch" in summary(tmp_path / "out")["a"]["error"]
+    assert [p.name for p in (tmp_path / "out" / "a").iterdir()] == ["keep.txt"]

@@ -479,6 +479,8 @@ def process_entry(
     done = read_done(final)
     if final.is_dir() and done is not None and done.get("identity") == identity:
         return "skipped", int(done.get("frames", 0))
+    if final.exists() and done is None:  # not written by tamvt batch (it always leaves .done.json)
+        raise InputError(final, "exists and was not written by tamvt batch (no .done.json); move it away")
     tmp = prepare_output(final, True, prog="tamvt batch")
     try:
         start = time.perf_counter()
@@ -593,6 +595,8 @@ def run(args: argparse.Namespace) -> int:
     if world > 1 and args.workers > 1:
         raise TamvtError("--workers and torchrun both start processes: use one of them")
     entries = read_manifest(args.manifest)
+    if args.manifest.is_dir() and args.out.absolute() == args.manifest.absolute():
+        raise InputError(args.out, "the output folder cannot be the folder of videos it lists")
     check_output_folder(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
 
