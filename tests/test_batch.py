@@ -257,3 +257,30 @@ def test_foreign_folder_not_replaced(videos, tmp_path):
     assert batch(str(tmp_path / "list.csv"), "--out", str(tmp_path / "out")) == 1
     assert "not written by tamvt batch" in summary(tmp_path / "out")["a"]["error"]
     assert [p.name for p in (tmp_path / "out" / "a").iterdir()] == ["keep.txt"]
+
+
+def test_claims_stale_live_and_same_run(tmp_path):
+    """A claim is taken over from a finished or dead process of an earlier run, never from a running
+    one nor from this run's other process; a claimed entry is claimed once."""
+    import json
+    import socket
+
+    from tamvt.commands.claims import Claims
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    records = {
+        "dead": {"run": "old", "host": host, "pid": dead.pid, "status": "running"},
+        "finished": {"run": "old", "host": host, "pid": os.getpid(), "status": "failed"},
+        "live": {"run": "old", "host": host, "pid": os.getpid(), "status": "running"},
+        "ours": {"run": "new", "host": host, "pid": dead.pid, "status": "running"},
+    }
+    for name, record in records.items():
+        (tmp_path / f".{name}.claim").write_text(json.dumps(record))
+    claims = Claims(tmp_path, "new")
+    got = {name: claims.claim(name) for name in [*records, "fresh"]}
+    assert got == {"dead": "mine", "finished": "mine", "live": "busy", "ours": "taken", "fresh": "mine"}
+    assert claims.claim("fresh") == "taken"
+    assert json.loads((tmp_path / ".dead.claim").read_text())["pid"] == os.getpid()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f".{n}.claim" for n in [*records, "fresh"])

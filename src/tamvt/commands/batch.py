@@ -25,15 +25,14 @@ its run, process and the entry's status): ``--workers N`` starts N processes on 
 ranks of ``torchrun`` (each on ``cuda:LOCAL_RANK``) share it the same way; no process group is needed.
 A claim of an earlier run is taken over once that run's process is gone. Claims count on one machine:
 do not share ``OUT`` between machines.
+
+:mod:`tamvt.commands.manifest` reads the list; :mod:`tamvt.commands.claims` shares it between processes.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -43,13 +42,13 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tamvt.commands.claims import STATUSES, Claims, write_summary
+from tamvt.commands.manifest import Entry, read_manifest
 from tamvt.errors import InputError, TamvtError
 
-STATUSES = ("done", "skipped", "failed")
 # options that do not change what is written: not part of an entry's identity
 _NOT_IDENTITY = {"manifest", "out", "workers", "quiet", "device"}
 
@@ -71,120 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="processes on this machine (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_model_arguments(parser)
-
-
-# ---- the manifest ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One video to segment. ``where``: the manifest line (or file) it comes from, for messages."""
-
-    name: str
-    video: Path
-    mask: Path | None
-    boxes: tuple[tuple[float, float, float, float], ...]
-    frame: int
-    where: str
-
-
-def read_manifest(path: Path) -> list[Entry]:
-    """The entries of a CSV manifest or a folder; :class:`InputError` for a manifest that is wrong in
-    itself (missing, no ``video`` column, a bad row, two entries with one name)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "manifest not found")
-    entries = read_folder(path) if path.is_dir() else read_csv(path)
-    if not entries:
-        raise InputError(path, "manifest lists no video")
-    seen: dict[str, Entry] = {}
-    for e in entries:
-        if e.name in seen:
-            raise InputError(path, f"two entries named {e.name!r}: {seen[e.name].where} and {e.where}")
-        seen[e.name] = e
-    return entries
-
-
-def read_csv(path: Path) -> list[Entry]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(path, f"cannot read the manifest: {err}") from None
-    reader = csv.DictReader(io.StringIO(text))
-    columns = [c.strip() for c in reader.fieldnames or []]
-    if "video" not in columns:
-        raise InputError(path, f"the header has no 'video' column (got: {', '.join(columns) or 'nothing'})")
-    if "mask" not in columns and "box" not in columns:
-        raise InputError(path, "the header needs a 'mask' or a 'box' column")
-    base = path.parent
-    entries = []
-    for row in reader:
-        where = f"{path.name} line {reader.line_num}"
-        cells = {(k or "").strip(): (v or "").strip() for k, v in row.items() if isinstance(v, str)}
-        if not any(cells.values()):
-            continue  # a blank line
-        video = cells.get("video", "")
-        if not video:
-            raise InputError(path, f"{where}: no video")
-        mask, box = cells.get("mask", ""), cells.get("box", "")
-        if bool(mask) == bool(box):
-            raise InputError(path, f"{where}: give a mask or a box (one of them)")
-        frame_text = cells.get("frame", "") or "0"
-        try:
-            frame = int(frame_text)
-        except ValueError:
-            raise InputError(path, f"{where}: frame must be an integer, got {frame_text!r}") from None
-        if frame < 0:
-            raise InputError(path, f"{where}: frame must be >= 0, got {frame}")
-        video_path = base / video
-        name = cells.get("name", "") or video_path.stem
-        check_name(path, where, name)
-        boxes = parse_boxes(path, where, box) if box else ()
-        entries.append(Entry(name, video_path, base / mask if mask else None, boxes, frame, where))
-    return entries
-
-
-def read_folder(folder: Path) -> list[Entry]:
-    """Every video file (a suffix of ``VIDEO_SUFFIXES``) or sub-folder that has a mask ``<stem>.png``
-    beside it; a video file without one is an error (a sub-folder without one is not a video)."""
-    from tamvt.data.video import VIDEO_SUFFIXES
-
-    entries = []
-    for item in sorted(folder.iterdir()):
-        if item.name.startswith("."):
-            continue
-        mask = item.parent / f"{item.stem if item.is_file() else item.name}.png"
-        if item.is_file() and item.suffix.lower() in VIDEO_SUFFIXES:
-            if not mask.is_file():
-                raise InputError(item, f"has no mask {mask.name} beside it")
-        elif not (item.is_dir() and mask.is_file()):
-            continue
-        name = item.stem if item.is_file() else item.name
-        check_name(folder, item.name, name)
-        entries.append(Entry(name, item, mask, (), 0, item.name))
-    return entries
-
-
-def check_name(manifest: Path, where: str, name: str) -> None:
-    """An entry's name becomes a folder of OUT: one plain, visible folder name."""
-    if name in ("", ".", "..") or name.startswith(".") or any(c in name for c in "/\\\0") or name == "summary.csv":
-        raise InputError(manifest, f"{where}: {name!r} cannot name an output folder")
-
-
-def parse_boxes(manifest: Path, where: str, text: str) -> tuple[tuple[float, float, float, float], ...]:
-    """``"X0,Y0,X1,Y1; X0,Y0,X1,Y1"`` -> the boxes (ids 1, 2, ... in this order)."""
-    boxes = []
-    for part in text.split(";"):
-        try:
-            values = tuple(float(v) for v in part.split(","))
-        except ValueError:
-            values = ()
-        if len(values) != 4:
-            raise InputError(manifest, f"{where}: a box is X0,Y0,X1,Y1 (several separated by ';'), got {part!r}")
-        boxes.append(values)
-    if len(boxes) > 255:
-        raise InputError(manifest, f"{where}: {len(boxes)} boxes; at most 255 objects")
-    return tuple(boxes)
 
 
 # ---- what an entry's output depends on --------------------------------------------------------------
@@ -245,137 +130,6 @@ def read_done(folder: Path) -> dict | None:
         return json.loads((folder / ".done.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-# ---- claims: which process does which entry ----------------------------------------------------------
-
-
-class Claims:
-    """``OUT/.<name>.claim`` files: one JSON record per entry naming the run and process that took it
-    and the entry's status. Created with ``os.link`` of a complete file, so a claim is never seen half
-    written and only one process can create it."""
-
-    def __init__(self, out: Path, run_id: str) -> None:
-        self.out, self.run_id = out, run_id
-        self.host, self.pid = socket.gethostname(), os.getpid()
-
-    def path(self, name: str) -> Path:
-        return self.out / f".{name}.claim"
-
-    def read(self, name: str) -> dict | None:
-        try:
-            record = json.loads(self.path(name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return record if isinstance(record, dict) else None
-
-    def _record(self, status: str, **fields) -> dict:
-        return {"run": self.run_id, "host": self.host, "pid": self.pid, "status": status, **fields}
-
-    def _live(self, record: dict) -> bool:
-        from tamvt.commands.output import pid_alive
-
-        if record.get("status") != "running":
-            return False
-        if record.get("host") != self.host:
-            return True  # another machine's process: cannot tell, so it counts as running
-        return pid_alive(int(record.get("pid", 0)))
-
-    def claim(self, name: str) -> str:
-        """``"mine"`` when this process now holds the entry; ``"taken"`` when this run's other process
-        does; ``"busy"`` when a running process of another run does."""
-        path = self.path(name)
-        for _ in range(3):
-            tmp = self.out / f".{name}.claim.{self.pid}.tmp"
-            tmp.write_text(json.dumps(self._record("running")), encoding="utf-8")
-            try:
-                os.link(tmp, path)
-                return "mine"
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink(missing_ok=True)
-            old = self.read(name)
-            if old is None:
-                time.sleep(0.05)  # not written through link: an unreadable leftover; retried, then left
-                continue
-            if old.get("run") == self.run_id:
-                return "taken"
-            if self._live(old):
-                return "busy"
-            self._take_over(path, old)
-        return "busy"
-
-    def _take_over(self, path: Path, old: dict) -> None:
-        """Remove the finished or dead claim ``old`` of an earlier run. Moved aside first, so of two
-        processes taking it over only one removes it; one that moved a fresh claim instead puts it back."""
-        aside = path.with_name(f"{path.name}.{self.pid}.old")
-        try:
-            os.replace(path, aside)
-        except FileNotFoundError:
-            return
-        try:
-            moved = json.loads(aside.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            moved = None
-        if moved is not None and moved != old:  # someone's new claim: back where it was
-            with contextlib.suppress(FileExistsError):
-                os.link(aside, path)
-        aside.unlink(missing_ok=True)
-
-    def finish(self, name: str, status: str, frames: int, seconds: float, error: str = "") -> None:
-        from tamvt.atomic import write_text_atomic
-
-        record = self._record(status, frames=frames, seconds=round(seconds, 3), error=error)
-        write_text_atomic(self.path(name), json.dumps(record))
-
-
-# ---- the summary -------------------------------------------------------------------------------------
-
-
-def write_summary(out: Path, entries: list[Entry], claims: Claims, notes: dict[str, dict]) -> dict[str, int]:
-    """Rewrite ``OUT/summary.csv`` (atomically, under a lock between processes) from this run's claims;
-    ``notes``: this process's rows for entries it could not claim. Returns the count of each status."""
-    from tamvt.atomic import write_text_atomic
-
-    counts = dict.fromkeys((*STATUSES, "pending"), 0)
-    with _summary_lock(out):
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["name", "video", "status", "frames", "seconds", "error"])
-        for e in entries:
-            record = claims.read(e.name)
-            if record is None or record.get("run") != claims.run_id:
-                record = notes.get(e.name)
-            status = record["status"] if record and record.get("status") in STATUSES else "pending"
-            counts[status] += 1
-            row = record if status != "pending" and record else {}
-            writer.writerow(
-                [e.name, str(e.video), status, row.get("frames", ""), row.get("seconds", ""), row.get("error", "")]
-            )
-        write_text_atomic(out / "summary.csv", buf.getvalue())
-    return counts
-
-
-class _summary_lock:
-    """An exclusive ``flock`` on ``OUT/.summary.lock`` where the platform has one (none elsewhere):
-    a process that read the claims before another's update must not write its summary after it."""
-
-    def __init__(self, out: Path) -> None:
-        self.path = out / ".summary.lock"
-        self.fd: int | None = None
-
-    def __enter__(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: last writer wins
-            return
-        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o666)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # releases the lock
 
 
 def final_line(counts: dict[str, int], out: Path) -> str:
@@ -639,11 +393,7 @@ def _run_workers(args: argparse.Namespace, entries: list[Entry], run_id: str, cl
     try:
         with tqdm(total=len(entries), unit="video", disable=args.quiet, desc="videos") as bar:
             while any(p.is_alive() for p in procs):
-                finished = sum(
-                    1
-                    for e in entries
-                    if (r := claims.read(e.name)) and r.get("run") == run_id and r.get("status") in STATUSES
-                )
+                finished = sum(1 for e in entries if claims.final(e.name) is not None)
                 bar.update(finished - bar.n)
                 time.sleep(0.5)
     finally:
