@@ -106,7 +106,7 @@ def entry_identity(entry: Entry, options: dict) -> dict:
             raise InputError(entry.mask, f"cannot read the mask: {err.strerror or err}") from None
     else:
         out["boxes"] = [list(b) for b in entry.boxes]
-    return json.loads(json.dumps(out))  # as it reads back from .done.json
+    return json.loads(json.dumps(out, default=str))  # as it reads back from .done.json
 
 
 def options_identity(args: argparse.Namespace) -> dict:
@@ -116,6 +116,8 @@ def options_identity(args: argparse.Namespace) -> dict:
 
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())}
     options = {k: v for k, v in options.items() if k not in _NOT_IDENTITY}
+    if not args.overlay:
+        options.pop("fps", None)  # the overlay's only
     ckpt = resolve_checkpoint(args.checkpoint, progress=False)
     options["checkpoint_file"] = {
         "path": str(Path(ckpt).absolute()),
@@ -179,8 +181,9 @@ def open_entry(entry: Entry, allow_truncated: bool, scratch: Path):
     return seq, mask, palette
 
 
-def segment_entry(predictor, entry: Entry, args: argparse.Namespace, folder: Path, progress: bool) -> int:
-    """Segment ``entry`` into ``folder`` (created) as ``tamvt segment`` does; returns the frames written."""
+def segment_entry(load: Callable[[], Any], entry: Entry, args: argparse.Namespace, folder: Path, progress: bool) -> int:
+    """Segment ``entry`` into ``folder`` (created) as ``tamvt segment`` does; returns the frames written.
+    ``load()`` gives the predictor, asked for once the entry's inputs are checked."""
     import tempfile
 
     from tqdm import tqdm
@@ -195,6 +198,7 @@ def segment_entry(predictor, entry: Entry, args: argparse.Namespace, folder: Pat
         ids = index_ids(mask, None, None)
     except SessionError as err:
         raise InputError(entry.mask or entry.video, str(err)) from None
+    predictor = load()
     session = predictor.start(seq, keep_results=False)
     for obj in ids:
         predictor.add_mask(session, entry.frame, obj, mask == obj)
@@ -238,7 +242,7 @@ def process_entry(
     tmp = prepare_output(final, True, prog="tamvt batch")
     try:
         start = time.perf_counter()
-        frames = segment_entry(load(), entry, args, tmp, progress)
+        frames = segment_entry(load, entry, args, tmp, progress)
         record = {"identity": identity, "frames": frames, "seconds": round(time.perf_counter() - start, 3)}
         write_text_atomic(tmp / ".done.json", json.dumps(record, indent=1))
         commit_output(tmp, final)
@@ -250,9 +254,11 @@ def process_entry(
 # ---- a process's share of the list -------------------------------------------------------------------
 
 
-def work(args: argparse.Namespace, entries: list[Entry], run_id: str, local_rank: int, bars: bool) -> dict:
+def work(
+    args: argparse.Namespace, entries: list[Entry], run_id: str, local_rank: int, bars: bool
+) -> tuple[dict[str, int], dict[str, dict]]:
     """Load the model once and segment every entry this process claims. Returns this process's status
-    counts."""
+    counts and its summary rows of the entries it could not claim (another run's)."""
     from tqdm import tqdm
 
     from tamvt.commands.options import build_predictor, inference_overrides
@@ -301,7 +307,7 @@ def work(args: argparse.Namespace, entries: list[Entry], run_id: str, local_rank
         write_summary(args.out, entries, claims, notes)
         said = {"done": f"{frames} frames in {seconds:.1f} s", "skipped": "complete, inputs unchanged"}
         tqdm.write(f"tamvt batch: {entry.name}: {status}, {said.get(status, error)}")
-    return mine
+    return mine, notes
 
 
 class _ModelError(Exception):
@@ -356,8 +362,8 @@ def run(args: argparse.Namespace) -> int:
 
     if world > 1:
         run_id = _torchrun_run_id()
-        mine = work(args, entries, run_id, local_rank, bars=not args.quiet and rank == 0)
-        counts = write_summary(args.out, entries, Claims(args.out, run_id), {})
+        mine, notes = work(args, entries, run_id, local_rank, bars=not args.quiet and rank == 0)
+        counts = write_summary(args.out, entries, Claims(args.out, run_id), notes)
         print(
             f"tamvt batch: rank {rank}/{world}: {mine['done']} done, {mine['skipped']} skipped, {mine['failed']} failed"
         )
@@ -367,12 +373,13 @@ def run(args: argparse.Namespace) -> int:
     run_id = uuid.uuid4().hex
     claims = Claims(args.out, run_id)
     write_summary(args.out, entries, claims, {})  # every entry pending
+    notes = {}
     if args.workers == 1:
-        work(args, entries, run_id, 0, bars=not args.quiet)
+        notes = work(args, entries, run_id, 0, bars=not args.quiet)[1]
         code = 0
     else:
         code = _run_workers(args, entries, run_id, claims)
-    counts = write_summary(args.out, entries, claims, {})
+    counts = write_summary(args.out, entries, claims, notes)
     print(final_line(counts, args.out))
     if code:
         return code
