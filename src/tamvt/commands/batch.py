@@ -181,7 +181,7 @@ def open_entry(entry: Entry, allow_truncated: bool, scratch: Path):
     return seq, mask, palette
 
 
-def segment_entry(load: Callable[[], Any], entry: Entry, args: argparse.Namespace, folder: Path, progress: bool) -> int:
+def segment_entry(load: LazyPredictor, entry: Entry, args: argparse.Namespace, folder: Path, progress: bool) -> int:
     """Segment ``entry`` into ``folder`` (created) as ``tamvt segment`` does; returns the frames written.
     ``load()`` gives the predictor, asked for once the entry's inputs are checked."""
     import tempfile
@@ -223,7 +223,7 @@ def segment_entry(load: Callable[[], Any], entry: Entry, args: argparse.Namespac
 
 
 def process_entry(
-    load: Callable[[], Any], entry: Entry, args: argparse.Namespace, options: dict, progress: bool
+    load: LazyPredictor, entry: Entry, args: argparse.Namespace, options: dict, progress: bool
 ) -> tuple[str, int]:
     """``(status, frames)`` of one claimed entry: skipped when ``OUT/<name>`` is complete for the same
     inputs, else segmented into a temporary folder that replaces it when complete. ``load()`` gives
@@ -241,9 +241,10 @@ def process_entry(
         raise InputError(final, "exists and was not written by tamvt batch (no .done.json); move it away")
     tmp = prepare_output(final, True, prog="tamvt batch")
     try:
-        start = time.perf_counter()
+        start, loading = time.perf_counter(), load.seconds
         frames = segment_entry(load, entry, args, tmp, progress)
-        record = {"identity": identity, "frames": frames, "seconds": round(time.perf_counter() - start, 3)}
+        seconds = time.perf_counter() - start - (load.seconds - loading)
+        record = {"identity": identity, "frames": frames, "seconds": round(seconds, 3)}
         write_text_atomic(tmp / ".done.json", json.dumps(record, indent=1))
         commit_output(tmp, final)
     finally:
@@ -266,15 +267,7 @@ def work(
 
     overrides = inference_overrides(args.overrides)
     device = resolve_device(args.device, local_rank)
-    predictors: list = []
-
-    def load():
-        if not predictors:
-            try:
-                predictors.append(build_predictor(args, overrides, device))
-            except TamvtError as err:
-                raise _ModelError(err) from err
-        return predictors[0]
+    load = LazyPredictor(lambda: build_predictor(args, overrides, device))
 
     options = options_identity(args)
     claims = Claims(args.out, run_id)
@@ -291,7 +284,7 @@ def work(
             tqdm.write(f"tamvt batch: {entry.name}: skipped, {error}")
             write_summary(args.out, entries, claims, notes)
             continue
-        start = time.perf_counter()
+        start, loading = time.perf_counter(), load.seconds
         try:
             (status, frames), error = process_entry(load, entry, args, options, bars), ""
         except _ModelError as err:  # the model, not the entry: nothing else can be done either
@@ -301,13 +294,31 @@ def work(
         except Exception as err:  # a bug or the device (out of memory): recorded, the list goes on
             traceback.print_exc(file=sys.stderr)
             status, frames, error = "failed", 0, " ".join(f"{type(err).__name__}: {err}".split())
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start - (load.seconds - loading)  # the entry's own time
         claims.finish(entry.name, status, frames, seconds, error)
         mine[status] += 1
         write_summary(args.out, entries, claims, notes)
         said = {"done": f"{frames} frames in {seconds:.1f} s", "skipped": "complete, inputs unchanged"}
         tqdm.write(f"tamvt batch: {entry.name}: {status}, {said.get(status, error)}")
     return mine, notes
+
+
+class LazyPredictor:
+    """The predictor, built on the first call (a run whose entries are all complete or broken loads no
+    model); ``seconds``: the time that took, kept out of the entries' times."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self.build, self.predictor, self.seconds = build, None, 0.0
+
+    def __call__(self):
+        if self.predictor is None:
+            start = time.perf_counter()
+            try:
+                self.predictor = self.build()
+            except TamvtError as err:
+                raise _ModelError(err) from err
+            self.seconds += time.perf_counter() - start
+        return self.predictor
 
 
 class _ModelError(Exception):
