@@ -67,15 +67,8 @@ class Claims:
         does; ``"busy"`` when a running process of another run does."""
         path = self.path(name)
         for _ in range(3):
-            tmp = self.out / f".{name}.claim.{self.pid}.tmp"
-            tmp.write_text(json.dumps(self._record("running")), encoding="utf-8")
-            try:
-                os.link(tmp, path)
+            if self._create(path, json.dumps(self._record("running"))):
                 return "mine"
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink(missing_ok=True)
             old = self.read(name)
             if old is None:
                 time.sleep(0.05)  # not written through link: an unreadable leftover; retried, then left
@@ -86,6 +79,28 @@ class Claims:
                 return "busy"
             self._take_over(path, old)
         return "busy"
+
+    def _create(self, path: Path, text: str) -> bool:
+        """Create ``path`` holding ``text`` unless it exists: a hard link of a complete file, or where the
+        file system has no hard links an exclusive create (then a reader may meet it empty for a moment
+        and retries)."""
+        tmp = path.with_name(f"{path.name}.{self.pid}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _take_over(self, path: Path, old: dict) -> None:
         """Remove the finished or dead claim ``old`` of an earlier run. Moved aside first, so of two
@@ -100,7 +115,7 @@ class Claims:
         except (OSError, ValueError):
             moved = None
         if moved is not None and moved != old:  # someone's new claim: back where it was
-            with contextlib.suppress(FileExistsError):
+            with contextlib.suppress(OSError):  # exists again: that one stays
                 os.link(aside, path)
         aside.unlink(missing_ok=True)
 
