@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -24,13 +24,11 @@ MAX_CLICKS = 200  # object or background clicks in one request
 
 @dataclass(eq=False)
 class Proposal:
-    """A proposed mask ``(H, W)`` bool of object ``obj`` on ``frame``, and the clicks made on it so far."""
+    """A proposed mask ``(H, W)`` bool of object ``obj`` on ``frame``."""
 
     frame: int
     obj: int
     mask: np.ndarray
-    positive: list[Point] = field(default_factory=list)
-    negative: list[Point] = field(default_factory=list)
 
 
 class Prompter:
@@ -76,7 +74,7 @@ class Prompter:
             raise AppError(400, "click the object first (a left click); background clicks refine a proposal")
         with self._lock:
             mask = self.model().clicks_to_mask(frame, seeds, negative, previous)
-        return Proposal(k, obj, _checked(mask, frame), positive, negative)
+        return Proposal(k, obj, _checked(mask, frame))
 
 
 def _checked(mask: np.ndarray, frame: np.ndarray) -> np.ndarray:

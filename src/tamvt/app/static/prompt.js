@@ -35,6 +35,7 @@ export function clickKind(ev) {
 export function prompter({ S, view, viewer, api, message, sessionUrl, render, flushSaves, commit }) {
   let queue = Promise.resolve();  // one request at a time: each click refines the previous one's answer
   let shown = null;               // {proposal, base, mask}: the frame's mask with the proposal in it
+  let generation = 0;             // bumped by discard: an answer to an earlier request is then dropped
 
   const current = () => {  // the proposal of the current frame and object, if any
     const p = S.proposal;
@@ -47,13 +48,15 @@ export function prompter({ S, view, viewer, api, message, sessionUrl, render, fl
   }
 
   async function request(body, clicks) {
+    const asked = generation;
     document.body.dataset.prompting = "1";
     try {
       await flushSaves();  // the server refines the frame's saved mask when there is no proposal yet
       const t0 = performance.now();
       const r = await api("POST", sessionUrl("/prompt"), body);
       const mask = new Uint8Array(await r.arrayBuffer());
-      if (S.cur !== body.frame || S.obj !== body.object || !S.video) return;  // the page moved on meanwhile
+      // the page moved on meanwhile (another frame or object, Esc)
+      if (asked !== generation || S.cur !== body.frame || S.obj !== body.object || !S.video) return;
       const seconds = (performance.now() - t0) / 1000;
       S.proposal = { frame: body.frame, obj: body.object, mask, box: body.box || null, ...clicks };
       const n = mask.reduce((a, v) => a + v, 0);
@@ -122,6 +125,7 @@ export function prompter({ S, view, viewer, api, message, sessionUrl, render, fl
 
   function discard(quiet = false) {
     const had = S.proposal !== null || S.drag !== null;
+    generation++;
     S.proposal = null;
     S.drag = null;
     if (had && !quiet) message("Proposal discarded: the frame's mask is as it was.");
