@@ -1,7 +1,7 @@
 """`tamvt app` in Chromium: start from a box. On the demo video, object 1 selected, the Box tool: a box dragged
 around the ground-truth object shows a proposal at once; Esc discards one (nothing saved), Enter keeps one as the
 frame's painted mask; propagating it tracks the object (both checked against the ground truth); a click refines
-the kept mask into a new proposal, which Esc drops."""
+the kept mask into a new proposal, which Esc drops; a refused request's message shows in the page."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ if not CI:  # in CI every piece is installed by .ci/run: a missing one must fail
 
 # after the skips above: outside CI a machine without Selenium skips this file instead of failing to import it
 from helpers.browser import Page, api_client, demo_ground_truth, demo_page, iou  # noqa: E402
+from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
+from selenium.webdriver.common.actions.mouse_button import MouseButton  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
@@ -99,3 +101,12 @@ def test_a_box_proposal_is_kept_and_propagated(tmp_path):
             assert np.array_equal(
                 np.frombuffer(http.get(f"/api/sessions/{sid}/masks/0").content, np.uint8), kept.ravel()
             )
+
+        # a right click (background) for a new object with no mask: the server's refusal is shown in the page
+        page.click("add-object")
+        ((x, y),) = page.to_screen([(30, 200)])
+        builder = ActionBuilder(browser, duration=0)
+        builder.pointer_action.move_to_location(x, y).pointer_down(MouseButton.RIGHT).pointer_up(MouseButton.RIGHT)
+        builder.perform()
+        page.wait(lambda: "click the object first" in browser.find_element(By.ID, "message").text, 20)
+        assert page.body("proposal") == "0" and "error" in browser.find_element(By.ID, "message").get_attribute("class")

@@ -42,31 +42,30 @@ export function prompter({ S, view, viewer, api, message, sessionUrl, render, fl
     return p && p.frame === S.cur && p.obj === S.obj ? p : null;
   };
 
+  let pending = 0;                // requests queued or running (body's data-prompting, for the tests)
   function enqueue(task) {
-    queue = queue.then(task).catch((err) => message(err.message, "error"));
+    document.body.dataset.prompting = String(++pending);
+    queue = queue.then(task).catch((err) => message(err.message, "error"))
+      .finally(() => { document.body.dataset.prompting = String(--pending); });
     return queue;
   }
 
   async function request(body, clicks) {
-    const asked = generation;
-    document.body.dataset.prompting = "1";
-    try {
-      await flushSaves();  // the server refines the frame's saved mask when there is no proposal yet
-      const t0 = performance.now();
-      const r = await api("POST", sessionUrl("/prompt"), body);
-      const mask = new Uint8Array(await r.arrayBuffer());
-      // the page moved on meanwhile (another frame or object, Esc)
-      if (asked !== generation || S.cur !== body.frame || S.obj !== body.object || !S.video) return;
-      const seconds = (performance.now() - t0) / 1000;
-      S.proposal = { frame: body.frame, obj: body.object, mask, box: body.box || null, ...clicks };
-      const n = mask.reduce((a, v) => a + v, 0);
-      message(n ? `Proposal for object ${body.object} (${r.headers.get("X-Prompt-Model")}, ${seconds.toFixed(1)} s): ` +
-                  "Enter or Accept keeps it, Esc discards it; click to refine (right or Shift+click: background)."
-                : "The model found nothing there: drag a larger box, or click the object.", n ? "info" : "error");
-      render();
-    } finally {
-      document.body.dataset.prompting = "0";
-    }
+    const [asked, sid] = [generation, S.sid];
+    await flushSaves();  // the server refines the frame's saved mask when there is no proposal yet
+    const t0 = performance.now();
+    const r = await api("POST", sessionUrl("/prompt"), body);
+    const mask = new Uint8Array(await r.arrayBuffer());
+    // the page moved on meanwhile (another frame, object or video; Esc)
+    const moved = asked !== generation || sid !== S.sid || S.cur !== body.frame || S.obj !== body.object;
+    if (moved || !S.video) return;
+    const seconds = (performance.now() - t0) / 1000;
+    S.proposal = { frame: body.frame, obj: body.object, mask, box: body.box || null, ...clicks };
+    const n = mask.reduce((a, v) => a + v, 0);
+    message(n ? `Proposal for object ${body.object} (${r.headers.get("X-Prompt-Model")}, ${seconds.toFixed(1)} s): ` +
+                "Enter or Accept keeps it, Esc discards it; click to refine (right or Shift+click: background)."
+              : "The model found nothing there: drag a larger box, or click the object.", n ? "info" : "error");
+    render();
   }
 
   function onPointerDown(ev) {
