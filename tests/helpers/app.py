@@ -26,15 +26,16 @@ BASE = "http://127.0.0.1:8000"
 def app_clients(
     engine: Engine | None, workdirs: Callable[[int], Path], *, token_header: bool = True, **client_options: Any
 ) -> Iterator[Callable[..., TestClient]]:
-    """``make(workdir=None, **settings)`` starts a server (the shipped model; ``engine`` shared, or one of its
-    own when None) on ``workdir``, else on ``workdirs(n)`` for the n-th; every server is stopped at the end."""
+    """``make(workdir=None, prompt_model=None, **settings)`` starts a server (the shipped model; ``engine`` shared,
+    or one of its own when None; ``prompt_model`` a built prompt model, else the settings' by name) on ``workdir``,
+    else on ``workdirs(n)`` for the n-th; every server is stopped at the end."""
     made: list[TestClient] = []
 
-    def make(workdir: Path | None = None, **overrides: Any) -> TestClient:
+    def make(workdir: Path | None = None, prompt_model: Any = None, **overrides: Any) -> TestClient:
         folder = workdir or workdirs(len(made))
         settings = AppSettings(checkpoint=shipped_model_path(), workdir=folder, **overrides)
         client = TestClient(
-            create_app(settings, engine or Engine(settings.checkpoint)), base_url=BASE, **client_options
+            create_app(settings, engine or Engine(settings.checkpoint), prompt_model), base_url=BASE, **client_options
         )
         if token_header and settings.token is not None:
             client.headers["Authorization"] = f"token {settings.token}"

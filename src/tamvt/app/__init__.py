@@ -10,9 +10,10 @@ plain HTML / JavaScript / canvas (``static/``, no build step, nothing fetched fr
                   memory (bounded; the idle or least recently used go to disk and are reopened on use)
     store.py      sessions on disk under the work folder (masks compressed, written atomically); the disk budget
     export.py     palette PNGs (zip), per-object binary PNGs (zip), overlay MP4, written atomically
+    prompting.py  the Box and Click tools' model (``--prompt-model``, :mod:`tamvt.prompts`) and a session's proposal
     context.py    what one server holds (settings, model, video cache, sessions) and how sessions start
     server.py     the HTTP API (FastAPI) and the page
     static/       index.html, style.css; paint.js (mask drawing, pure), edit.js (tools), recent.js (Recent,
                   keep-alive, Back), view.js (zoom, pan, playback, the frame box), timeline.js (the painted
-                  frames' marks), notices.js, app.js (the rest)
+                  frames' marks), prompt.js (the Box and Click tools), notices.js, app.js (the rest)
 """

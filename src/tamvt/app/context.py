@@ -13,10 +13,12 @@ from pathlib import Path
 from tamvt.app.engine import Engine
 from tamvt.app.errors import AppError
 from tamvt.app.media import VideoCache, resolve_under, sniff_video
+from tamvt.app.prompting import Prompter
 from tamvt.app.sessions import AppSession, SessionStore
 from tamvt.app.settings import AppSettings
 from tamvt.app.store import DiskStore, Source
 from tamvt.data.video import VIDEO_SUFFIXES
+from tamvt.prompts import PromptModel
 
 DEMO_NAME = "demo (synthetic, 48 frames)"
 MAX_LISTED = 500  # files listed from --root
@@ -24,11 +26,15 @@ UPLOAD_GRACE_SECONDS = 600  # an upload this young is never swept: its session m
 
 
 class AppContext:
-    """The state of one server; ``engine`` may be given (tests share one model between servers)."""
+    """The state of one server; ``engine`` may be given (tests share one model between servers), and
+    ``prompt_model`` (``tamvt app`` builds it before serving: an unusable one fails at start)."""
 
-    def __init__(self, settings: AppSettings, engine: Engine | None = None) -> None:
+    def __init__(
+        self, settings: AppSettings, engine: Engine | None = None, prompt_model: PromptModel | None = None
+    ) -> None:
         self.settings = settings
         self.engine = engine or Engine(settings.checkpoint, settings.device)
+        self.prompter = Prompter(settings.prompt_model, settings.device, prompt_model)
         self.videos = VideoCache(settings.cache_bytes)
         self.sessions = SessionStore(
             settings.max_sessions,

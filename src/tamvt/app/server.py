@@ -16,6 +16,10 @@ request first passes :class:`tamvt.app.security.Guard` (Host, token, Origin).
     PUT  /api/sessions/{sid}/masks/{k}       paint: H*W bytes, one id per pixel
     DELETE /api/sessions/{sid}/masks/{k}     remove frame k's painted mask (and its place in the memory)
     POST /api/sessions/{sid}/masks/{k}/png   import an index PNG
+    POST /api/sessions/{sid}/prompt          {"frame": k, "object": id, "box": [x0, y0, x1, y1]} or
+                                             {"frame": k, "object": id, "positive": [[x, y], ...], "negative": [...],
+                                             "new": bool}: the proposed mask, H*W bytes 0 / 1 (nothing is kept
+                                             until the page sends it as the frame's painted mask)
     POST /api/sessions/{sid}/propagate       {"frame": k, "direction": "forward" | "backward" | "both"}
     GET  /api/sessions/{sid}/events?job=N    progress as server-sent events
     POST /api/sessions/{sid}/cancel
@@ -30,6 +34,7 @@ import gzip
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -50,10 +55,12 @@ from tamvt.app.engine import Engine
 from tamvt.app.errors import AppError
 from tamvt.app.export import KINDS, free_name, write_export
 from tamvt.app.media import check_mask, read_mask_png, sniff_video
+from tamvt.app.prompting import MAX_CLICKS
 from tamvt.app.security import Guard, require_json
 from tamvt.app.sessions import AppSession
 from tamvt.app.settings import MB, AppSettings
 from tamvt.errors import TamvtError
+from tamvt.prompts import PromptModel
 
 log = logging.getLogger("tamvt.app")
 router = APIRouter()
@@ -61,9 +68,10 @@ SID = r"^[0-9a-f]{16}$"
 MAX_MASK_PNG = 32 * MB
 
 
-def create_app(settings: AppSettings, engine: Engine | None = None) -> FastAPI:
-    """The app for ``settings``; ``engine``: share an already loaded model (else one is made, loaded on first use)."""
-    ctx = AppContext(settings, engine)
+def create_app(settings: AppSettings, engine: Engine | None = None, prompt_model: PromptModel | None = None) -> FastAPI:
+    """The app for ``settings``; ``engine``: share an already loaded model (else one is made, loaded on first use);
+    ``prompt_model``: the Box / Click tools' model, built (else ``settings.prompt_model``, built on first use)."""
+    ctx = AppContext(settings, engine, prompt_model)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -213,6 +221,7 @@ def sources(request: Request) -> dict:
         "demo": s.demo,
         "max_upload_mb": s.max_upload_bytes / MB,
         "max_objects": s.max_objects,
+        "prompt_model": _ctx(request).prompter.name,
     }
 
 
@@ -359,6 +368,63 @@ async def import_png(request: Request, sid: str, k: int) -> dict:
     mask = await run_in_threadpool(read_mask_png, data, session.video.size, session.max_objects)
     session.set_annotation(k, mask)
     return {"frame": k, "objects": session.object_ids()}
+
+
+def _numbers(value, n: int) -> bool:
+    """``value`` is a list of ``n`` finite numbers (JSON may carry NaN and Infinity)."""
+    return (
+        isinstance(value, list)
+        and len(value) == n
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    )
+
+
+def _points(data: dict, key: str) -> list[tuple[float, float]]:
+    value = data.get(key, [])
+    ok = isinstance(value, list) and len(value) <= MAX_CLICKS and all(_numbers(p, 2) for p in value)
+    if not ok:
+        raise AppError(400, f"{key!r} must be a list of at most {MAX_CLICKS} [x, y] pixel positions, got {value!r:.80}")
+    return [(float(x), float(y)) for x, y in value]
+
+
+@router.post("/api/sessions/{sid}/prompt")
+async def prompt(request: Request, sid: str) -> Response:
+    """A proposal for one object on one frame from a box, or from clicks (all the clicks made on this proposal so
+    far; ``new``: the first of them, else the last proposal of this object and frame is refined, or without one,
+    the object's mask on that frame). The body is the mask, ``H * W`` bytes 0 / 1, gzip-encoded as the masks'."""
+    session, data = await _session_async(request, sid), await _json(request)
+    k, obj = session.check_frame(_int(data, "frame")), _int(data, "object")
+    if not 1 <= obj <= session.max_objects:
+        raise AppError(400, f"'object' must be an object id 1..{session.max_objects}, got {obj}")
+    prompter = _ctx(request).prompter
+    frame = session.video.frames[k]
+    if "box" in data:
+        box = data["box"]
+        if not _numbers(box, 4):
+            raise AppError(400, f"'box' must be [x0, y0, x1, y1] in pixels, got {box!r:.80}")
+        proposal = await run_in_threadpool(prompter.box, frame, k, obj, tuple(box))
+    else:
+        positive, negative = _points(data, "positive"), _points(data, "negative")
+        if not positive and not negative:
+            raise AppError(400, "a prompt needs a 'box' or clicks ('positive' / 'negative')")
+        last = session.proposal
+        previous: np.ndarray | None = None
+        if not data.get("new") and last is not None and (last.frame, last.obj) == (k, obj):
+            previous = last.mask
+        else:
+            current, _ = session.mask(k)
+            if current is not None and (current == obj).any():
+                previous = current == obj
+        proposal = await run_in_threadpool(prompter.clicks, frame, k, obj, positive, negative, previous)
+    session.proposal = proposal
+    body = gzip.compress(proposal.mask.astype(np.uint8).tobytes(), compresslevel=1)
+    headers = {
+        "Content-Encoding": "gzip",
+        "Cache-Control": "no-store",
+        "X-Prompt-Model": prompter.name,
+        "X-Proposal-Pixels": str(int(proposal.mask.sum())),
+    }
+    return Response(body, media_type="application/octet-stream", headers=headers)
 
 
 @router.delete("/api/sessions/{sid}/objects/{obj}")

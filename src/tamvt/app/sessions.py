@@ -26,6 +26,7 @@ import numpy as np
 from tamvt.app.engine import EngineVideo
 from tamvt.app.errors import AppError
 from tamvt.app.media import Video
+from tamvt.app.prompting import Proposal
 from tamvt.app.store import SessionDisk
 from tamvt.errors import TamvtError
 
@@ -75,6 +76,7 @@ class AppSession:
         self.results: dict[int, np.ndarray] = {}
         self.dirty: set[int] = set()  # annotations the engine has not been given yet
         self.job: Job | None = None
+        self.proposal: Proposal | None = None  # the Box / Click tools' latest proposal, memory only (prompting.py)
         self.disk = disk  # where it is saved (None: in memory only)
         self.notice = ""  # said once by info(): why the session was reopened from disk
         self.last_used = time.monotonic()

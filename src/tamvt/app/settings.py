@@ -34,7 +34,9 @@ class AppSettings:
         max_disk_bytes: the saved sessions (with their uploads) take at most this much disk; the ones untouched
             longest are deleted first (never one in memory or with a page open).
         max_objects: objects per video (ids 1..max_objects).
-        device: torch device of the model.
+        device: torch device of the model (and of the prompt model).
+        prompt_model: the model turning a box or clicks into a proposed mask (``--prompt-model``; a name of
+            :func:`tamvt.prompts.prompt_model_names`).
         token: every request but ``/static/`` must carry it (``?token=``, then a cookie; or an
             ``Authorization: token ...`` header); random unless given; None: no token (loopback only,
             ``--no-token``). See :mod:`tamvt.app.security`.
@@ -56,6 +58,7 @@ class AppSettings:
     max_disk_bytes: int = 10240 * MB
     max_objects: int = 10
     device: str = "cpu"
+    prompt_model: str = "grabcut"
     token: str | None = field(default_factory=new_token, repr=False)
     allowed_hosts: tuple[str, ...] = ()
 

@@ -1,7 +1,7 @@
 """``tamvt app``: the local web app (annotate a video, propagate, correct, export).
 
     tamvt app [--host 127.0.0.1] [--port 8000] [--checkpoint CKPT] [--root DIR] [--out DIR] [--workdir DIR]
-              [--token TOKEN | --no-token] [--allow-host NAME ...]
+              [--prompt-model grabcut] [--token TOKEN | --no-token] [--allow-host NAME ...]
 
 Needs the ``app`` extra (``pip install -e '.[app]'``). The model is loaded once, before serving. The URL
 it prints carries the server's token (see :mod:`tamvt.app.security`).
@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from tamvt.errors import TamvtError
+from tamvt.prompts import get_prompt_model, prompt_model_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-demo", action="store_true", help="do not offer the synthetic demo video")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the model (default cpu)")
+    parser.add_argument(
+        "--prompt-model",
+        default="grabcut",
+        metavar="NAME",
+        help="the model of the Box and Click tools: "
+        + " or ".join(prompt_model_names())
+        + " (default grabcut: no weights, about a second a proposal)",
+    )
     parser.add_argument("--max-upload-mb", type=float, default=512, help="largest upload (default 512)")
     parser.add_argument(
         "--max-video-mb",
@@ -182,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.checkpoint)
     if not checkpoint.is_file():
         raise TamvtError(f"{checkpoint}: checkpoint not found")
+    try:  # built now: an unknown or unusable prompt model (SAM 2 not installed) fails before serving
+        prompt_model = get_prompt_model(args.prompt_model, args.device)
+    except TamvtError as err:
+        raise TamvtError(f"--prompt-model {args.prompt_model}: {err}") from None
 
     sock = _bind(args.host, args.port)
     if not is_loopback(args.host):
@@ -209,16 +222,19 @@ def run(args: argparse.Namespace) -> int:
             keep_days=args.keep_days,
             max_disk_bytes=int(args.max_disk_mb * MB),
             device=args.device,
+            prompt_model=prompt_model.name,
             token=token,
             allowed_hosts=(args.host, *args.allow_host),
         )
-        app = create_app(settings, engine)
+        app = create_app(settings, engine, prompt_model)
         print(f"tamvt app: sessions are saved in {workdir} (--workdir)", flush=True)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         query = f"?token={quote(token, safe='')}" if token is not None else ""
         print(
-            f"tamvt app: serving http://{shown}:{port}/{query} (model: {checkpoint.name}; Ctrl+C to stop)", flush=True
+            f"tamvt app: serving http://{shown}:{port}/{query} (model: {checkpoint.name}; "
+            f"prompts: {prompt_model.name}; Ctrl+C to stop)",
+            flush=True,
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3))
         # uvicorn stops on SIGINT / SIGTERM and then re-raises the signal: as an exception here, so

@@ -2,10 +2,11 @@
 // with live progress (server-sent events) and the exports. Masks travel as raw bytes, one id per pixel.
 // The page's one script (a module, loaded by index.html): it imports the drawing from paint.js and the
 // editing tools from edit.js, the view (zoom, pan), playback and the frame-number box from view.js,
-// the saved sessions (Recent, keep-alive, Back) from recent.js.
+// the saved sessions (Recent, keep-alive, Back) from recent.js, the Box and Click tools from prompt.js.
 import { editor } from "./edit.js";
 import { showNotices } from "./notices.js";
 import { overlay } from "./paint.js";
+import { prompter } from "./prompt.js";
 import { frameBox, player, viewport } from "./view.js";
 import { recent, sidFromUrl } from "./recent.js";
 import { timeline } from "./timeline.js";
@@ -27,6 +28,8 @@ export const S = {
   stroke: null,           // {last: [x, y]} while painting
   poly: [],               // polygon vertices (image px)
   hover: null,            // pointer position (image px), for the brush outline
+  proposal: null,         // the Box / Click tools' proposal: {frame, obj, mask (W*H 0 / 1), box, positive, negative}
+  drag: null,             // {from, to} (image px) while a box is dragged
   job: null, events: null,
 };
 
@@ -79,8 +82,9 @@ function guard(fn) {  // run an async UI action; its error goes to the message l
   };
 }
 
-const { undo, flushSaves, closePolygon, onPointerDown, onPointerMove, onPointerUp, onDoubleClick } =
+const { undo, commit, flushSaves, closePolygon, onPointerDown, onPointerMove, onPointerUp, onDoubleClick } =
   editor({ S, view, viewer, api, message, sessionUrl, render });
+const prompts = prompter({ S, view, viewer, api, message, sessionUrl, render, flushSaves, commit });
 const playback = player({
   S, goto, message,
   onState: (on) => {
@@ -105,6 +109,7 @@ async function loadSources() {
     sel.appendChild(o);
   }
   $("open-source").disabled = info.sources.length === 0;
+  $("prompt-model").textContent = info.prompt_model;
   return info;
 }
 
@@ -157,7 +162,7 @@ async function useSession(info, push = false, note = "") {
   if (S.events) { S.events.close(); S.events = null; }
   Object.assign(S, {
     sid: info.id, video: info.video, colors: info.colors, maxObjects: info.max_objects, cur: 0,
-    images: new Map(), masks: new Map(), undo: new Map(), poly: [], stroke: null, job: null,
+    images: new Map(), masks: new Map(), undo: new Map(), poly: [], stroke: null, job: null, proposal: null, drag: null,
     annotated: new Set(info.annotated), results: new Set(info.results),
   });
   S.objects = [...new Set([1, ...info.objects])].sort((a, b) => a - b);
@@ -210,7 +215,7 @@ async function frameMask(k) {
 async function goto(k) {
   if (!S.video) return;
   k = Math.max(0, Math.min(S.video.frames - 1, k));
-  if (k !== S.cur) S.poly = [];
+  if (k !== S.cur) { S.poly = []; prompts.discard(true); }
   S.cur = k;
   $("scrub").value = k;
   $("frame-label").textContent = `/ ${S.video.frames - 1}`;
@@ -226,9 +231,10 @@ function render() {
   if (!img || !img.complete) return;
   const { width: w, height: h } = view;
   ctx.drawImage(img, 0, 0, w, h);
-  if (entry && entry.mask && S.showOverlay) {
+  const mask = prompts.shownMask(entry ? entry.mask : null);  // with the Box / Click tools' proposal, if any
+  if (mask && S.showOverlay) {
     const g = overlayCanvas.getContext("2d");
-    const data = overlay(g.createImageData(w, h), entry.mask, w, h, S.colors, (id) => !S.hidden.has(id), S.opacity);
+    const data = overlay(g.createImageData(w, h), mask, w, h, S.colors, (id) => !S.hidden.has(id), S.opacity);
     g.putImageData(data, 0, 0);
     ctx.drawImage(overlayCanvas, 0, 0);
   }
@@ -250,8 +256,12 @@ function render() {
     ctx.arc(S.hover[0], S.hover[1], S.size / 2, 0, 2 * Math.PI);
     ctx.stroke();
   }
+  prompts.draw(ctx, scale);
+  const proposing = prompts.current() !== null;
+  $("prompt-accept").disabled = $("prompt-discard").disabled = !proposing;
   const where = entry ? entry.source : "none";
-  $("frame-source").textContent = { annotation: "painted", result: "propagated", none: "no mask" }[where];
+  $("frame-source").textContent = proposing ? "proposal, not kept yet (Enter keeps it, Esc discards it)"
+    : { annotation: "painted", result: "propagated", none: "no mask" }[where];
   drawTimeline();
 }
 
@@ -315,6 +325,7 @@ function renderObjects() {
 
 function selectObject(id) {
   if (!S.objects.includes(id)) return;
+  if (id !== S.obj) prompts.discard(true);  // a proposal belongs to its object
   S.obj = id;
   renderObjects();
   render();
@@ -329,6 +340,8 @@ function addObject() {
 
 function setTool(tool) {
   if (S.tool === "polygon" && tool !== "polygon") S.poly = [];
+  // a proposal is kept by Enter / Accept only; a painting tool drops it (Box and Click refine it)
+  if (tool !== "box" && tool !== "click" && prompts.discard(true)) message("The proposal was not kept (Enter or Accept keeps one).");
   S.tool = tool;
   document.body.dataset.tool = tool;
   for (const b of document.querySelectorAll("[data-tool]")) b.classList.toggle("active", b.dataset.tool === tool);
@@ -447,11 +460,11 @@ function onKey(ev) {
     ArrowLeft: () => goto(S.cur - step), ArrowRight: () => goto(S.cur + step),
     Home: () => goto(0), End: () => goto(S.video.frames - 1),
     b: () => setTool("brush"), e: () => setTool("eraser"), p: () => setTool("polygon"), f: () => setTool("fill"),
-    h: () => setTool("pan"), " ": () => playback.toggle(),
+    h: () => setTool("pan"), r: () => setTool("box"), c: () => setTool("click"), " ": () => playback.toggle(),
     F: () => viewer.fit(), "+": () => viewer.zoomBy(2), "=": () => viewer.zoomBy(2), "-": () => viewer.zoomBy(0.5),
     "[": () => setSize(S.size - 2), "]": () => setSize(S.size + 2),
-    Enter: () => S.tool === "polygon" && closePolygon(),
-    Escape: () => { S.poly = []; render(); },
+    Enter: () => (prompts.current() ? prompts.accept() : S.tool === "polygon" && closePolygon()),
+    Escape: () => { if (!prompts.discard()) { S.poly = []; render(); } },
     Backspace: () => { S.poly.pop(); render(); },
   };
   const action = keys[ev.key] || (/^[0-9]$/.test(ev.key) ? () => selectObject(Number(ev.key) || 10) : null);
@@ -461,9 +474,11 @@ function onKey(ev) {
 function init() {
   view.addEventListener("pointerdown", (ev) => { if (ev.button === 0 && S.tool !== "pan") playback.pause(); });
   view.addEventListener("pointerdown", guard(onPointerDown));
-  view.addEventListener("pointermove", onPointerMove);
-  view.addEventListener("pointerup", onPointerUp);
-  view.addEventListener("pointercancel", onPointerUp);
+  view.addEventListener("pointerdown", prompts.onPointerDown);
+  view.addEventListener("pointermove", (ev) => { if (!prompts.onPointerMove(ev)) onPointerMove(ev); });
+  view.addEventListener("pointerup", () => { prompts.onPointerUp(); onPointerUp(); });
+  view.addEventListener("pointercancel", () => { S.drag = null; onPointerUp(); });
+  view.addEventListener("contextmenu", (ev) => { if (S.tool === "click" || S.tool === "box") ev.preventDefault(); });
   view.addEventListener("pointerleave", () => { S.hover = null; render(); });
   view.addEventListener("dblclick", onDoubleClick);
   document.addEventListener("keydown", onKey);
@@ -485,6 +500,8 @@ function init() {
     $("fill-tolerance-label").textContent = S.fillTolerance;
   };
   $("undo").onclick = undo;
+  $("prompt-accept").onclick = () => prompts.accept();
+  $("prompt-discard").onclick = () => prompts.discard();
   $("remove-annotation").onclick = guard(() => removeAnnotation(S.cur));
   $("add-object").onclick = addObject;
   $("opacity").oninput = () => { S.opacity = Number($("opacity").value) / 100; render(); };

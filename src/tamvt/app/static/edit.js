@@ -47,6 +47,13 @@ export function editor({ S, view, viewer, api, message, sessionUrl, render }) {
     while (S.inflight > 0) await new Promise((r) => setTimeout(r, 20));
   }
 
+  // One edit of the current frame's mask by `change(mask)` (in place): undone by Ctrl+Z and saved as a
+  // brush stroke is (the Box and Click tools keep their proposal this way, prompt.js).
+  function commit(change) {
+    change(editable());
+    edited(S.cur);
+  }
+
   function undo() {
     const stack = S.undo.get(S.cur);
     if (!stack || !stack.length) { message("nothing to undo on this frame"); return; }
@@ -134,5 +141,5 @@ export function editor({ S, view, viewer, api, message, sessionUrl, render }) {
     edited(S.cur);
   }
 
-  return { undo, flushSaves, closePolygon, onPointerDown, onPointerMove, onPointerUp, onDoubleClick };
+  return { undo, commit, flushSaves, closePolygon, onPointerDown, onPointerMove, onPointerUp, onDoubleClick };
 }
