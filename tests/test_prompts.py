@@ -5,6 +5,7 @@ by clicks and ``previous``, bad input -> one-line TamvtError, and the SAM 2 plum
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import cv2
 import numpy as np
@@ -162,3 +163,119 @@ def test_bad_input_is_a_one_line_error(model, call, message):
 def test_unknown_model_names_the_choices():
     with pytest.raises(TamvtError, match="unknown prompt model 'nope'; choose from grabcut"):
         get_prompt_model("nope")
+
+
+# ---- SAM 2: the plumbing, on a stub predictor (no sam2 package, no weights here) -----------------
+
+
+class StubPredictor:
+    """Records what SAM's image predictor would be given; answers masks of its own choosing."""
+
+    def __init__(self, h: int, w: int, scores=(0.2, 0.9, 0.5)) -> None:
+        self.h, self.w, self.scores = h, w, np.asarray(scores, np.float32)
+        self.images: list[np.ndarray] = []
+        self.calls: list[dict] = []
+
+    def set_image(self, image):
+        self.images.append(image)
+
+    def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None, multimask_output=True):
+        self.calls.append(
+            dict(coords=point_coords, labels=point_labels, box=box, mask_input=mask_input, multi=multimask_output)
+        )
+        n = len(self.scores) if multimask_output else 1
+        masks = np.zeros((n, self.h, self.w), bool)
+        for i in range(n):  # mask i: the first i + 1 rows, so the test can tell which was kept
+            masks[i, : i + 1] = True
+        logits = np.stack([np.full((256, 256), float(i + 10), np.float32) for i in range(n)])
+        return masks, self.scores[:n], logits
+
+
+def test_sam_passes_frame_pixels_and_keeps_the_best_scored_mask():
+    from tamvt.prompts.sam import Sam2Prompts
+
+    frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    stub = StubPredictor(48, 64)
+    sam = Sam2Prompts(stub)
+    one = sam.clicks_to_mask(frame, [(10, 20)])
+    call = stub.calls[-1]
+    assert call["multi"] and call["box"] is None and call["mask_input"] is None
+    np.testing.assert_array_equal(call["coords"], [[10, 20]])
+    np.testing.assert_array_equal(call["labels"], [1])
+    assert one.shape == (48, 64) and one[:2].all() and not one[2:].any()  # mask 1: score 0.9
+
+    two = sam.clicks_to_mask(frame, [(10, 20), (30.7, 5)], [(63, 47)], previous=one)
+    call = stub.calls[-1]
+    np.testing.assert_array_equal(call["coords"], [[10, 20], [30, 5], [63, 47]])
+    np.testing.assert_array_equal(call["labels"], [1, 1, 0])
+    assert not call["multi"]  # several clicks: one mask
+    assert call["mask_input"].shape == (1, 256, 256) and (call["mask_input"] == 11).all()  # mask 1's logits
+    assert two[:1].all() and not two[1:].any()
+    assert len(stub.images) == 1 and stub.images[0] is frame  # the image set once for the frame
+
+    # a previous mask SAM did not produce is not sent (SAM takes its own logits only)
+    sam.clicks_to_mask(frame, [(10, 20), (30, 5)], previous=np.ones((48, 64), bool))
+    assert stub.calls[-1]["mask_input"] is None
+
+    other = frame[::-1].copy()
+    sam.box_to_mask(other, (5.2, 6, 40, 30.6))
+    call = stub.calls[-1]
+    assert len(stub.images) == 2 and call["coords"] is None and not call["multi"]
+    np.testing.assert_array_equal(call["box"], [5, 6, 40, 31])
+
+
+def test_sam_checks_input_like_every_model():
+    from tamvt.prompts.sam import Sam2Prompts
+
+    sam = Sam2Prompts(StubPredictor(48, 64))
+    with pytest.raises(TamvtError, match="outside the 64x48 frame"):
+        sam.box_to_mask(FRAME, (70, 5, 90, 20))
+    with pytest.raises(TamvtError, match="object click"):
+        sam.clicks_to_mask(FRAME, [(100, 1)])
+
+
+def test_sam_without_the_package_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    import tamvt.prompts.sam as sam_module
+
+    assert "sam2.1-hiera-tiny" in prompt_model_names()  # listed always
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sam2" else real(name, *a))
+    assert not sam_module.sam2_available()
+    with pytest.raises(TamvtError, match=r"needs the sam2 package: pip install 'tamvt\[sam\]'"):
+        get_prompt_model("sam2.1-hiera-tiny")
+
+
+def test_sam_weights_are_fetched_as_they_are_and_refused_as_a_checkpoint(tmp_path, monkeypatch):
+    """``tamvt weights fetch sam2.1-hiera-tiny`` downloads (here from a loopback server), records size
+    and sha256, converts nothing; ``--checkpoint sam2.1-hiera-tiny`` is refused."""
+    import functools
+    import hashlib
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from tamvt.cli import main
+    from tamvt.hub.registry import MODELS, download_path, resolve_checkpoint
+
+    served = tmp_path / "served"
+    served.mkdir()
+    payload = bytes(range(256)) * 40
+    (served / "sam.pt").write_bytes(payload)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("TAMVT_HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("TAMVT_WEIGHTS_URL_SAM2_1_HIERA_TINY", f"http://127.0.0.1:{server.server_port}/sam.pt")
+        assert main(["weights", "fetch", "sam2.1-hiera-tiny", "--quiet"]) == 0
+    finally:
+        server.shutdown()
+    path = download_path(MODELS["sam2.1-hiera-tiny"])
+    assert path.name == "sam2.1_hiera_tiny.pt" and path.read_bytes() == payload
+    record = json.loads(path.with_name(path.name + ".json").read_text())
+    assert record["size"] == len(payload) and record["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert not list(path.parent.glob("*.safetensors"))
+    with pytest.raises(TamvtError, match="is a prompt model .* use it as --prompt-model sam2.1-hiera-tiny"):
+        resolve_checkpoint("sam2.1-hiera-tiny")

@@ -11,8 +11,8 @@ object click's (so one background click on a leak of another colour removes it),
 probable background, the rest sure background. OpenCV's random generator is reseeded per call, so
 the same input gives the same mask.
 
-Measured on synthetic frames (48 objects of 24 validation videos at 320x240, ``/tmp`` scripts
-described in docs/inference.md): a box 10 % larger than the object gives mean IoU 0.99; one click at
+Measured on synthetic frames (48 objects of 24 validation videos at 320x240; ``tests/test_prompts.py``
+checks a held-out part of them): a box 10 % larger than the object gives mean IoU 0.99; one click at
 the object's centre 0.93-0.96 (0.64-0.82 with the first seeding, a probable-object square half the
 window's size); a click on a missed part or a leak, refining, never lowered the IoU.
 
