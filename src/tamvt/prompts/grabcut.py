@@ -125,7 +125,7 @@ class GrabCutPrompts(PromptModel):
         neg = self.check_points(negative, frame.shape, "background")
         h, w = frame.shape[:2]
         prev = self.check_previous(previous, frame.shape)
-        if not pos:
+        if not pos and prev is None:  # nothing says where the object is
             return np.zeros((h, w), bool)
         # the hard disk at a click stays small: a click near the object's edge must not paint across it
         radius = self.click_radius or max(2, min(h, w) // 120)
@@ -135,7 +135,7 @@ class GrabCutPrompts(PromptModel):
             # far from the previous proposal is sure background
             grown = cv2.dilate(prev.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(h, w) // 10)
             labels[grown == 0] = cv2.GC_BGD
-            if neg:
+            if neg and pos:
                 # a background click on a leak: the previous proposal's pixels that look more like the
                 # background clicks than like the object clicks start as background, else the object's
                 # colour model keeps the leak's colours and one click cannot undo it
@@ -157,4 +157,4 @@ class GrabCutPrompts(PromptModel):
         for x, y in neg:
             cv2.circle(labels, (x, y), radius, int(cv2.GC_BGD), -1)
         mask = self._run(frame, labels, margin)
-        return _largest_component(mask, pos) if mask.any() else mask
+        return _largest_component(mask, pos) if mask.any() and pos else mask

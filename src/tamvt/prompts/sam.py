@@ -83,13 +83,15 @@ class Sam2Prompts(PromptModel):
         pos = self.check_points(positive, frame.shape, "object")
         neg = self.check_points(negative, frame.shape, "background")
         prev = self.check_previous(previous, frame.shape)
-        if not pos:
+        if not pos and prev is None:  # nothing says where the object is
             return np.zeros(frame.shape[:2], bool)
-        coords = np.array([*pos, *neg], np.float32)  # (N, 2) x, y in frame pixels, as SAM takes them
+        coords = np.array([*pos, *neg], np.float32).reshape(-1, 2)  # (N, 2) x, y in frame pixels, as SAM takes
         labels = np.array([1] * len(pos) + [0] * len(neg), np.int32)
         logits = None
         if prev is not None and self._last is not None and np.array_equal(prev, self._last[0]):
             logits = self._last[1][None]  # (1, 256, 256): SAM's own last output for this object
+        if not len(coords):
+            return prev if prev is not None else np.zeros(frame.shape[:2], bool)  # nothing new to say
         return self._predict(frame, coords, labels, None, logits, multimask=len(coords) == 1 and logits is None)
 
     # ---- plumbing -------------------------------------------------------------------------------
