@@ -141,3 +141,22 @@ def test_ids_follow_the_options_and_later_objects_win_overlaps():
     mask = prompt_mask(np.zeros((12, 12, 3), np.uint8), ps, Fixed())
     # drawn 2, 1, 4, 3: 1 and 4 over 2's box, 3 over 1's pixel
     assert mask[0, 0] == 2 and mask[3, 3] == 4 and mask[7, 7] == 3 and mask[6, 6] == 3 and mask[9, 9] == 2
+
+
+def test_prompts_on_a_later_frame_of_a_video_file_are_in_its_own_pixels(data, tmp_path):
+    """Frame 1 of an MP4, tracked at a smaller size (--short-side 48): the box is read in the file's
+    96x72 pixels, the proposal and every output are at that size."""
+    from tamvt.data.video import VideoWriter
+
+    frames = np.asarray([np.asarray(Image.open(f"{data['folder']}/f{t}.png")) for t in range(T)])
+    video = tmp_path / "in.mp4"
+    with VideoWriter(video, fps=10) as w:
+        for f in frames:
+            w.write(f)
+    out = tmp_path / "out"
+    argv = ["segment", str(video), "--box", "50,34,88,68", "--frame", "1", "--out", str(out)]
+    assert main([*argv, "--checkpoint", data["ckpt"], "--short-side", "48", "--device", "cpu", "--quiet"]) == 0
+    prompt, _ = read_index_png(out / "prompt.png")
+    assert prompt.shape == (H, W) and iou(prompt == 1, data["ids"] == 2) > 0.85
+    assert sorted(p.stem for p in out.glob("0*.png")) == [f"{t:05d}" for t in range(1, T)]
+    assert read_index_png(out / "00004.png")[0].shape == (H, W)

@@ -38,7 +38,7 @@ from tamvt.commands.options import (
 from tamvt.commands.output import check_output_file, check_output_folder, commit_output, prepare_output
 from tamvt.commands.prompting import add_prompt_arguments, prompts_from_args
 from tamvt.devices import resolve_device
-from tamvt.errors import InputError
+from tamvt.errors import InputError, TamvtError
 
 if TYPE_CHECKING:
     from tamvt.data.sequence import VideoSequence
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.overlay or args.input, f"--fps must be > 0, got {args.fps}")
     prompts = prompts_from_args(args)
     if (args.mask is None) == (not prompts):
-        raise InputError(args.input, "give exactly one of --mask or prompts (--box / --click)")
+        raise TamvtError("give exactly one of --mask or prompts (--box / --click)")
     check_output_folder(args.out, args.force)  # every check before the model loads and anything is written
     if args.overlay is not None:
         check_output_file(args.overlay)
@@ -174,7 +174,10 @@ def prompt_start(args: argparse.Namespace, prompts, device: str) -> tuple[Prompt
         raise InputError(args.input, f"--frame {args.frame} out of range: the input has {len(frames)} frames")
     if PROMPT_PNG.removesuffix(".png") in frames.names:
         raise InputError(args.input, f"a frame is named {PROMPT_PNG}, where the prompts' mask goes; rename it")
-    frame = next(iter(frames.iter_frames(start=args.frame)))[1]
+    first = next(iter(frames.iter_frames(start=args.frame)), None)
+    if first is None:  # a video file cut off before frame K
+        raise InputError(args.input, f"frame {args.frame} cannot be decoded (the file ends before it)")
+    frame = first[1]
     mask = prompt_mask(frame, prompts, get_prompt_model(args.prompt_model, device))
     prompted = PromptedMask(mask)
     return prompted, prompted.path
