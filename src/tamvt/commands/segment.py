@@ -1,7 +1,14 @@
-"""``tamvt segment``: segment one video (a file or a folder of frames) from a mask.
+"""``tamvt segment``: segment one video (a file or a folder of frames) from a mask, or from boxes / clicks.
 
     tamvt segment clip.mp4 --mask first.png --checkpoint tamvt-small.safetensors --out masks/ \\
         --overlay overlay.mp4 [--per-object] [--frame K] [--short-side 480|624|0] [inference.merge=first-wins]
+    tamvt segment clip.mp4 --box 40,30,200,180 --box 300,50,420,200@2 --click 100,90@3 --out masks/ \\
+        [--background-click X,Y[@ID]] [--prompt-model grabcut|sam2.1-hiera-tiny]
+
+Instead of ``--mask``, boxes and clicks on frame ``--frame`` (pixels of the video as stored) are turned
+into masks by a prompt model (:mod:`tamvt.commands.prompting`); the merged index mask is written as
+``OUT/prompt.png`` next to the results, so what was tracked can be seen, and tracking runs as from a
+mask.
 
 Writes ``OUT/<frame>.png`` palette masks (the input mask's palette, DAVIS colours for a gray mask)
 for the mask's frame and every later frame, ``OUT/<id>/<frame>.png`` binary 0/255 masks with
@@ -29,8 +36,9 @@ from tamvt.commands.options import (
     parse_ids,
 )
 from tamvt.commands.output import check_output_file, check_output_folder, commit_output, prepare_output, write_results
+from tamvt.commands.prompting import add_prompt_arguments, prompts_from_args
 from tamvt.devices import resolve_device
-from tamvt.errors import InputError
+from tamvt.errors import InputError, TamvtError
 
 if TYPE_CHECKING:
     from tamvt.data.sequence import VideoSequence
@@ -40,8 +48,13 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="a video file or a folder of frames (jpg/png)")
-    parser.add_argument("--mask", type=Path, required=True, help="index PNG of the objects in frame --frame")
-    parser.add_argument("--frame", type=int, default=0, help="index of the frame the mask belongs to (default 0)")
+    parser.add_argument(
+        "--mask", type=Path, default=None, help="index PNG of the objects in frame --frame (or boxes / clicks)"
+    )
+    parser.add_argument(
+        "--frame", type=int, default=0, help="index of the frame the mask or prompts belong to (default 0)"
+    )
+    add_prompt_arguments(parser.add_argument_group("start from boxes or clicks instead of --mask"))
     parser.add_argument("--objects", default=None, metavar="IDS", help="track only these ids of the mask, e.g. 1,3")
     parser.add_argument("--out", type=Path, required=True, help="output folder for <frame>.png masks")
     parser.add_argument("--overlay", type=Path, default=None, metavar="FILE.mp4", help="also write an overlay video")
@@ -64,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from tamvt.data.generic import read_generic
-    from tamvt.data.palette import read_index_png
+    from tamvt.data.palette import read_index_png, write_index_png
     from tamvt.data.video import VIDEO_SUFFIXES
     from tamvt.errors import SessionError
     from tamvt.inference.predictor import index_ids
@@ -76,9 +89,15 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.overlay, f"overlay must be a video file ({', '.join(VIDEO_SUFFIXES)})")
     if args.fps is not None and not args.fps > 0:
         raise InputError(args.overlay or args.input, f"--fps must be > 0, got {args.fps}")
+    prompts = prompts_from_args(args)
+    if (args.mask is None) == (not prompts):
+        raise TamvtError("give exactly one of --mask or prompts (--box / --click)")
     check_output_folder(args.out, args.force)  # every check before the model loads and anything is written
     if args.overlay is not None:
         check_output_file(args.overlay)
+    prompted = None
+    if prompts:
+        prompted, args.mask = prompt_start(args, prompts, str(device))
     seq = read_generic(args.input, args.mask, args.frame)  # checks the input, mask size and emptiness
     if seq.video_path is not None:
         seq = complete_frames(seq, args.frame, args.allow_truncated)
@@ -94,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
     tmp = prepare_output(args.out, args.force, prog="tamvt segment")
     try:
+        if prompted is not None:  # what the prompts became, beside the results
+            write_index_png(tmp / PROMPT_PNG, prompted.mask, palette)
         bar = tqdm(
             predictor.propagate(session),
             total=len(seq) - args.frame,
@@ -114,9 +135,53 @@ def run(args: argparse.Namespace) -> int:
         commit_output(tmp, args.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if prompted is not None:
+            prompted.cleanup()
     extra = f" and {args.overlay}" if args.overlay else ""
     print(f"tamvt segment: {written} masks of {len(ids)} object(s) -> {args.out}{extra}")
     return 0
+
+
+PROMPT_PNG = "prompt.png"
+
+
+class PromptedMask:
+    """The index mask made from prompts, held in a temporary PNG that :func:`read_generic` reads like
+    a ``--mask`` (so every check on a mask applies to it too)."""
+
+    def __init__(self, mask) -> None:
+        import tempfile
+
+        from tamvt.data.palette import write_index_png
+
+        self.mask = mask
+        self._dir = tempfile.TemporaryDirectory(prefix="tamvt-prompt-")
+        self.path = Path(self._dir.name) / PROMPT_PNG
+        write_index_png(self.path, mask)
+
+    def cleanup(self) -> None:
+        self._dir.cleanup()
+
+
+def prompt_start(args: argparse.Namespace, prompts, device: str) -> tuple[PromptedMask, Path]:
+    """The index mask the prompts give on frame ``args.frame`` of ``args.input`` (frames at the size
+    they are stored), and the temporary PNG holding it."""
+    from tamvt.commands.prompting import prompt_mask
+    from tamvt.data.video import open_frames
+    from tamvt.prompts import get_prompt_model
+
+    frames = open_frames(args.input)
+    if not 0 <= args.frame < len(frames):
+        raise InputError(args.input, f"--frame {args.frame} out of range: the input has {len(frames)} frames")
+    if PROMPT_PNG.removesuffix(".png") in frames.names:
+        raise InputError(args.input, f"a frame is named {PROMPT_PNG}, where the prompts' mask goes; rename it")
+    first = next(iter(frames.iter_frames(start=args.frame)), None)
+    if first is None:  # a video file cut off before frame K
+        raise InputError(args.input, f"frame {args.frame} cannot be decoded (the file ends before it)")
+    frame = first[1]
+    mask = prompt_mask(frame, prompts, get_prompt_model(args.prompt_model, device))
+    prompted = PromptedMask(mask)
+    return prompted, prompted.path
 
 
 def complete_frames(seq: VideoSequence, frame: int, allow_truncated: bool) -> VideoSequence:

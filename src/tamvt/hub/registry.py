@@ -9,11 +9,15 @@ Cache (``$TAMVT_HOME``, default ``~/.cache/tamvt``), one folder per model::
         tamvt_vost.pth.part(.json)      an unfinished download (resumed by the next fetch)
         official-vost.safetensors       the converted tamvt checkpoint (what ``--checkpoint NAME`` loads)
         official-vost.safetensors.json  its size and sha256
+    models/sam2.1-hiera-tiny/
+        sam2.1_hiera_tiny.pt            Meta's SAM 2.1 file, used as it is (a prompt model: no conversion)
+        sam2.1_hiera_tiny.pt.json       its url, size and sha256
 
 The authors publish no size or digest, so the first fetch records them and later uses check them:
 the size on every use, the sha256 on ``tamvt weights fetch``. Tests and mirrors point a model at
-another URL with ``TAMVT_WEIGHTS_URL_<NAME>`` (name upper-cased, ``-`` -> ``_``, e.g.
-``TAMVT_WEIGHTS_URL_OFFICIAL_VOST``). Nothing is read from the environment at import time.
+another URL with ``TAMVT_WEIGHTS_URL_<NAME>`` (name upper-cased, ``-`` and ``.`` -> ``_``, e.g.
+``TAMVT_WEIGHTS_URL_OFFICIAL_VOST``, ``TAMVT_WEIGHTS_URL_SAM2_1_HIERA_TINY``). Nothing is read
+from the environment at import time.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -47,6 +52,8 @@ class ModelEntry:
         page: where a person downloads it by hand (a browser page).
         filename: the downloaded file's name in the cache.
         size / sha256: of the download, when known in advance (else recorded on first fetch).
+        prompt_model: a ``--prompt-model`` (SAM 2), used as downloaded: not converted, and refused
+            by ``--checkpoint``.
     """
 
     name: str
@@ -57,10 +64,11 @@ class ModelEntry:
     filename: str | None = None
     size: int | None = None
     sha256: str | None = None
+    prompt_model: bool = False
 
     def source_url(self) -> str:
         """``url``, or the override in ``TAMVT_WEIGHTS_URL_<NAME>``."""
-        override = os.environ.get("TAMVT_WEIGHTS_URL_" + self.name.upper().replace("-", "_"))
+        override = os.environ.get("TAMVT_WEIGHTS_URL_" + re.sub(r"[^A-Z0-9]", "_", self.name.upper()))
         if override:
             return override
         assert self.url is not None, self.name
@@ -98,6 +106,14 @@ MODELS: dict[str, ModelEntry] = {
             "tamvt_static.pth",
             "the authors' TAM-VT (ResNet-50), pre-trained on static images",
         ),
+        ModelEntry(
+            "sam2.1-hiera-tiny",
+            "Meta's SAM 2.1 (Hiera-T) image predictor: a --prompt-model, not a tracking checkpoint",
+            url="https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt",
+            page="https://github.com/facebookresearch/sam2#download-checkpoints",
+            filename="sam2.1_hiera_tiny.pt",
+            prompt_model=True,
+        ),
     )
 }
 
@@ -124,8 +140,9 @@ def download_path(entry: ModelEntry) -> Path:
 
 
 def checkpoint_path(entry: ModelEntry) -> Path:
-    """The tamvt checkpoint of the model (for a download: the converted file in the cache)."""
-    if entry.package_file:
+    """The tamvt checkpoint of the model (for a download: the converted file in the cache; for a
+    prompt model: the download itself)."""
+    if entry.package_file or entry.prompt_model:
         return download_path(entry)
     return home() / "models" / entry.name / f"{entry.name}.safetensors"
 
@@ -134,7 +151,7 @@ def status(entry: ModelEntry) -> str:
     """One word or two for ``tamvt weights list`` (reads no file content)."""
     if entry.package_file:
         return "in the package" if download_path(entry).is_file() else "missing from this install"
-    if checkpoint_path(entry).is_file():
+    if checkpoint_path(entry).is_file() and (not entry.prompt_model or _record_path(checkpoint_path(entry)).is_file()):
         return "ready"
     src = download_path(entry)
     if src.is_file():
@@ -150,7 +167,7 @@ def fetch(name: str, *, progress: bool = True, verify: bool = True, timeout: flo
 
     A model already converted costs no network I/O; its recorded size is checked, and with
     ``verify`` its sha256 too. A source file put into the cache by hand (see :func:`download_path`)
-    is recorded and converted.
+    is recorded and converted. A prompt model (``entry.prompt_model``) is returned as downloaded.
 
     Raises:
         TamvtError: unknown name; a failed download (one line: the URL, the reason, and where to
@@ -192,6 +209,8 @@ def fetch(name: str, *, progress: bool = True, verify: bool = True, timeout: flo
                     f"and run `tamvt weights fetch {name}` again"
                 ) from None
             _write_record(src, {"url": url, "size": got.size, "sha256": got.sha256, "added": _now()})
+        if entry.prompt_model:
+            return src
         if progress:
             print(f"{name}: converting {src.name} to tamvt's format", file=sys.stderr, flush=True)
         _convert(src, ckpt, name)
@@ -214,6 +233,11 @@ def resolve_checkpoint(text: str | Path | None, *, progress: bool = True) -> Pat
     if path.exists():
         return path
     if str(text) in MODELS:
+        if MODELS[str(text)].prompt_model:
+            raise TamvtError(
+                f"{text} is a prompt model (a box or clicks -> a mask), not a tracking checkpoint; "
+                f"use it as --prompt-model {text}"
+            )
         return fetch(str(text), progress=progress, verify=False)
     if len(path.parts) == 1 and not path.suffix:
         raise InputError(path, f"no such file, and not a model name (known: {', '.join(MODELS)})")

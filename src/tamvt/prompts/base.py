@@ -64,6 +64,17 @@ class PromptModel:
         return bx0, by0, bx1, by1
 
     @staticmethod
+    def check_previous(previous: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+        """``previous`` as (H, W) bool, ``None`` when not given or empty; an error if its size is not the frame's."""
+        if previous is None:
+            return None
+        prev = np.asarray(previous)
+        if prev.shape != tuple(shape[:2]):
+            raise TamvtError(f"the previous mask is {prev.shape}, the frame {tuple(shape[:2])}")
+        prev = prev.astype(bool)
+        return prev if prev.any() else None
+
+    @staticmethod
     def check_points(points: Sequence[Point], shape: tuple[int, ...], what: str) -> list[tuple[int, int]]:
         h, w = shape[:2]
         out = []
