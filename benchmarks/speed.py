@@ -23,6 +23,7 @@ Frame rendering is timed separately and excluded from the engine's seconds per f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -66,10 +67,27 @@ def time_resnet50(size: tuple[int, int], runs: int, channels_last: bool = False)
     return (w1 - w0) / runs, (c1 - c0) / runs
 
 
+def matmul_gflops(dtype_name: str, n: int = 2048, runs: int = 10) -> float:
+    """GFLOP/s of an ``n x n`` matmul in ``dtype_name`` (float32 / bfloat16): the machine's practical limit."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    torch.manual_seed(0)
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(runs):  # the fastest of several: the peak, least disturbed by other load
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
 def case_resnet(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
+    peaks = {"peak_fp32_gflops": matmul_gflops("float32"), "peak_bf16_gflops": matmul_gflops("bfloat16")}
     wall, cpu = time_resnet50(args.size, args.runs)
     rss = vm_hwm_bytes()
     wall_cl, cpu_cl = time_resnet50(args.size, args.runs, channels_last=True)
@@ -79,6 +97,7 @@ def case_resnet(args: argparse.Namespace) -> dict:
         "rss": rss,
         "s_per_frame_channels_last": wall_cl,
         "cpu_s_per_frame_channels_last": cpu_cl,
+        **peaks,
     }
 
 
@@ -129,20 +148,28 @@ def case_tamvt(args: argparse.Namespace) -> dict:
     # frames are made at the input size: no resize (480x854 is what short_side=480 gives anyway)
     predictor = Predictor(
         model,
-        InferenceConfig(short_side=None),
+        InferenceConfig(short_side=None, precision=args.precision),
         clip_length=cfg.model.clip_length,
         channels_last=not args.no_channels_last,
     )
     session = predictor.start(Rendered(), keep_results=False)
     for obj in ids:
         predictor.add_mask(session, 0, obj, mask0 == obj)
+    stage_s, stage_flops = time_stages(model, count_flops=args.flops)
     rss_before = vm_hwm_bytes("VmRSS")  # interpreter + torch + model + frame source
+    total = flop_counter() if args.flops else contextlib.nullcontext()
     w0, c0 = clocks()
     count = 0
-    for _ in predictor.propagate(session):
-        count += 1  # results are dropped at once: a real run writes them out
+    with total:
+        for _ in predictor.propagate(session):
+            count += 1  # results are dropped at once: a real run writes them out
     w1, c1 = clocks()
+    if args.flops:
+        stage_flops["total"] = total.get_total_flops()
     out = {
+        "precision": args.precision,
+        "stage_s_per_frame": {k: v / count for k, v in stage_s.items()},
+        "stage_gflop_per_frame": {k: v / count / 1e9 for k, v in stage_flops.items()},
         "frames": count,
         "objects": len(ids),
         "s_per_frame": (w1 - w0 - render[0]) / count,
@@ -156,6 +183,44 @@ def case_tamvt(args: argparse.Namespace) -> dict:
         del predictor, session, model
         out["resnet50_s_per_frame"], out["resnet50_cpu_s_per_frame"] = time_resnet50(tuple(args.size), args.runs)
     return out
+
+
+STAGES = {  # model stage method -> the report's name
+    "encode_frames": "backbone (frames)",
+    "encode_memory": "memory encoder (mask backbone)",
+    "match": "matching",
+    "decode": "decoder (FPN, decoder, mask head)",
+}
+
+
+def flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    return FlopCounterMode(display=False)
+
+
+def time_stages(model, count_flops: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """Wrap the model's stage methods so that each call adds its wall seconds (and, with
+    ``count_flops``, its FLOPs) to the returned dicts; whatever is not in a stage is the rest."""
+    seconds = dict.fromkeys(STAGES.values(), 0.0)
+    flops = dict.fromkeys(STAGES.values(), 0.0) if count_flops else {}
+
+    def wrap(name: str, fn):
+        def timed(*a, **kw):
+            counter = flop_counter() if count_flops else contextlib.nullcontext()
+            t0 = time.perf_counter()
+            with counter:
+                out = fn(*a, **kw)
+            seconds[name] += time.perf_counter() - t0
+            if count_flops:
+                flops[name] += counter.get_total_flops()
+            return out
+
+        return timed
+
+    for method, name in STAGES.items():
+        setattr(model, method, wrap(name, getattr(model, method)))
+    return seconds, flops
 
 
 def run_case(argv: list[str], passive: bool = False) -> dict:
@@ -176,6 +241,66 @@ def size_text(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
+BF16_TARGETS = {"speedup": 1.6, "fps": 1.2, "limit": 0.5}
+
+
+def print_precision(base: dict, one: dict, one16: dict, five: dict, five16: dict) -> None:
+    """fp32 vs bf16 autocast (``inference.precision``) from the same run, and each stage's achieved
+    GFLOP/s as a fraction of the matmul peak of its precision (the machine's limit)."""
+    peak = {"fp32": base["peak_fp32_gflops"], "bf16": base["peak_bf16_gflops"]}
+    print()
+    print(
+        f"precision (same run, cases interleaved): 2048x2048 matmul peak fp32 {peak['fp32']:.0f} GFLOP/s, "
+        f"bf16 {peak['bf16']:.0f} GFLOP/s"
+    )
+    print(f"{'measure':56s} {'fp32':>8s} {'bf16':>8s} {'x':>6s} {'target':>7s} {'met':>4s}")
+    fps16 = 1 / one16["s_per_frame"]
+    rows = [
+        (f"(a) s/frame, 1 object, {one['frames']} frames", one, one16, "s_per_frame", f">={BF16_TARGETS['speedup']}"),
+        ("    CPU s/frame", one, one16, "cpu_s_per_frame", ""),
+        ("    bare ResNet-50 s/frame (same process, after; fp32)", one, one16, "resnet50_s_per_frame", ""),
+        (f"(b) s/frame, 5 objects, {five['frames']} frames", five, five16, "s_per_frame", ""),
+    ]
+    for label, a, b, key, target in rows:
+        x = a[key] / b[key]
+        met = ("yes" if x >= BF16_TARGETS["speedup"] else "NO") if target else ""
+        print(f"{label:56s} {a[key]:8.3f} {b[key]:8.3f} {x:6.2f} {target:>7s} {met:>4s}")
+    ratio5 = (five["s_per_frame"] / one["s_per_frame"], five16["s_per_frame"] / one16["s_per_frame"])
+    print(f"{'    (b) ratio 5 objects / 1 object':56s} {ratio5[0]:8.2f} {ratio5[1]:8.2f}")
+    print(f"{'(c) peak RSS GB, 1 object':56s} {one['rss'] / 1e9:8.2f} {one16['rss'] / 1e9:8.2f}")
+    met = "yes" if fps16 >= BF16_TARGETS["fps"] else "NO"
+    print(f"{'frames/s, 1 object':56s} {1 / one['s_per_frame']:8.2f} {fps16:8.2f} {'':6s} {'>=1.2':>7s} {met:>4s}")
+    print()
+    print("where the time goes, 1 object (GFLOP/frame from torch.utils.flop_counter; % = achieved / matmul peak)")
+    print(
+        f"{'stage':36s} {'GFLOP':>7s} "
+        + " ".join(f"{p + ' s':>7s} {'GFLOP/s':>8s} {'%peak':>6s}" for p in ("fp32", "bf16"))
+    )
+    stages = list(one["stage_s_per_frame"])
+    names = [*stages, "rest", "whole frame"]
+    for name in names:
+        cells = []
+        gflop = one["stage_gflop_per_frame"].get(name)
+        if name == "rest":
+            gflop = one["stage_gflop_per_frame"]["total"] - sum(one["stage_gflop_per_frame"][s] for s in stages)
+        if name == "whole frame":
+            gflop = one["stage_gflop_per_frame"]["total"]
+        for run, prec in ((one, "fp32"), (one16, "bf16")):
+            t = run["stage_s_per_frame"].get(name)
+            if name == "rest":
+                t = run["s_per_frame"] - sum(run["stage_s_per_frame"].values())
+            if name == "whole frame":
+                t = run["s_per_frame"]
+            rate = gflop / t if t > 0 else float("nan")
+            cells.append(f"{t:7.3f} {rate:8.1f} {100 * rate / peak[prec]:5.0f}%")
+        print(f"{name:36s} {gflop:7.2f} {cells[0]} {cells[1]}")
+    whole = one["stage_gflop_per_frame"]["total"] / one16["s_per_frame"] / peak["bf16"]
+    print(
+        f"whole frame in bf16 at {100 * whole:.0f} % of the bf16 limit (target >= {100 * BF16_TARGETS['limit']:.0f} %: "
+        f"{'yes' if whole >= BF16_TARGETS['limit'] else 'NO'})"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=("resnet", "tamvt"), help=argparse.SUPPRESS)
@@ -183,6 +308,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=41, help="frames of the speed video (default 41)")
     parser.add_argument("--objects", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--resnet-after", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help=argparse.SUPPRESS)
+    parser.add_argument("--flops", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 cases")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5, help="timed ResNet-50 forwards (default 5)")
     parser.add_argument("--short", type=int, default=60, help="frames of the short memory video (default 60)")
@@ -210,10 +338,24 @@ def main() -> int:
     mem_size = args.memory_size or ("240x427" if args.quick else size_text(args.size))
     t_start, load_start = time.perf_counter(), os.getloadavg()
     base = run_case(["resnet", *size, *common], args.passive)
-    one = run_case(
-        ["tamvt", *size, "--frames", str(args.frames), "--objects", "1", "--resnet-after", *common], args.passive
+    video = [*size, "--frames", str(args.frames)]
+    # fp32 and bf16 interleaved, so both see the same machine load; FLOPs counted in fp32 (the same
+    # operations: FlopCounterMode cannot run under CPU autocast, where einsum's decomposition mixes dtypes)
+    one = run_case(["tamvt", *video, "--objects", "1", "--resnet-after", "--flops", *common], args.passive)
+    one16 = (
+        None
+        if args.no_bf16
+        else run_case(
+            ["tamvt", *video, "--objects", "1", "--resnet-after", "--precision", "bf16", *common],
+            args.passive,
+        )
     )
-    five = run_case(["tamvt", *size, "--frames", str(args.frames), "--objects", "5", *common], args.passive)
+    five = run_case(["tamvt", *video, "--objects", "5", *common], args.passive)
+    five16 = (
+        None
+        if args.no_bf16
+        else run_case(["tamvt", *video, "--objects", "5", "--precision", "bf16", *common], args.passive)
+    )
     short = run_case(
         ["tamvt", "--size", mem_size, "--frames", str(args.short), "--objects", "1", *common], args.passive
     )
@@ -313,6 +455,8 @@ def main() -> int:
     ]
     for row in rows:
         print(f"{row[0]:56s} {row[1]:>8s} {row[2]:>8s} {row[3]:>7s} {row[4]:>4s} {row[5]:>7s}")
+    if one16 is not None and five16 is not None:
+        print_precision(base, one, one16, five, five16)
     print(
         f"(frame rendering excluded: {one['render_s_per_frame'] * 1000:.1f} ms/frame; "
         f"total benchmark time {(time.perf_counter() - t_start) / 60:.1f} min; load average at start "

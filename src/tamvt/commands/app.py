@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-demo", action="store_true", help="do not offer the synthetic demo video")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of the model (default cpu)")
+    from tamvt.commands.options import add_precision_argument
+
+    add_precision_argument(parser)
     parser.add_argument("--max-upload-mb", type=float, default=512, help="largest upload (default 512)")
     parser.add_argument(
         "--max-video-mb",
@@ -192,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
             + "; requests addressed to another name than 127.0.0.1, localhost, --host or an --allow-host are refused",
             file=sys.stderr,
         )
-    engine = Engine(checkpoint, args.device)
+    engine = Engine(checkpoint, args.device, precision=args.precision)
     engine.load()  # once, now: a bad checkpoint fails here, and the first propagation does not wait for it
     with workdir_lock(workdir):
         settings = AppSettings(
