@@ -3,7 +3,10 @@ with every module call and the model's stage methods recorded, then each recorde
 under bf16 autocast on the *same fp32 inputs*. A call's local error is what its own arithmetic adds;
 the end-to-end |dp| (probabilities, bf16 vs fp32 from the start) is printed last.
 
-    python benchmarks/precision_errors.py [--top 25] [--device cpu]
+    python benchmarks/precision_errors.py [--top 25] [--device cpu] [--islands]
+
+``--islands``: the end-to-end |dp| again with one part of the model at a time kept in fp32 (autocast
+off and its inputs cast to fp32): what an fp32 island there would win.
 """
 
 from __future__ import annotations
@@ -114,10 +117,47 @@ def local_errors(model, frames, mask0, dtype: torch.dtype) -> dict[str, list[flo
                 delattr(obj, m)
 
 
+def cast_fp32(x):
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        return x.float()
+    if isinstance(x, (list, tuple)):
+        return type(x)(cast_fp32(v) for v in x)
+    return x
+
+
+def fp32_island(obj, name: str, device_type: str):
+    """Run ``obj.name`` with autocast off on fp32 inputs; returns the undo."""
+    fn = getattr(obj, name)
+
+    def wrapped(*args, **kwargs):
+        with torch.autocast(device_type, enabled=False):
+            return fn(*[cast_fp32(a) for a in args], **kwargs)
+
+    setattr(obj, name, wrapped)
+    return lambda: delattr(obj, name)
+
+
+def islands(model, frames, mask0, p32: torch.Tensor) -> None:
+    parts = {
+        "all bf16": [],
+        "matching attention (softmax) fp32": [(b, "attend") for b in model.matching.scale_blocks()],
+        "matching (RTE products, attention) fp32": [(model.matching, "forward")],
+        "decoder + mask head fp32": [(model.decoder, "forward"), (model.mask_head, "project")],
+        "backbone fp32": [(model.backbone, "forward")],
+    }
+    for label, where in parts.items():
+        undo = [fp32_island(o, n, frames.device.type) for o, n in where]
+        d = (probabilities(model, frames, mask0, torch.bfloat16) - p32).abs()
+        for u in undo:
+            u()
+        print(f"{label:44s} max |dp| {d.max().item():.4f}  mean {d.mean().item():.5f}", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--top", type=int, default=25, help="print the calls with the largest local error")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--islands", action="store_true", help="also: end-to-end |dp| with one part kept in fp32")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -135,6 +175,8 @@ def main(argv=None) -> int:
         f"vector A end to end, bf16 vs fp32: max |dp| {d.max().item():.4f}, mean {d.mean().item():.5f}, "
         f"{100 * flips:.2f} % of pixels change side of 0.5"
     )
+    if args.islands:
+        islands(model, frames, mask0, p32)
     return 0
 
 
