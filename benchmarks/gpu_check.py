@@ -5,8 +5,8 @@ On a machine with one CUDA GPU (under 8 minutes on an H100-class card):
 
   * tamvt-r50 (random weights) online over a synthetic video (41 frames) at 480x854 and 624x1110,
     1 and 5 objects, fp32 (PyTorch's defaults: cuDNN convolutions may use TF32) and bf16 autocast
-    (the predictor's ``inference.autocast_bf16``); then, at 480p / 1 object / bf16, with channels_last
-    and with ``torch.compile`` of the backbone. Each row: frames/s (after a warm-up video, which also
+    (the predictor's ``inference.precision``: ``fp32`` / ``bf16``); then, at 480p / 1 object / bf16,
+    with channels_last and with ``torch.compile`` of the backbone. Each row: frames/s (after a warm-up video, which also
     compiles), peak GPU memory (``max_memory_allocated``) and the scaled-dot-product-attention backend
     that actually ran in the matching and in the decoder, read from the profiler's op names
     (flash / efficient / cudnn / math);
@@ -17,8 +17,8 @@ On a machine with one CUDA GPU (under 8 minutes on an H100-class card):
     included), a resume from it and one validation video through the predictor;
   * with two GPUs, 20 steps of 2-process DDP over NCCL (torchrun); weights identical on both ranks.
 
-``--device cpu`` runs the same code at tiny sizes, few frames and steps: bf16 rows use CPU autocast
-around the predictor, ``torch.compile`` uses the ``eager`` backend on one residual stage, peak memory is
+``--device cpu`` runs the same code at tiny sizes, few frames and steps: bf16 rows use the predictor's
+CPU autocast (``precision=bf16``), ``torch.compile`` uses the ``eager`` backend on one residual stage, peak memory is
 the process's peak RSS. Its numbers are not GPU figures; it is there so that CI runs every path:
 
     python benchmarks/gpu_check.py                 # cuda when available
@@ -254,21 +254,21 @@ def inference_row(
     )
     model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     predictor = Predictor(
-        model, InferenceConfig(short_side=None, autocast_bf16=bf16), clip_length=2, channels_last=channels_last
+        model,
+        InferenceConfig(short_side=None, precision="bf16" if bf16 else "fp32"),
+        clip_length=2,
+        channels_last=channels_last,
     )
-    # the predictor autocasts on CUDA only; in CPU mode this script wraps it, so the bf16 code paths still run
-    outer = autocast(device, bf16) if device.type == "cpu" else contextlib.nullcontext()
 
     def run(n: int) -> int:
         session = predictor.start(ArrayFrames(frames[:n]))
         for obj in ids:
             predictor.add_mask(session, 0, obj, mask0 == obj)
         count = 0
-        with outer:
-            for _, result in predictor.propagate(session):
-                count += 1
-                if not torch.isfinite(result.probs).all():
-                    raise FloatingPointError(f"non-finite probabilities in frame {result.frame_idx}")
+        for _, result in predictor.propagate(session):
+            count += 1
+            if not torch.isfinite(result.probs).all():
+                raise FloatingPointError(f"non-finite probabilities in frame {result.frame_idx}")
         return count
 
     start = time.perf_counter()

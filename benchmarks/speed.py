@@ -12,7 +12,11 @@ fresh subprocess, so each peak resident memory (``VmHWM`` of ``/proc/self/status
   (c) peak RSS of the one-object run (target <= 1.5 GB; authors' 3.3 GB at 41 frames) and the ratio of
       the peak RSS of a 600-frame video to a 60-frame one (target <= 1.1).
 
-Frame rendering is timed separately and excluded from the engine's seconds per frame.
+Frame rendering is timed separately and excluded from the engine's seconds per frame. Cases (a) and (b)
+run again in bf16 (``inference.precision=bf16``, interleaved with fp32); a second table gives the
+FLOPs per frame of each stage (backbone, memory encoder, matching, decoder, the rest; counted with
+``torch.utils.flop_counter`` in the fp32 case), their CPU seconds and achieved GFLOP per CPU second as a
+fraction of a 2048x2048 matmul's in the same precision (the machine's limit; ``--no-bf16`` skips it).
 
     .venv/bin/python benchmarks/speed.py                  # everything at 480x854 (the 600-frame video alone
                                                           # takes 600x the one-object s/frame)
@@ -23,6 +27,7 @@ Frame rendering is timed separately and excluded from the engine's seconds per f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -66,10 +71,32 @@ def time_resnet50(size: tuple[int, int], runs: int, channels_last: bool = False)
     return (w1 - w0) / runs, (c1 - c0) / runs
 
 
+def matmul_gflops(dtype_name: str, n: int = 2048, runs: int = 10) -> tuple[float, float]:
+    """(GFLOP per wall second, GFLOP per CPU second) of an ``n x n`` matmul in ``dtype_name`` (float32 /
+    bfloat16): the machine's practical limit. Per CPU second the figure is far less disturbed by other
+    jobs on the cores (threads x that = the wall figure of an idle machine)."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    torch.manual_seed(0)
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    wall = cpu = float("inf")
+    for _ in range(runs):  # the fastest of several: the peak, least disturbed by other load
+        w0, c0 = clocks()
+        a @ b
+        w1, c1 = clocks()
+        wall, cpu = min(wall, w1 - w0), min(cpu, c1 - c0)
+    return 2 * n**3 / wall / 1e9, 2 * n**3 / cpu / 1e9
+
+
 def case_resnet(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
+    peaks = {}
+    for name, dtype in (("fp32", "float32"), ("bf16", "bfloat16")):
+        peaks[f"peak_{name}_gflops"], peaks[f"peak_{name}_gflop_per_cpu_s"] = matmul_gflops(dtype)
     wall, cpu = time_resnet50(args.size, args.runs)
     rss = vm_hwm_bytes()
     wall_cl, cpu_cl = time_resnet50(args.size, args.runs, channels_last=True)
@@ -79,6 +106,7 @@ def case_resnet(args: argparse.Namespace) -> dict:
         "rss": rss,
         "s_per_frame_channels_last": wall_cl,
         "cpu_s_per_frame_channels_last": cpu_cl,
+        **peaks,
     }
 
 
@@ -129,20 +157,28 @@ def case_tamvt(args: argparse.Namespace) -> dict:
     # frames are made at the input size: no resize (480x854 is what short_side=480 gives anyway)
     predictor = Predictor(
         model,
-        InferenceConfig(short_side=None),
+        InferenceConfig(short_side=None, precision=args.precision),
         clip_length=cfg.model.clip_length,
         channels_last=not args.no_channels_last,
     )
     session = predictor.start(Rendered(), keep_results=False)
     for obj in ids:
         predictor.add_mask(session, 0, obj, mask0 == obj)
+    stage_s, stage_flops = time_stages(model, count_flops=args.flops)
     rss_before = vm_hwm_bytes("VmRSS")  # interpreter + torch + model + frame source
+    total = flop_counter() if args.flops else contextlib.nullcontext()
     w0, c0 = clocks()
     count = 0
-    for _ in predictor.propagate(session):
-        count += 1  # results are dropped at once: a real run writes them out
+    with total:
+        for _ in predictor.propagate(session):
+            count += 1  # results are dropped at once: a real run writes them out
     w1, c1 = clocks()
+    if args.flops:
+        stage_flops["total"] = total.get_total_flops()
     out = {
+        "precision": args.precision,
+        "stage_s_per_frame": {k: v / count for k, v in stage_s.items()},
+        "stage_gflop_per_frame": {k: v / count / 1e9 for k, v in stage_flops.items()},
         "frames": count,
         "objects": len(ids),
         "s_per_frame": (w1 - w0 - render[0]) / count,
@@ -156,6 +192,50 @@ def case_tamvt(args: argparse.Namespace) -> dict:
         del predictor, session, model
         out["resnet50_s_per_frame"], out["resnet50_cpu_s_per_frame"] = time_resnet50(tuple(args.size), args.runs)
     return out
+
+
+STAGES = {  # model stage method -> the report's name
+    "encode_frames": "backbone (frames)",
+    "encode_memory": "memory encoder (mask backbone)",
+    "match": "matching",
+    "decode": "decoder (FPN, decoder, mask head)",
+}
+
+
+def flop_counter():
+    import torch
+    from torch.utils import flop_counter as fc
+
+    # the CPU flash attention (the matching's SDPA on CPU) has no formula of its own in torch 2.9..2.14:
+    # without this its FLOPs would count as 0
+    cpu_flash = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if cpu_flash is not None and cpu_flash not in fc.flop_registry:
+        fc.register_flop_formula(cpu_flash, get_raw=True)(fc.sdpa_flop)  # sdpa_flop is wrapped already
+    return fc.FlopCounterMode(display=False)
+
+
+def time_stages(model, count_flops: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """Wrap the model's stage methods so that each call adds its wall seconds (and, with
+    ``count_flops``, its FLOPs) to the returned dicts; whatever is not in a stage is the rest."""
+    seconds = dict.fromkeys(STAGES.values(), 0.0)
+    flops = dict.fromkeys(STAGES.values(), 0.0) if count_flops else {}
+
+    def wrap(name: str, fn):
+        def timed(*a, **kw):
+            counter = flop_counter() if count_flops else contextlib.nullcontext()
+            t0 = time.perf_counter()
+            with counter:
+                out = fn(*a, **kw)
+            seconds[name] += time.perf_counter() - t0
+            if count_flops:
+                flops[name] += counter.get_total_flops()
+            return out
+
+        return timed
+
+    for method, name in STAGES.items():
+        setattr(model, method, wrap(name, getattr(model, method)))
+    return seconds, flops
 
 
 def run_case(argv: list[str], passive: bool = False) -> dict:
@@ -176,6 +256,77 @@ def size_text(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
+BF16_TARGETS = {"speedup": 1.6, "fps": 1.2, "limit": 0.5}
+
+
+def print_precision(base: dict, one: dict, one16: dict, five: dict | None, five16: dict | None) -> None:
+    """fp32 vs bf16 autocast (``inference.precision``) from the same run, and each stage's achieved
+    GFLOP/s as a fraction of the matmul peak of its precision (the machine's limit). The fractions use
+    CPU time (a stage's CPU seconds = its share of the wall time x the frame's CPU seconds), which other
+    jobs on the cores disturb far less than wall time; on an idle machine both agree."""
+    peak = {p: base[f"peak_{p}_gflop_per_cpu_s"] for p in ("fp32", "bf16")}
+    print()
+    print(
+        f"precision (same run, cases interleaved): 2048x2048 matmul peak fp32 {base['peak_fp32_gflops']:.0f} "
+        f"GFLOP/s ({peak['fp32']:.0f} per CPU second), bf16 {base['peak_bf16_gflops']:.0f} GFLOP/s "
+        f"({peak['bf16']:.0f} per CPU second)"
+    )
+    print(f"{'measure':56s} {'fp32':>8s} {'bf16':>8s} {'x':>6s} {'target':>7s} {'met':>4s}")
+    rows = [
+        (f"(a) s/frame, 1 object, {one['frames']} frames", one, one16, "s_per_frame", f">={BF16_TARGETS['speedup']}"),
+        ("    CPU s/frame", one, one16, "cpu_s_per_frame", f">={BF16_TARGETS['speedup']}"),
+        ("    bare ResNet-50 s/frame (same process, after; fp32)", one, one16, "resnet50_s_per_frame", ""),
+    ]
+    if five is not None and five16 is not None:
+        rows.append((f"(b) s/frame, 5 objects, {five['frames']} frames", five, five16, "s_per_frame", ""))
+    for label, a, b, key, target in rows:
+        x = a[key] / b[key]
+        met = ("yes" if x >= BF16_TARGETS["speedup"] else "NO") if target else ""
+        print(f"{label:56s} {a[key]:8.3f} {b[key]:8.3f} {x:6.2f} {target:>7s} {met:>4s}")
+    if five is not None and five16 is not None:
+        ratio5 = (five["s_per_frame"] / one["s_per_frame"], five16["s_per_frame"] / one16["s_per_frame"])
+        print(f"{'    (b) ratio 5 objects / 1 object':56s} {ratio5[0]:8.2f} {ratio5[1]:8.2f}")
+    print(f"{'(c) peak RSS GB, 1 object':56s} {one['rss'] / 1e9:8.2f} {one16['rss'] / 1e9:8.2f}")
+    for label, key in (
+        ("frames/s, 1 object", "s_per_frame"),
+        ("frames/s per 2 CPU seconds (idle machine)", "cpu_s_per_frame"),
+    ):
+        scale = 2.0 if key.startswith("cpu") else 1.0
+        fps = (scale / one[key], scale / one16[key])
+        met = "yes" if fps[1] >= BF16_TARGETS["fps"] else "NO"
+        print(f"{label:56s} {fps[0]:8.2f} {fps[1]:8.2f} {'':6s} {'>=1.2':>7s} {met:>4s}")
+    print()
+    print(
+        "where the time goes, 1 object: GFLOP/frame (torch.utils.flop_counter, fp32 run), CPU s/frame, "
+        "GFLOP per CPU second and its % of the matmul peak of the same precision"
+    )
+    print(
+        f"{'stage':36s} {'GFLOP':>7s} "
+        + " ".join(f"{p + ' CPU s':>10s} {'GFLOP/s':>8s} {'%peak':>6s}" for p in ("fp32", "bf16"))
+    )
+    stages = list(one["stage_s_per_frame"])
+    flops = dict(one["stage_gflop_per_frame"])
+    flops["rest"] = flops["total"] - sum(flops[s] for s in stages)
+    flops["whole frame"] = flops["total"]
+    fractions = {}
+    for name in [*stages, "rest", "whole frame"]:
+        cells = []
+        for run, prec in ((one, "fp32"), (one16, "bf16")):
+            wall = dict(run["stage_s_per_frame"])
+            wall["rest"] = run["s_per_frame"] - sum(run["stage_s_per_frame"].values())
+            wall["whole frame"] = run["s_per_frame"]
+            cpu = wall[name] / run["s_per_frame"] * run["cpu_s_per_frame"]
+            rate = flops[name] / cpu if cpu > 0 else float("nan")
+            fractions[name, prec] = rate / peak[prec]
+            cells.append(f"{cpu:10.3f} {rate:8.1f} {100 * rate / peak[prec]:5.0f}%")
+        print(f"{name:36s} {flops[name]:7.2f} {cells[0]} {cells[1]}")
+    whole = fractions["whole frame", "bf16"]
+    print(
+        f"whole frame in bf16 at {100 * whole:.0f} % of the bf16 limit (target >= "
+        f"{100 * BF16_TARGETS['limit']:.0f} %: {'yes' if whole >= BF16_TARGETS['limit'] else 'NO'})"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=("resnet", "tamvt"), help=argparse.SUPPRESS)
@@ -183,6 +334,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=41, help="frames of the speed video (default 41)")
     parser.add_argument("--objects", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--resnet-after", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help=argparse.SUPPRESS)
+    parser.add_argument("--flops", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 cases")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5, help="timed ResNet-50 forwards (default 5)")
     parser.add_argument("--short", type=int, default=60, help="frames of the short memory video (default 60)")
@@ -210,10 +364,24 @@ def main() -> int:
     mem_size = args.memory_size or ("240x427" if args.quick else size_text(args.size))
     t_start, load_start = time.perf_counter(), os.getloadavg()
     base = run_case(["resnet", *size, *common], args.passive)
-    one = run_case(
-        ["tamvt", *size, "--frames", str(args.frames), "--objects", "1", "--resnet-after", *common], args.passive
+    video = [*size, "--frames", str(args.frames)]
+    # fp32 and bf16 interleaved, so both see the same machine load; FLOPs counted in fp32 (the same
+    # operations: FlopCounterMode cannot run under CPU autocast, where einsum's decomposition mixes dtypes)
+    one = run_case(["tamvt", *video, "--objects", "1", "--resnet-after", "--flops", *common], args.passive)
+    one16 = (
+        None
+        if args.no_bf16
+        else run_case(
+            ["tamvt", *video, "--objects", "1", "--resnet-after", "--precision", "bf16", *common],
+            args.passive,
+        )
     )
-    five = run_case(["tamvt", *size, "--frames", str(args.frames), "--objects", "5", *common], args.passive)
+    five = run_case(["tamvt", *video, "--objects", "5", *common], args.passive)
+    five16 = (
+        None
+        if args.no_bf16
+        else run_case(["tamvt", *video, "--objects", "5", "--precision", "bf16", *common], args.passive)
+    )
     short = run_case(
         ["tamvt", "--size", mem_size, "--frames", str(args.short), "--objects", "1", *common], args.passive
     )
@@ -313,6 +481,8 @@ def main() -> int:
     ]
     for row in rows:
         print(f"{row[0]:56s} {row[1]:>8s} {row[2]:>8s} {row[3]:>7s} {row[4]:>4s} {row[5]:>7s}")
+    if one16 is not None and five16 is not None:
+        print_precision(base, one, one16, five, five16)
     print(
         f"(frame rendering excluded: {one['render_s_per_frame'] * 1000:.1f} ms/frame; "
         f"total benchmark time {(time.perf_counter() - t_start) / 60:.1f} min; load average at start "

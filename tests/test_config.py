@@ -73,6 +73,7 @@ def test_every_paper_ablation_is_an_override():
         ("model.bank_size=2.5", "expected int"),
         ("model.bank_size=true", "expected int"),
         ("inference.autocast_bf16=2", "expected bool"),
+        ("inference.precision=fp16", "'fp32', 'bf16', 'auto'"),
         ("inference.merge=last", "'argmax', 'first-wins'"),
         ("model.matching_scales=4", "1, 2 or 3"),
         ("model.pixel_decoder_dim=128", "must equal model.hidden_dim"),

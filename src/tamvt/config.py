@@ -85,6 +85,11 @@ class ModelConfig:
         check(self.pixel_decoder_dim % 32 == 0, "model.pixel_decoder_dim must be a multiple of 32 (GroupNorm(32))")
 
 
+# a hand-built InferenceConfig computes in fp32 (exact, as the tests expect); the presets and the shipped
+# checkpoints set `auto`
+PRECISION_DEFAULT: Literal["fp32", "bf16", "auto"] = "fp32"
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     """How a trained model is run on a video (does not change the weights)."""
@@ -95,7 +100,12 @@ class InferenceConfig:
     interpolate_rte: bool = True  # allow bank_size > model.bank_size by resampling the RTE table
     merge: Literal["argmax", "first-wins"] = "argmax"  # multi-object merge policy (SPEC §2)
     bg_threshold: float = 0.5  # argmax merge: background wins unless some p > bg_threshold
-    autocast_bf16: bool = True  # bfloat16 autocast on GPU (ignored on CPU)
+    # arithmetic: fp32; bf16 = bfloat16 autocast on CPU and CUDA (probabilities, masks and the memory's
+    # stored values stay fp32); auto = bf16 where the device runs it natively (tamvt.devices.native_bf16)
+    precision: Literal["fp32", "bf16", "auto"] = PRECISION_DEFAULT
+    # deprecated (checkpoints and YAML before `precision`; it meant bf16 on GPU): true = auto, false = fp32;
+    # read only while `precision` is left at its default, then cleared
+    autocast_bf16: bool | None = None
     # memory policy (tamvt.memory.MemoryBank): fifo = the paper's; spread = the `memory_recent` newest
     # entries by FIFO + long-term entries kept evenly spread over the whole past
     memory: Literal["fifo", "spread"] = "fifo"
@@ -123,6 +133,10 @@ class InferenceConfig:
         check(self.top_k is None or self.top_k >= 1, "inference.top_k must be >= 1 or null")
         check(self.search_window is None or self.search_window >= 0, "inference.search_window must be >= 0 or null")
         check(self.max_references >= 1, "inference.max_references must be >= 1")
+        if self.autocast_bf16 is not None:
+            if self.precision == PRECISION_DEFAULT:
+                object.__setattr__(self, "precision", "auto" if self.autocast_bf16 else "fp32")
+            object.__setattr__(self, "autocast_bf16", None)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 class Engine:
     """Loads the model once (on first use, or at :meth:`load`) and opens one :class:`EngineVideo` per session."""
 
-    def __init__(self, checkpoint: Path, device: str = "cpu") -> None:
+    def __init__(self, checkpoint: Path, device: str = "cpu", precision: str | None = None) -> None:
         self.checkpoint = checkpoint
         self.device = device
+        self.precision = precision  # inference.precision; None: the checkpoint's
         self.lock = threading.RLock()
         self._predictor: Predictor | None = None
 
@@ -34,7 +35,8 @@ class Engine:
             if self._predictor is None:
                 from tamvt.inference import Predictor
 
-                self._predictor = Predictor.from_checkpoint(self.checkpoint, device=self.device)
+                fields: dict[str, Any] = {} if self.precision is None else {"precision": self.precision}
+                self._predictor = Predictor.from_checkpoint(self.checkpoint, device=self.device, **fields)
             return self._predictor
 
     def open(self, frames: np.ndarray) -> EngineVideo:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+from tamvt.commands.options import add_precision_argument
 from tamvt.errors import TamvtError
 from tamvt.prompts import get_prompt_model, prompt_model_names
 
@@ -58,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         + " or ".join(prompt_model_names())
         + " (default grabcut: no weights, about a second a proposal)",
     )
+    add_precision_argument(parser)
     parser.add_argument("--max-upload-mb", type=float, default=512, help="largest upload (default 512)")
     parser.add_argument(
         "--max-video-mb",
@@ -205,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             + "; requests addressed to another name than 127.0.0.1, localhost, --host or an --allow-host are refused",
             file=sys.stderr,
         )
-    engine = Engine(checkpoint, args.device)
+    engine = Engine(checkpoint, args.device, precision=args.precision)
     engine.load()  # once, now: a bad checkpoint fails here, and the first propagation does not wait for it
     with workdir_lock(workdir):
         settings = AppSettings(

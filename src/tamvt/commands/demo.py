@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic video (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    from tamvt.commands.options import add_precision_argument
+
+    add_precision_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     check_output_folder(out)  # every input is checked (and the model loaded) before anything is written
     checkpoint = resolve_checkpoint(args.checkpoint)
-    predictor = Predictor.from_checkpoint(checkpoint)
+    predictor = Predictor.from_checkpoint(
+        checkpoint, **({} if args.precision is None else {"precision": args.precision})
+    )
     data = out / "data"
     write_dataset(data, preset_suite("demo", seed=args.seed), overwrite=True, progress=not args.quiet)
     sequences = read_dataset("davis", data, "val")

@@ -1,19 +1,32 @@
 """Options shared by the commands: the model options of ``segment`` / ``predict``
-(``--checkpoint --preset --short-side --device`` and ``KEY=VALUE`` inference overrides) and id
+(``--checkpoint --preset --short-side --device --precision`` and ``KEY=VALUE`` inference overrides) and id
 lists. Where the commands write (checks, temporary folders) is :mod:`tamvt.commands.output`."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
 from tamvt.errors import TamvtError
 
 # ---- model options shared with `tamvt predict` -----------------------------------------------------
 
 
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """``--precision fp32|bf16|auto`` (``inference.precision``; default: the checkpoint's setting)."""
+    parser.add_argument(
+        "--precision",
+        default=None,
+        choices=("fp32", "bf16", "auto"),
+        help="arithmetic: fp32, bf16 (bfloat16 autocast, CPU and CUDA) or auto (bf16 where the CPU or GPU "
+        "runs it natively: AVX512-BF16 / AMX, compute capability >= 8.0); default: the checkpoint's setting",
+    )
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--checkpoint --preset --short-side --device`` and trailing ``KEY=VALUE`` inference overrides."""
+    """``--checkpoint --preset --short-side --device --precision`` and trailing ``KEY=VALUE`` inference
+    overrides."""
     parser.add_argument(
         "--checkpoint",
         default=None,
@@ -35,6 +48,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when available"
     )
+    add_precision_argument(parser)
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -69,7 +83,9 @@ def build_predictor(args: argparse.Namespace, overrides: list[str], device):
 
     if args.short_side is not None and args.short_side < 0:
         raise TamvtError(f"--short-side must be >= 0 (0 = keep the size), got {args.short_side}")
-    fields = {} if args.short_side is None else {"short_side": args.short_side or None}
+    fields: dict[str, Any] = {} if args.short_side is None else {"short_side": args.short_side or None}
+    if getattr(args, "precision", None) is not None:  # the user's choice wins over the checkpoint's
+        fields["precision"] = args.precision
     return Predictor.from_checkpoint(
         resolve_checkpoint(args.checkpoint), preset=args.preset, device=device, config_overrides=overrides, **fields
     )

@@ -44,6 +44,7 @@ from torch import Tensor
 
 from tamvt.config import InferenceConfig, TamvtConfig
 from tamvt.data.sequence import VideoSequence
+from tamvt.devices import autocast_dtype
 from tamvt.errors import SessionError, TamvtError
 from tamvt.inference.session import ClipRecord, ObjectGroup, Session, Walk, nearest_references
 from tamvt.inference.source import check_frame, open_video
@@ -84,7 +85,7 @@ class Predictor:
         model: the network (put in eval mode; its device is used). With ``config.bank_size`` above
             ``model.bank_size`` the model's RTE table is resampled in place (RTE interpolation).
         config: inference settings (resize, memory capacity and policy, confidence gating, top-k memory
-            reading, local search around each object, merge policy, bf16 autocast on GPU).
+            reading, local search around each object, merge policy, precision: fp32 or bf16 autocast).
         clip_length: L, frames decoded together (the model's ``ModelConfig.clip_length``).
         channels_last: run the convolutions on NHWC tensors (the model's conv weights are converted in
             place; values unchanged). ``None``: on CPU only, where oneDNN is markedly faster with it
@@ -105,6 +106,8 @@ class Predictor:
             model.to(memory_format=torch.channels_last)
         self.config = config or InferenceConfig()
         self.transforms = FrameTransforms.from_config(self.config)
+        # inference.precision on this device: bfloat16 autocast, or None (fp32)
+        self.autocast_dtype = autocast_dtype(self.config.precision, self.device)
         if clip_length < 1:
             raise TamvtError(f"clip_length must be >= 1, got {clip_length}")
         self.clip_length = clip_length
@@ -286,9 +289,9 @@ class Predictor:
     # ---- the engine --------------------------------------------------------------------------------
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda" and self.config.autocast_bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def _encode(self, image: np.ndarray) -> FrameFeatures:
         x = self.transforms.frame(image).to(self.device)[None]  # (1, 3, h, w)

@@ -171,7 +171,8 @@ class TamVT(nn.Module):
             keys.append(block.project_keys(frame.match_in[s][0].flatten(1).t()))  # (h*w, d)
             v = self.mask_proj[name](mask_levels[name]) + frame.pos[name]  # (B, d, h, w)
             values.append(block.project_values(v.flatten(2).transpose(1, 2)))  # (B, h*w, d)
-        return MemoryEntry(tuple(keys), tuple(values))
+        # stored in fp32 under bf16 autocast too (exact: a bf16 value is an fp32 one); matching casts them back
+        return MemoryEntry(tuple(k.float() for k in keys), tuple(v.float() for v in values))
 
     def match(self, query: FrameFeatures, entries: Sequence[MemoryEntry], top_k: int | None = None) -> list[Tensor]:
         """Matching outputs ``Z`` per scale, ``(B*T, d, h, w)`` (index ``b*T + t``).

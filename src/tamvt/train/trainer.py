@@ -387,7 +387,7 @@ class Trainer:
             inference = dataclasses.replace(
                 self.cfg.inference,
                 short_side=v.short_side,
-                autocast_bf16=self.cfg.inference.autocast_bf16 and self.cfg.run.bf16,
+                precision=self.cfg.inference.precision if self.autocast else "fp32",  # bf16: CUDA only, as trained
             )
             start = time.perf_counter()
             # validation must not move the training RNG streams (building the eval copy draws random
