@@ -450,7 +450,7 @@ def training_row(device: torch.device, plan: Plan) -> Row:
         "train finetune-vost (synthetic)",
         f"{plan.window} x {plan.crop[0]}x{plan.crop[1]}",
         "1",
-        "bf16 autocast" if device.type == "cuda" and cfg.run.bf16 else "fp32",
+        "bf16 autocast" if device.type == "cuda" and cfg.run.precision != "fp32" else "fp32",
         "no",
         "no",
         "",
