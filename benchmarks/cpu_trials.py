@@ -99,7 +99,7 @@ def accuracy(ref: Tensor, out: Tensor) -> str:
     a, b = ref > 0.5, out.float() > 0.5
     union = (a | b).sum().item()
     iou = (a & b).sum().item() / union if union else 1.0
-    return f"max|dp| {dp:.4f}, IoU {iou:.4f}"
+    return f"max|dp| {dp:.1e}, IoU {iou:.4f}"
 
 
 def int8_backbone(backbone: nn.Module, example: Tensor, calibration: list[Tensor]) -> nn.Module:
