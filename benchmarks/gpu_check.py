@@ -442,6 +442,7 @@ def train_overrides(device: torch.device, plan: Plan, steps: int) -> list[str]:
 
 def training_row(device: torch.device, plan: Plan) -> Row:
     from tamvt.train.config import load_train_config
+    from tamvt.train.precision import use_bf16
     from tamvt.train.trainer import Trainer
 
     total = plan.train_warmup + plan.train_steps
@@ -450,7 +451,7 @@ def training_row(device: torch.device, plan: Plan) -> Row:
         "train finetune-vost (synthetic)",
         f"{plan.window} x {plan.crop[0]}x{plan.crop[1]}",
         "1",
-        "bf16 autocast" if device.type == "cuda" and cfg.run.bf16 else "fp32",
+        "bf16 autocast" if use_bf16(cfg.run.precision, device) else "fp32",
         "no",
         "no",
         "",

@@ -36,6 +36,7 @@ from tamvt.config import (
 from tamvt.errors import InputError, TamvtError
 
 Source = Literal["synthetic", "static", "davis", "vost", "visor", "youtube"]
+Precision = Literal["fp32", "bf16", "auto"]
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,11 @@ class RunConfig:
     log_every: int = 10  # steps between metrics.jsonl lines
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    bf16: bool = True  # bfloat16 autocast on GPU; ignored on CPU
+    # bfloat16 autocast around forward + loss (weights, optimizer state and the loss stay fp32):
+    # fp32 = never; bf16 = always (slow on a CPU without native bf16); auto = on a GPU with bf16 and
+    # on a CPU with native bf16 (AVX512-BF16 / AMX), else fp32; null = on a GPU only (the former
+    # ``run.bf16: true``; ``run.bf16: false`` reads as fp32)
+    precision: Precision | None = None
     num_workers: int = 2
     threads: int = 0  # torch CPU threads per process; 0 = torch's default
     progress: bool = True  # tqdm bar on rank 0
@@ -235,8 +240,30 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _legacy_bf16(value: Any) -> Precision | None:
+    """``run.precision`` for the former ``run.bf16`` flag: true (bf16 on GPU only) -> null, false -> fp32."""
+    if not isinstance(value, bool):
+        raise TamvtError(f"run.bf16: expected true or false, got {value!r} (it is now run.precision=fp32|bf16|auto)")
+    return None if value else "fp32"
+
+
+def _upgrade_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """Configs written before ``run.precision`` (presets, checkpoints, weights' JSON) have ``run.bf16``."""
+    run = data.get("run")
+    if not isinstance(run, dict) or "bf16" not in run:
+        return data
+    run = dict(run)
+    legacy = _legacy_bf16(run.pop("bf16"))
+    run.setdefault("precision", legacy)
+    return dict(data, run=run)
+
+
 def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """:class:`TrainConfig` from a nested dict; ``model_preset`` fills ``model`` / ``inference`` first."""
+    """:class:`TrainConfig` from a nested dict; ``model_preset`` fills ``model`` / ``inference`` first.
+
+    A former ``run.bf16`` flag is read as the matching ``run.precision``.
+    """
+    data = _upgrade_legacy(data)
     name = data.get("model_preset")
     if name is not None:
         if not isinstance(name, str):
@@ -259,6 +286,9 @@ def load_train_config(path_or_preset: str | Path, overrides: Sequence[str] = ())
         key, sep, value = item.partition("=")
         if sep and key.strip() == "model_preset":
             data = dict(data, model_preset=yaml.safe_load(value) if value.strip() else None)
+        elif sep and key.strip() == "run.bf16":  # the former flag, still accepted on the command line
+            legacy = _legacy_bf16(yaml.safe_load(value))
+            rest.append("run.precision=" + (legacy or "null"))
         else:
             rest.append(item)
     try:

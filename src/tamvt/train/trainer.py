@@ -12,7 +12,6 @@ go to ``RUN_DIR/metrics.jsonl`` (one JSON object per line) and to TensorBoard wh
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import sys
@@ -33,6 +32,7 @@ from tamvt.train.data import ShardedOrder, build_train_dataset, steps_per_epoch
 from tamvt.train.ema import ModelEma
 from tamvt.train.metrics_log import MetricsLogger
 from tamvt.train.optim import build_adamw, build_schedule, clip_grad_norm, param_groups
+from tamvt.train.precision import autocast, use_bf16
 from tamvt.train.state import (
     atomic_torch_save,
     capture_rng,
@@ -159,7 +159,7 @@ class Trainer:
             o.warmup_fraction,
         )
         self.ema = ModelEma(self.net, o.ema_decay) if o.ema_decay > 0 else None
-        self.autocast = cfg.run.bf16 and self.dist.device.type == "cuda"
+        self.autocast = use_bf16(cfg.run.precision, self.dist.device)
         self.step = self.epoch = self.epoch_step = 0
         self._saved_at: tuple[int, int] | None = None
         self.val_videos: list | None = val_videos
@@ -233,8 +233,7 @@ class Trainer:
         frames = sample.frames.to(dev, non_blocking=True)
         masks = sample.masks.to(dev, non_blocking=True).float()
         nm = sample.num_memory
-        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
-        with ctx:
+        with autocast(self.autocast, dev):
             layer_logits = self.window_model(frames, masks[None, :nm], nm)
         losses = self.criterion([x.float() for x in layer_logits], masks[None, nm:])
         self.optimizer.zero_grad(set_to_none=True)
@@ -293,6 +292,7 @@ class Trainer:
                 "steps_per_epoch": self.steps_per_epoch,
                 "world_size": self.dist.world_size,
                 "device": str(self.dist.device),
+                "bf16": self.autocast,
                 "memory_sizes": self.cfg.window_memory_sizes(),
             }
         )
@@ -387,7 +387,7 @@ class Trainer:
             inference = dataclasses.replace(
                 self.cfg.inference,
                 short_side=v.short_side,
-                precision=self.cfg.inference.precision if self.autocast else "fp32",  # bf16: CUDA only, as trained
+                precision=self.cfg.inference.precision if self.autocast else "fp32",  # as trained
             )
             start = time.perf_counter()
             # validation must not move the training RNG streams (building the eval copy draws random
