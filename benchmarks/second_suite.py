@@ -314,6 +314,7 @@ class Video:
     pan: np.ndarray  # (T, 2)
     zoom_centre: np.ndarray
     blur: bool
+    counts: np.ndarray | None = None  # (T, K + 1) pixels of each id per frame, once measured
 
     def camera(self, t: int) -> np.ndarray:
         """2x3 affine world -> image at frame ``t``."""
@@ -611,15 +612,13 @@ def _check(video: Video) -> bool:
         if ev["type"] == "exit" and not 1 <= n <= 30:
             return False
         ev["start"], ev["end"] = hit[0]
-    video.__dict__["_counts"] = counts
+    video.counts = counts
     return True
 
 
 def attributes(video: Video) -> dict:
     """The attributes.json entry of ``video`` (see the module docstring)."""
-    counts = video.__dict__.get("_counts")
-    if counts is None:
-        counts = _counts(video)
+    counts = video.counts if video.counts is not None else _counts(video)
     h, w = video.size
     objects = {}
     for obj in video.objects:
