@@ -1,7 +1,7 @@
 """Accuracy on a synthetic validation set: the shipped model, a copy-the-first-mask baseline, and any
 other checkpoints (the paper's ablations trained with the same budget).
 
-    python benchmarks/accuracy.py [--work DIR] [--seed 20261125] [--num N]
+    python benchmarks/accuracy.py [--suite first|second] [--work DIR] [--seed N] [--num N]
         [--model NAME=CKPT ...] [--no-shipped] [--json FILE] [--reuse] [--short-side N] [--bank-size N]
         [--set [NAME:]KEY=VALUE ...] [--grid-oracle HxW]
 
@@ -16,6 +16,13 @@ size) and are computed exactly as ``tamvt eval`` does. ``--set memory=spread`` (
 ``inference.*`` setting (the memory policy, ``memory_gate``, ...) for every model, ``--set NAME:KEY=VALUE``
 for model ``NAME`` only, so one checkpoint can appear under several settings in one table:
 ``--model spread=CKPT --set spread:memory=spread``.
+
+``--suite second`` scores the second suite instead (``benchmarks/second_suite.py``: 24 videos from an
+independent generator, seed 20261204 by default, in ``runs/accuracy-second``): other shapes, textures,
+camera and event timing, objects fully hidden for 5-20 frames or leaving the frame and coming back.
+Both suites get the same columns; ``RF`` is *re-found* (``tamvt.evaluation.refound``): of the
+reappearances after a full absence from the ground truth (``reapp`` per row), the share with J >= 0.5
+within 10 frames of the object being visible again.
 """
 
 from __future__ import annotations
@@ -29,6 +36,20 @@ import time
 from pathlib import Path
 
 KEYS = ("J&F-Mean", "J-Mean", "F-Mean", "J_tr-Mean")
+SUITES = ("first", "second")
+
+
+def _sibling(name: str):
+    """A module of this folder by file (the script may be loaded without ``benchmarks/`` on sys.path)."""
+    import importlib.util
+
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def copy_first_mask(sequences, out: Path) -> None:
@@ -107,40 +128,87 @@ def reusable(checkpoint: Path, sequences, out: Path, inference: dict) -> bool:
     return all(len(list((out / seq.name).glob("*.png"))) == len(seq) for seq in sequences)
 
 
-def score(sequences, pred: Path, attributes) -> dict:
+def score(sequences, pred: Path, attributes, presence=None) -> dict:
+    """The report JSON of ``pred`` plus ``"refound"``: per object its reappearances, and per row (``global``
+    and each subset) ``{"events", "found", "rate"}``; ``presence``: :func:`tamvt.evaluation.refound.
+    sequence_presence` of every sequence (read here when None)."""
     from tamvt.evaluation.evaluate import evaluate
-    from tamvt.evaluation.report import to_json
+    from tamvt.evaluation.refound import result_refound, sequence_presence
+    from tamvt.evaluation.report import subsets, to_json
 
-    return to_json(evaluate(sequences, pred, "davis", workers=min(2, os.cpu_count() or 1)), attributes)
+    result = evaluate(sequences, pred, "davis", workers=min(2, os.cpu_count() or 1))
+    out = to_json(result, attributes)
+    if presence is None:
+        presence = {seq.name: sequence_presence(seq) for seq in sequences}
+    events = result_refound(result, presence)
+
+    def block(ids) -> dict:
+        n = sum(len(events[i]) for i in ids)
+        found = sum(e.found for i in ids for e in events[i])
+        return {"events": n, "found": found, "rate": found / n if n else None}
+
+    out["refound"] = {
+        "global": block(range(len(events))),
+        "subsets": {name: block(ids) for name, ids in subsets(result, attributes).items()},
+        "per_object": [
+            [{"frame": e.frame, "absent": e.absent, "found": e.found, "delay": e.delay} for e in ev] for ev in events
+        ],
+    }
+    return out
 
 
 def table(results: dict[str, dict]) -> str:
-    """Rows: overall then each subset; columns: J&F / J / F / J_tr per model, in %."""
+    """Rows: overall then each subset; columns: J&F / J / F / J_tr / re-found per model, in %; ``reapp``:
+    the reappearances (full absence, then visible again) the re-found share is over."""
     names = list(results)
-    subsets = list(next(iter(results.values()))["subsets"])
-    head = f"{'subset':<18}{'objs':>5}  " + "  ".join(f"{n[:22]:>22}" for n in names)
-    sub = f"{'':<18}{'':>5}  " + "  ".join(f"{'J&F   J     F     Jtr':>22}" for _ in names)
+    first = next(iter(results.values()))
+    subsets = list(first["subsets"])
+    width = 28
+    head = f"{'subset':<18}{'objs':>5}{'reapp':>6}  " + "  ".join(f"{n[:width]:>{width}}" for n in names)
+    sub = f"{'':<18}{'':>5}{'':>6}  " + "  ".join(f"{'J&F   J     F     Jtr   RF':>{width}}" for _ in names)
     lines = [head, sub, "-" * len(head)]
 
-    def row(label, get):
+    def row(label, get, get_rf):
         cells, num = [], None
         for n in names:
             block = get(results[n])
             num = block.get("num_objects", num)
-            cells.append(" ".join(f"{100 * block[k]:5.1f}" if block.get(k) is not None else "  n/a" for k in KEYS))
-        return f"{label:<18}{num if num is not None else '':>5}  " + "  ".join(f"{c:>22}" for c in cells)
+            vals = [f"{100 * block[k]:5.1f}" if block.get(k) is not None else "  n/a" for k in KEYS]
+            rf = get_rf(results[n]) or {}
+            vals.append(f"{100 * rf['rate']:5.1f}" if rf.get("rate") is not None else "    -")
+            cells.append(" ".join(vals))
+        rf0 = get_rf(first) or {}
+        reapp = rf0.get("events", "")
+        return f"{label:<18}{num if num is not None else '':>5}{reapp:>6}  " + "  ".join(f"{c:>{width}}" for c in cells)
 
-    n_obj = len(next(iter(results.values()))["per_object"])
-    lines.append(row("overall", lambda r: {**r["global"], "num_objects": n_obj}))
+    n_obj = len(first["per_object"])
+    lines.append(
+        row("overall", lambda r: {**r["global"], "num_objects": n_obj}, lambda r: r.get("refound", {}).get("global"))
+    )
     for s in subsets:
-        lines.append(row(s, lambda r, s=s: r["subsets"][s]))
+        lines.append(
+            row(s, lambda r, s=s: r["subsets"][s], lambda r, s=s: r.get("refound", {}).get("subsets", {}).get(s))
+        )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("runs/accuracy"), help="folder for data and predictions")
-    parser.add_argument("--seed", type=int, default=20261125, help="seed of the validation suite")
+    parser.add_argument(
+        "--suite",
+        choices=SUITES,
+        default="first",
+        help="first: the generator's val suite; second: benchmarks/second_suite.py (never trained on)",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="folder for data and predictions (default runs/accuracy, runs/accuracy-second)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the suite (default 20261125; second suite 20261204)"
+    )
     parser.add_argument("--num", type=int, default=None, help="first N videos of the suite only (quick runs)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=CKPT", help="extra checkpoints")
     parser.add_argument("--no-shipped", action="store_true", help="skip the shipped model")
@@ -175,19 +243,33 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from tamvt.commands.synth import write_dataset
     from tamvt.data.registry import read_dataset
-    from tamvt.data.synthetic import preset_suite
-    from tamvt.evaluation.report import load_attributes
+    from tamvt.evaluation.refound import sequence_presence
 
+    if args.work is None:
+        args.work = Path("runs/accuracy" if args.suite == "first" else "runs/accuracy-second")
     data = args.work / "data"
-    configs = preset_suite("val", seed=args.seed, num=args.num)
-    if not (data / "attributes.json").is_file():
-        write_dataset(data, configs, overwrite=True)
+    if args.suite == "first":
+        from tamvt.commands.synth import write_dataset
+        from tamvt.data.synthetic import preset_suite
+        from tamvt.evaluation.report import load_attributes
+
+        args.seed = 20261125 if args.seed is None else args.seed
+        configs = preset_suite("val", seed=args.seed, num=args.num)
+        if not (data / "attributes.json").is_file():
+            write_dataset(data, configs, overwrite=True)
+        attributes = load_attributes(data)
+    else:
+        suite2 = _sibling("second_suite")
+        args.seed = suite2.DEFAULT_SEED if args.seed is None else args.seed
+        attributes = suite2.load_suite_attributes(data)
+        want = len(suite2.SCENARIOS) if args.num is None else args.num
+        if attributes is None or attributes.get("seed") != args.seed or len(attributes["videos"]) != want:
+            attributes = suite2.write_suite(data, seed=args.seed, num=args.num, overwrite=True)
     sequences = read_dataset("davis", data, "val")
-    attributes = load_attributes(data)
+    presence = {seq.name: sequence_presence(seq) for seq in sequences}
     print(
-        f"validation set: {len(sequences)} videos, {sum(len(s) for s in sequences)} frames, "
+        f"{args.suite} suite: {len(sequences)} videos, {sum(len(s) for s in sequences)} frames, "
         f"{sum(len(s.objects) for s in sequences)} objects (seed {args.seed})"
     )
 
@@ -204,7 +286,7 @@ def main(argv=None) -> int:
 
     results: dict[str, dict] = {}
     copy_first_mask(sequences, args.work / "pred" / "copy-first-mask")
-    results["copy-first-mask"] = score(sequences, args.work / "pred" / "copy-first-mask", attributes)
+    results["copy-first-mask"] = score(sequences, args.work / "pred" / "copy-first-mask", attributes, presence)
     if args.grid_oracle:
         try:
             grid = tuple(int(v) for v in args.grid_oracle.lower().split("x"))
@@ -213,7 +295,7 @@ def main(argv=None) -> int:
             parser.error(f"--grid-oracle wants HxW, e.g. 30x40; got {args.grid_oracle!r}")
         name = f"gt-at-{grid[0]}x{grid[1]}"
         grid_oracle(sequences, args.work / "pred" / name, grid)
-        results[name] = score(sequences, args.work / "pred" / name, attributes)
+        results[name] = score(sequences, args.work / "pred" / name, attributes, presence)
     for name, ckpt in models.items():
         inference = {k: v for k, v in (("short_side", args.short_side), ("bank_size", args.bank_size)) if v is not None}
         settings = [
@@ -230,7 +312,7 @@ def main(argv=None) -> int:
             spf = predict(ckpt, sequences, pred, settings, **inference)
             (pred / ".made-by.json").write_text(_stamp(ckpt, stamp))
             print(f"{name}: {spf:.3f} s/frame")
-        results[name] = score(sequences, pred, attributes)
+        results[name] = score(sequences, pred, attributes, presence)
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -2,8 +2,8 @@
 the memory held, for the accuracy suite's long (>= 300 frames) and small-object (< 1 % of the frame)
 videos, under one or more inference settings.
 
-    python benchmarks/long_videos.py [--work runs/accuracy] [--seed 20261125] [--num N] [--checkpoint CKPT]
-        [--run NAME[:KEY=VALUE,...] ...] [--plots DIR] [--json FILE] [--videos val-027,val-028]
+    python benchmarks/long_videos.py [--suite first|second] [--work runs/accuracy] [--seed 20261125] [--num N]
+        [--checkpoint CKPT] [--run NAME[:KEY=VALUE,...] ...] [--plots DIR] [--json FILE] [--videos val-027,val-028]
 
 ``--run fifo`` (default) uses the checkpoint's settings; ``--run spread:memory=spread,memory_gate=0.3``
 changes ``inference.*`` fields; the setting ``oracle_memory=true`` (not an inference field) writes the
@@ -19,7 +19,11 @@ against (frame indices and how good the masks written there were) and whether th
 positives farther away (a separate blob: background, a look-alike, the place the object left) and
 missed object pixels. ``--plots`` writes one PNG per video: J per frame per object and run,
 losses marked, ground-truth absence and the generator's events shaded, and the frames the memory held
-at every clip.
+at every clip. The summary's ``RF`` is re-found (``tamvt.evaluation.refound``: J >= 0.5 within 10 frames
+of a reappearance after a full absence; ``reapp`` of them). ``--suite second`` reads the second suite
+(``benchmarks/second_suite.py``, in ``runs/accuracy-second`` as ``accuracy.py --suite second``), where long
+means >= 144 frames and the default videos are the long ones, the small-object ones and those whose
+objects disappear fully.
 """
 
 from __future__ import annotations
@@ -197,13 +201,14 @@ def print_summary(report: dict, videos: dict, min_length: int, max_size: float) 
     runs = list(next(iter(report.values())))
     head = (
         f"{'run':<10}{'subset':<12}{'objs':>5}{'J':>7}{'J_tr':>7}{'1-J:':>7}{'FPnear':>7}{'FPfar':>7}{'FN':>7}"
-        f"{'FPoth':>7}{'J<.5':>7}{'memJ':>7}  losses (never back)"
+        f"{'FPoth':>7}{'J<.5':>7}{'memJ':>7}{'reapp':>6}{'RF':>6}  losses (never back)"
     )
     print("\n" + head + "\n" + "-" * len(head))
     for run in runs:
         for label, keep in (
             (f"len>={min_length}", lambda v, o: v["length"] >= min_length),
             (f"size<{max_size:g}%", lambda v, o: 0 < v["objects"][o]["area_pct_mean"] < max_size),
+            ("disappears", lambda v, o: bool(v["objects"][o].get("invisible"))),  # the second suite's
         ):
             objs = [
                 res[run]["objects"][o]
@@ -227,12 +232,15 @@ def print_summary(report: dict, videos: dict, min_length: int, max_size: float) 
                     "memory_J",
                 )
             }
+            reapp = [e for o in objs for e in o.get("refound", [])]
+            rf = f"{100 * sum(e['found'] for e in reapp) / len(reapp):6.1f}" if reapp else f"{'-':>6}"
             lost = sum(len(o["losses"]) for o in objs)
             never = sum(1 for o in objs for ev in o["losses"] if ev["back_at"] is None)
             print(
                 f"{run:<10}{label:<12}{len(objs):>5}{mean['J_mean']:7.1f}{mean['J_tr']:7.1f}"
                 f"{100 - mean['J_visible']:7.1f}{mean['fp_near']:7.1f}{mean['fp_far']:7.1f}{mean['fn']:7.1f}"
-                f"{mean['fp_other']:7.1f}{mean['below_half']:7.1f}{mean['memory_J']:7.1f}  {lost} ({never})"
+                f"{mean['fp_other']:7.1f}{mean['below_half']:7.1f}{mean['memory_J']:7.1f}{len(reapp):>6}{rf}"
+                f"  {lost} ({never})"
             )
     print("per object:")
     for name, res in report.items():
@@ -244,6 +252,13 @@ def print_summary(report: dict, videos: dict, min_length: int, max_size: float) 
                 for run in runs
             )
             print(f"  {name} obj {o} ({res[runs[0]]['objects'][o]['size_pct']:.2f} %): {cells}")
+
+
+def scored_j(j: list[float]) -> np.ndarray:
+    """``j`` with the frames the DAVIS protocol does not score (the first and the last) set to NaN."""
+    out = np.array(j, dtype=np.float64)
+    out[[0, -1]] = np.nan
+    return out
 
 
 def j_tr(j: list[float]) -> float:
@@ -276,7 +291,7 @@ def plot_video(path: Path, name: str, results: dict[str, dict], events: list[dic
         for t in np.flatnonzero(gt == 0):
             ax.axvspan(t - 0.5, t + 0.5, color="0.85", lw=0)
         for e in events:
-            if str(e["object"]) == obj:
+            if str(e["object"]) in (obj, "0"):  # 0: the whole frame (the second suite's zoom, blur)
                 ax.axvspan(e["start"], e["end"], color="gold", alpha=0.25, lw=0)
                 ax.text(e["start"], 1.02, e["type"], fontsize=6, va="bottom")
         for k, run in enumerate(runs):
@@ -337,8 +352,11 @@ def parse_run(text: str) -> tuple[str, dict]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("runs/accuracy"), help="folder of accuracy.py's data")
-    parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument("--suite", choices=("first", "second"), default="first", help="as accuracy.py's --suite")
+    parser.add_argument(
+        "--work", type=Path, default=None, help="folder of accuracy.py's data (runs/accuracy, runs/accuracy-second)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="default 20261125; second suite 20261204")
     parser.add_argument("--num", type=int, default=None, help="first N videos of the suite only (quick runs)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model")
     parser.add_argument(
@@ -349,7 +367,7 @@ def main(argv=None) -> int:
         help="inference settings to trace (repeat to compare); default: fifo",
     )
     parser.add_argument("--videos", default=None, help="comma-separated names (default: long + small-object)")
-    parser.add_argument("--min-length", type=int, default=300)
+    parser.add_argument("--min-length", type=int, default=None, help="long videos (default 300; second suite 144)")
     parser.add_argument("--max-size", type=float, default=1.0, help="small objects: mean area below this %%")
     parser.add_argument("--plots", type=Path, default=None, help="write <video>.png here")
     parser.add_argument("--json", type=Path, default=None)
@@ -358,13 +376,32 @@ def main(argv=None) -> int:
     from tamvt.commands.synth import write_dataset
     from tamvt.data.registry import read_dataset
     from tamvt.data.synthetic import preset_suite
+    from tamvt.evaluation.refound import refound_events
     from tamvt.evaluation.report import load_attributes
     from tamvt.inference.predictor import Predictor
 
+    second = args.suite == "second"
+    args.work = args.work or Path("runs/accuracy-second" if second else "runs/accuracy")
+    args.min_length = args.min_length or (144 if second else 300)
     data = args.work / "data"
-    if not (data / "attributes.json").is_file():
-        write_dataset(data, preset_suite("val", seed=args.seed, num=args.num), overwrite=True)
-    videos = load_attributes(data)["videos"]
+    if second:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(
+            "second_suite", Path(__file__).resolve().parent / "second_suite.py"
+        )
+        suite2 = sys.modules["second_suite"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(suite2)
+        args.seed = suite2.DEFAULT_SEED if args.seed is None else args.seed
+        attributes = suite2.load_suite_attributes(data)
+        if attributes is None or attributes.get("seed") != args.seed:
+            attributes = suite2.write_suite(data, seed=args.seed, num=args.num, overwrite=True)
+        videos = attributes["videos"]
+    else:
+        args.seed = 20261125 if args.seed is None else args.seed
+        if not (data / "attributes.json").is_file():
+            write_dataset(data, preset_suite("val", seed=args.seed, num=args.num), overwrite=True)
+        videos = load_attributes(data)["videos"]
     if args.videos:
         names = args.videos.split(",")
     else:
@@ -373,6 +410,7 @@ def main(argv=None) -> int:
             for n, v in videos.items()
             if v["length"] >= args.min_length
             or any(0 < o["area_pct_mean"] < args.max_size for o in v["objects"].values())
+            or any(o.get("invisible") for o in v["objects"].values())
         ]
     sequences = [s for s in read_dataset("davis", data, "val") if s.name in names]
     if args.checkpoint is None:
@@ -404,6 +442,10 @@ def main(argv=None) -> int:
                     "conf": tr.conf,
                     "size_pct": meta["objects"][str(obj)]["area_pct_mean"],
                     "losses": losses(tr, ref, meta["events"], memory_at, obj),
+                    "refound": [
+                        {"frame": e.frame, "absent": e.absent, "found": e.found, "delay": e.delay}
+                        for e in refound_events(scored_j(tr.j), np.array(tr.gt_area) > 0)
+                    ],
                     **error_split(tr, memory_at, ref),
                 }
                 if oracle:  # the memory held ground truth, not the predictions scored here

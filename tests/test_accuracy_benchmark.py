@@ -132,3 +132,21 @@ def test_crops_script(tmp_path, capsys):
     assert tuple(edge) == (0, 255, 0)
     untinted = image[2 + 2 * (25 - 8), 2 * 68 + 2 + 2 * (55 - 38)]  # "empty" column: no red
     assert abs(int(untinted[0]) - int(untinted[1])) < 10
+
+
+def test_second_suite_rows_have_refound_and_the_ground_truth_refinds_everything(tmp_path, capsys):
+    bench = _script()
+    work, out = tmp_path / "work", tmp_path / "all.json"
+    args = ["--suite", "second", "--work", str(work), "--num", "1", "--no-shipped", "--json", str(out)]
+    assert bench.main([*args, "--grid-oracle", "240x427"]) == 0  # the suite's frame size: the ground truth
+    results = json.loads(out.read_text())
+    attrs = json.loads((work / "data" / "attributes.json").read_text())["videos"]["s2-000"]
+    # every invisible run that ends before the last frame (the protocol does not score it) is a reappearance
+    expected = sum(b <= attrs["length"] - 2 for o in attrs["objects"].values() for _, b in o["invisible"])
+    assert expected >= 2  # the long videos hide object 1 twice
+    oracle = results["gt-at-240x427"]["refound"]["global"]
+    assert oracle == {"events": expected, "found": expected, "rate": 1.0}
+    assert results["copy-first-mask"]["refound"]["global"]["events"] == expected
+    assert "tag:sweep" in results["copy-first-mask"]["subsets"]
+    table = capsys.readouterr().out
+    assert "second suite: 1 videos" in table and "RF" in table and "reapp" in table
