@@ -112,6 +112,15 @@ class InferenceConfig:
     # bank_size - 1, so one slot stays for the recent frames), the ones nearest in time to the frames
     # being segmented (tamvt.inference.session.nearest_references)
     max_references: int = 4
+    # lost and found (tamvt.memory.PresenceRule): decide from the model's output whether each object is
+    # visible in each frame; an absent object outputs nothing, writes no memory and is searched in the whole
+    # frame until the rule finds it again. Absent when the mask's confidence (mean 2p-1 inside it) is below
+    # presence_confidence, its area below presence_area times its area when last seen, or (when set) above
+    # presence_max_area times its area in the latest mask given (start or correction)
+    presence: bool = False  # inference.presence=on / off (YAML booleans)
+    presence_confidence: float = 0.75
+    presence_area: float = 0.2
+    presence_max_area: float | None = None
 
     def __post_init__(self) -> None:
         check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
@@ -123,6 +132,12 @@ class InferenceConfig:
         check(self.top_k is None or self.top_k >= 1, "inference.top_k must be >= 1 or null")
         check(self.search_window is None or self.search_window >= 0, "inference.search_window must be >= 0 or null")
         check(self.max_references >= 1, "inference.max_references must be >= 1")
+        check(0.0 <= self.presence_confidence <= 1.0, "inference.presence_confidence must be in [0, 1]")
+        check(self.presence_area >= 0.0, "inference.presence_area must be >= 0")
+        check(
+            self.presence_max_area is None or self.presence_max_area > 0,
+            "inference.presence_max_area must be > 0 or null",
+        )
 
 
 @dataclass(frozen=True)
