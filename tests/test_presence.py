@@ -87,6 +87,8 @@ def test_logit_stats_and_rule_hand_checked():
     bounded = PresenceRule(0.5, 0.2, max_area=2.0)
     given = torch.tensor([0.1, 0.3])
     assert presence(area, conf, torch.tensor([0.25, 0.5]), bounded, given).tolist() == [[False, False], [True, False]]
+    # an empty given mask (an empty correction at the start) sets no bound
+    assert presence(area, conf, torch.tensor([0.25, 0.5]), bounded, torch.tensor([0.0, 0.3]))[0, 0]
     with pytest.raises(ValueError):
         presence(area, conf, torch.tensor([0.25, 0.5]), bounded)
 

@@ -307,7 +307,8 @@ def presence(area: Tensor, conf: Tensor, expected: Tensor, rule: PresenceRule, g
     if rule.max_area is not None:
         if given is None:
             raise ValueError("presence: max_area needs the objects' given areas")
-        ok &= area <= rule.max_area * given.to(area)[:, None]
+        g = given.to(area)[:, None]
+        ok &= (area <= rule.max_area * g) | (g <= 0)  # no bound from an empty given mask
     return ok
 
 

@@ -447,8 +447,8 @@ class Predictor:
 
     def _keep_seen_area(self, s: Session, g: ObjectGroup, frame_idx: int) -> None:
         """Presence rule: the objects' areas (fractions of the frame) in the masks given in ``frame_idx``
-        are their expected and given areas from there on. An empty correction ("not visible here") keeps the area
-        the object had, so it can be found again."""
+        are their expected and given areas from there on. An empty correction ("not visible here") keeps
+        the areas the object had, so it can be found again."""
         if self.presence_rule is None:
             return
         area = self._reference_masks(s, g, frame_idx).flatten(1).float().mean(1)  # (B,)
