@@ -122,6 +122,15 @@ class InferenceConfig:
     # bank_size - 1, so one slot stays for the recent frames), the ones nearest in time to the frames
     # being segmented (tamvt.inference.session.nearest_references)
     max_references: int = 4
+    # lost and found (tamvt.memory.PresenceRule): decide from the model's output whether each object is
+    # visible in each frame; an absent object outputs nothing, writes no memory and is searched in the whole
+    # frame until the rule finds it again. Absent when the mask's confidence (mean 2p-1 inside it) is below
+    # presence_confidence, its area below presence_area times its area when last seen, or (when set) above
+    # presence_max_area times its area in the latest mask given (start or correction)
+    presence: bool = False  # inference.presence=on / off (YAML booleans)
+    presence_confidence: float = 0.75
+    presence_area: float = 0.2
+    presence_max_area: float | None = None
 
     def __post_init__(self) -> None:
         check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
@@ -137,6 +146,12 @@ class InferenceConfig:
             if self.precision == PRECISION_DEFAULT:
                 object.__setattr__(self, "precision", "auto" if self.autocast_bf16 else "fp32")
             object.__setattr__(self, "autocast_bf16", None)
+        check(0.0 <= self.presence_confidence <= 1.0, "inference.presence_confidence must be in [0, 1]")
+        check(self.presence_area >= 0.0, "inference.presence_area must be >= 0")
+        check(
+            self.presence_max_area is None or self.presence_max_area > 0,
+            "inference.presence_max_area must be > 0 or null",
+        )
 
 
 @dataclass(frozen=True)

@@ -230,11 +230,17 @@ class ClipOutput:
             ``sigmoid(bilinear(logits[-1][:, -1], (H, W), align_corners=False))``.
         written: whether the last frame was offered to the bank (``update_memory`` and the confidence gate
             passed; a bank of capacity 1 still keeps only its reference).
+        present: ``(B, T)`` bool, whether each object is visible in each frame of the clip by the
+            presence rule (:func:`presence`); ``None`` when :func:`step_clip` was given no rule.
+        areas: ``(B, T)`` float, each object's mask area (the fraction of the logit map with ``p > 0.5``)
+            in each frame, before absent objects were emptied; ``None`` without a presence rule.
     """
 
     logits: list[Tensor]
     memory_mask: Tensor
     written: bool = False
+    present: Tensor | None = None
+    areas: Tensor | None = None
 
     @property
     def pred_logits(self) -> Tensor:
@@ -256,6 +262,54 @@ def confident(mask: Tensor, min_confidence: float) -> bool:
     """Whether soft masks ``(B, 1, H, W)`` may be written to memory under confidence gating: every
     object's :func:`mask_confidence` reaches ``min_confidence`` (always, when it is 0)."""
     return min_confidence <= 0 or bool((mask_confidence(mask) >= min_confidence).all())
+
+
+@dataclass(frozen=True)
+class PresenceRule:
+    """Lost and found: when an object counts as absent from a frame, judged from the model's own output
+    (the network has no presence head, so the rule works with any weights).
+
+    An object is *absent* from a frame when its predicted mask (``p > 0.5`` on the logit map) is
+    unsure, its :func:`mask_confidence` below ``min_confidence``; or small, its area below ``min_area``
+    times its ``expected`` area (the area when it was last seen present; at first, in its reference
+    mask); or, with ``max_area``, too large: above ``max_area`` times its ``given`` area (in the given
+    mask met last: a mask that spreads over the occluder or the background). An empty mask is
+    always absent.
+
+    Attributes:
+        min_confidence: in [0, 1].
+        min_area: a fraction of the expected area.
+        max_area: a multiple of the given area; ``None``: no upper bound.
+    """
+
+    min_confidence: float = 0.75
+    min_area: float = 0.2
+    max_area: float | None = None
+
+
+def logit_stats(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Area and confidence of the masks of logits ``(B, T, h, w)``: ``(B, T)`` each, the fraction of the
+    map's cells with ``p > 0.5`` and :func:`mask_confidence` (the mean of ``2p - 1`` over those cells, 0
+    if none)."""
+    p = torch.sigmoid(logits.detach().float()).flatten(2)  # (B, T, h*w)
+    fg = p > 0.5
+    count = fg.sum(2).float()
+    conf = torch.where(fg, 2 * p - 1, torch.zeros_like(p)).sum(2) / count.clamp(min=1)
+    return count / p.shape[2], conf
+
+
+def presence(area: Tensor, conf: Tensor, expected: Tensor, rule: PresenceRule, given: Tensor | None = None) -> Tensor:
+    """``(B, T)`` bool: whether each object is present in each frame (:class:`PresenceRule`), from the
+    masks' ``area`` and ``conf`` ``(B, T)`` (:func:`logit_stats`), the objects' ``expected`` areas
+    ``(B,)`` and, for ``rule.max_area``, their ``given`` areas ``(B,)`` (fractions of the frame, as
+    ``area``)."""
+    ok = (area > 0) & (area >= rule.min_area * expected.to(area)[:, None]) & (conf >= rule.min_confidence)
+    if rule.max_area is not None:
+        if given is None:
+            raise ValueError("presence: max_area needs the objects' given areas")
+        g = given.to(area)[:, None]
+        ok &= (area <= rule.max_area * g) | (g <= 0)  # no bound from an empty given mask
+    return ok
 
 
 OUTSIDE_LOGIT = -20.0  # final logit outside an object's search region (probability ~2e-9)
@@ -294,6 +348,9 @@ def step_clip(
     top_k: int | None = None,
     region: Tensor | None = None,
     oracle_mask: Tensor | None = None,
+    presence_rule: PresenceRule | None = None,
+    expected_area: Tensor | None = None,
+    given_area: Tensor | None = None,
 ) -> ClipOutput:
     """Segment one clip against the bank, then append its last frame + soft prediction to the bank.
 
@@ -318,6 +375,14 @@ def step_clip(
         oracle_mask: ``(B, 1, H, W)`` masks written to memory with the last frame in place of the
             prediction (a diagnostic: a memory that is never wrong); gating still judges the prediction,
             and :attr:`ClipOutput.memory_mask` stays the prediction's.
+        presence_rule: lost and found (:class:`PresenceRule`): an object absent from a frame by the rule
+            gets :data:`OUTSIDE_LOGIT` in that frame's final logits (its output is empty), and the last
+            frame is written to memory only when some object is present there (an absent object's mask in
+            that entry is empty); ``None``: no rule (the paper's).
+        expected_area: ``(B,)`` the objects' expected areas as fractions of the frame (the area when
+            last seen present; required with ``presence_rule``).
+        given_area: ``(B,)`` the objects' areas in their nearest given masks, fractions of the frame
+            (required with the rule's ``max_area``).
     """
     z = model.match(frames, bank.entries, top_k)
     logits = model.decode(frames, z)
@@ -326,10 +391,19 @@ def step_clip(
         if tuple(region.shape[-2:]) != tuple(final.shape[-2:]):
             region = F.interpolate(region.float(), size=final.shape[-2:], mode="nearest") > 0.5
         logits = [*logits[:-1], final.masked_fill(~region, OUTSIDE_LOGIT)]
+    present = areas = None
+    if presence_rule is not None:
+        if expected_area is None:
+            raise ValueError("a presence rule needs the objects' expected areas")
+        areas, conf = logit_stats(logits[-1])
+        present = presence(areas, conf, expected_area, presence_rule, given_area)  # (B, T)
+        logits = [*logits[:-1], logits[-1].masked_fill(~present[:, :, None, None], OUTSIDE_LOGIT)]
     last = logits[-1][:, -1:].detach()  # (B, 1, H/4, W/4)
     # interpolate logits first, then sigmoid (authors' order)
     mask = torch.sigmoid(F.interpolate(last.float(), size=frames.image_size, mode="bilinear", align_corners=False))
     write = update_memory and confident(mask, min_confidence)
+    if present is not None:  # an entry only when someone is there: the memory keeps its last good frames
+        write = write and bool(present[:, -1].any())
     if write:
         bank.add(model.encode_memory(frames.select(-1), mask if oracle_mask is None else oracle_mask), frame=frame)
-    return ClipOutput(logits=logits, memory_mask=mask, written=write)
+    return ClipOutput(logits=logits, memory_mask=mask, written=write, present=present, areas=areas)

@@ -49,7 +49,7 @@ from tamvt.errors import SessionError, TamvtError
 from tamvt.inference.session import ClipRecord, ObjectGroup, Session, Walk, nearest_references
 from tamvt.inference.source import check_frame, open_video
 from tamvt.inference.transforms import FrameTransforms
-from tamvt.memory import MemoryBank, encode_entries, search_region, step_clip
+from tamvt.memory import MemoryBank, PresenceRule, encode_entries, search_region, step_clip
 from tamvt.models.tamvt import FrameFeatures, TamVT
 
 
@@ -111,6 +111,11 @@ class Predictor:
         if clip_length < 1:
             raise TamvtError(f"clip_length must be >= 1, got {clip_length}")
         self.clip_length = clip_length
+        self.presence_rule = (
+            PresenceRule(self.config.presence_confidence, self.config.presence_area, self.config.presence_max_area)
+            if self.config.presence
+            else None
+        )
         self.capacity = self.config.bank_size or model.bank_size
         # permanent entries take slots from the recent frames: one slot at least stays for those
         self.max_references = max(1, min(self.config.max_references, self.capacity - 1))
@@ -356,6 +361,7 @@ class Predictor:
                     self._select_references(s, walk, g, self._first_clip_frame(walk, g, idx), (idx, feats))
                     if self.config.search_window is not None:  # from the latest mask given at or before the start
                         self._keep_last_masks(g, self._reference_masks(s, g, g.references[-1])[:, 0])
+                    self._keep_seen_area(s, g, g.references[-1])
                 for g in given:
                     if g not in starting:  # a correction met by the walk: finish the clip before it
                         if g.pending:
@@ -363,6 +369,7 @@ class Predictor:
                         self._select_references(s, walk, g, idx + walk.step, (idx, feats))
                         if self.config.search_window is not None:  # the search moves to the correction
                             self._keep_last_masks(g, self._reference_masks(s, g, idx)[:, 0])
+                        self._keep_seen_area(s, g, idx)
                     for obj, m in zip(g.object_ids, self._given_masks(s, g, idx), strict=True):
                         rec.probs[obj] = torch.from_numpy(m.astype(np.float32))
                 for g in segmenting:
@@ -412,9 +419,16 @@ class Predictor:
             top_k=self.config.top_k,
             region=region,
             oracle_mask=oracle,
+            presence_rule=self.presence_rule,
+            expected_area=g.seen_area,
+            given_area=g.given_area,
         )
         del clip
         self._keep_last_masks(g, out.memory_mask[:, 0])
+        if out.present is not None and out.areas is not None and g.seen_area is not None:
+            # each object's area the last time it was present in this clip (unchanged while absent)
+            for t in range(out.present.shape[1]):
+                g.seen_area = torch.where(out.present[:, t], out.areas[:, t].to(g.seen_area), g.seen_area)
         if s.on_clip is not None and diag is not None:
             held, before = diag
             s.on_clip(
@@ -423,6 +437,7 @@ class Predictor:
                     tuple(indices),
                     tuple(f for f in held if f is not None),
                     bank.entry_ids != before,
+                    None if out.present is None else tuple(tuple(row) for row in out.present.tolist()),
                 )
             )
         logits = out.pred_logits  # (B, T, h/4, w/4)
@@ -432,6 +447,16 @@ class Predictor:
             for b, obj in enumerate(g.object_ids):
                 rec.probs[obj] = probs[b]
             rec.waiting.discard(g.key)
+
+    def _keep_seen_area(self, s: Session, g: ObjectGroup, frame_idx: int) -> None:
+        """Presence rule: the objects' areas (fractions of the frame) in the masks given in ``frame_idx``
+        are their expected and given areas from there on. An empty correction ("not visible here") keeps
+        the areas the object had, so it can be found again."""
+        if self.presence_rule is None:
+            return
+        area = self._reference_masks(s, g, frame_idx).flatten(1).float().mean(1)  # (B,)
+        g.seen_area = area if g.seen_area is None else torch.where(area > 0, area, g.seen_area.to(area))
+        g.given_area = area if g.given_area is None else torch.where(area > 0, area, g.given_area.to(area))
 
     def _keep_last_masks(self, g: ObjectGroup, masks: Tensor) -> None:
         """Local search: the group's newest masks ``(B, h, w)`` (soft or binary, input size) bound the next clip."""

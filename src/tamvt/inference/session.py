@@ -138,6 +138,11 @@ class ObjectGroup:
         pending: ``(frame index, encoded frame (T=1))`` of the clip being filled (< L entries).
         last_masks: ``(B, h, w)`` bool, the objects' newest masks at the input size (given or predicted),
             kept for local search (``inference.search_window``); None when it is off.
+        seen_area: ``(B,)`` each object's mask area (a fraction of the frame) when it was last present
+            (given, or present by the presence rule), for the rule (``inference.presence``); None when
+            it is off.
+        given_area: ``(B,)`` each object's area in the latest given mask met (start or correction; an
+            empty correction keeps the one before), for the rule's upper bound; None when it is off.
     """
 
     key: int
@@ -148,6 +153,8 @@ class ObjectGroup:
     bank: MemoryBank | None = None
     pending: list[tuple[int, FrameFeatures]] = field(default_factory=list)
     last_masks: Tensor | None = None
+    seen_area: Tensor | None = None
+    given_area: Tensor | None = None
 
     @property
     def encoded(self) -> bool:
@@ -177,12 +184,15 @@ class ClipRecord:
         memory: the frame of every memory entry the clip was matched against, memory order
             ``[references, oldest, ..., newest]``.
         written: whether the clip's last frame joined the memory (the bank changed).
+        present: per object (slot order), per clip frame: whether the presence rule found it there
+            (``inference.presence``); ``None`` when the rule is off.
     """
 
     object_ids: tuple[int, ...]
     frames: tuple[int, ...]
     memory: tuple[int, ...]
     written: bool
+    present: tuple[tuple[bool, ...], ...] | None = None
 
 
 @dataclass(eq=False)
@@ -283,6 +293,10 @@ class Walk:
             group.bank.drop_slot(slot)
         if group.last_masks is not None:
             group.last_masks = torch.cat([group.last_masks[:slot], group.last_masks[slot + 1 :]])
+        if group.seen_area is not None:
+            group.seen_area = torch.cat([group.seen_area[:slot], group.seen_area[slot + 1 :]])
+        if group.given_area is not None:
+            group.given_area = torch.cat([group.given_area[:slot], group.given_area[slot + 1 :]])
         if not group.object_ids:
             self.groups.remove(group)
             for rec in self.pending_frames.values():
