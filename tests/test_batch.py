@@ -184,10 +184,13 @@ def test_folder_manifest_relative_paths_boxes(videos, tmp_path):
     rows = summary(tmp_path / "out2")
     assert [rows[n]["status"] for n in rows] == ["done", "done", "failed"]
     assert "box 1" in rows["outside"]["error"] and "b.mp4" in rows["outside"]["error"]
-    boxed = sorted((tmp_path / "out2" / "boxed").glob("*.png"))
+    boxed = sorted((tmp_path / "out2" / "boxed").glob("0*.png"))
     assert [p.name for p in boxed] == [f"{k:05d}.png" for k in range(2, T)]  # from the box's frame on
     first = read_index_png(boxed[0])[0]
     assert set(np.unique(first)) == {0, 1} and first[10:30, 12:30].mean() > 0.5  # the box's object
+    proposal = read_index_png(tmp_path / "out2" / "boxed" / "prompt.png")[0]  # what the box became, kept
+    assert set(np.unique(proposal)) == {0, 1} and proposal[10:30, 12:30].mean() > 0.5
+    assert not (tmp_path / "out2" / "first" / "prompt.png").exists()  # a mask entry has no proposal
 
 
 @pytest.mark.parametrize(
