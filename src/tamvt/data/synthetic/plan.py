@@ -465,7 +465,6 @@ def _occluder(
     r_occ = (1.2 * r_t + 2.0 + (1.1 * r_t + 2.0) / dur) / (1.0 - 1.1 * q / dur)
     dist = 1.1 * (q * r_occ + r_t) + 2.0
     a = rng.uniform(0, 2 * np.pi)
-    assert isinstance(target.motion, Motion)  # only occluders follow; targets have their own motion
     path = Follow(
         target.motion,
         ev,
