@@ -1,5 +1,6 @@
 """Lost-and-found events of the generator (hide, exit, decoy), measured on the rendered masks and frames
-in quiet scenes (no distractors, still camera, no other events) unless said otherwise."""
+in quiet scenes (no distractors, still camera, no other events) unless said otherwise; the train-lost
+preset, its training windows and the loss on them, and how a run selects it."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from tamvt.cli import main
-from tamvt.data.synthetic import LOST_EVENTS, SynthConfig, SynthConfigError, iter_video, make_video
+from tamvt.data.synthetic import LOST_EVENTS, SynthConfig, SynthConfigError, iter_video, make_video, preset_suite
 from tamvt.data.synthetic.events import apply
 from tamvt.data.synthetic.lost import BOARD_DEPTH, COVER_DEPTH
 from tamvt.data.synthetic.render import render_frame
+from tamvt.data.training.synthetic import SyntheticWindows
+from tamvt.data.training.transforms import WindowAugment
+from tamvt.errors import TamvtError
+from tamvt.losses import MaskCriterion
 
 SIZE = (120, 160)
 
@@ -150,6 +156,59 @@ def test_lost_configs_and_their_errors():
         with pytest.raises(SynthConfigError, match=words) as err:
             SynthConfig(**kw)
         assert "\n" not in str(err.value)
+
+
+def test_train_lost_is_train_with_half_the_videos_lost():
+    train, lost = preset_suite("train"), preset_suite("train-lost")
+    assert len(lost) == len(train) == 100 and all(c.lost == () for c in train)
+    assert sum(c.lost == "random" for c in lost) == 50
+    for a, b in zip(train, lost, strict=True):
+        assert dataclasses.replace(b, lost=(), name=a.name) == a  # same specs, same seeds
+    assert [c.lost for c in preset_suite("train-lost", seed=4)] == [c.lost for c in lost]  # the same videos
+    assert sum(c.lost == "random" for c in preset_suite("train-lost", lost_share=0.2)) == 20
+    assert sum(c.lost == "random" for c in preset_suite("train", lost_share=1.0)) == 100
+    with pytest.raises(SynthConfigError, match="share"):
+        preset_suite("train-lost", lost_share=1.5)
+    drawn = [iter_video(dataclasses.replace(c, size=(60, 80))).plan.events for c in lost[:40] if c.lost]
+    kinds = {e.type for events in drawn for e in events}
+    assert {"hide", "exit", "decoy"} <= kinds
+
+
+def test_training_windows_start_where_the_object_is_and_the_loss_takes_empty_frames():
+    aug = WindowAugment(out_size=(48, 64), scale_range=(1.0, 1.3))
+    ds = SyntheticWindows(
+        "train-lost", 10, 12, 2, aug, reverse_prob=0.5, seed=2, size=(60, 80), max_skip=3, lost_share=1.0
+    )
+    samples = [ds[i] for i in range(len(ds))]
+    assert all(s.masks[0].any() for s in samples)  # the reference frame shows the object
+    gone = [s for s in samples if not s.masks.flatten(1).any(1).all()]
+    assert gone  # some windows hold frames without the object
+    criterion = MaskCriterion()
+    for s in gone:
+        target = s.masks[s.num_memory :].float()  # (T, H, W): the query frames
+        perfect = (target * 40 - 20)[:, None]  # (T, 1, H, W) logits: sure and right everywhere
+        loss = criterion([perfect], target)
+        assert torch.isfinite(loss["total"]) and loss["loss_dice"] < 1e-3
+        assert criterion([torch.zeros_like(perfect)], target)["total"] > 10 * loss["total"]
+
+
+def test_a_run_selects_the_lost_stream():
+    from tamvt.train.config import load_train_config
+    from tamvt.train.data import build_train_dataset
+
+    cfg = load_train_config("synthetic-lost")
+    long = load_train_config("synthetic-long")
+    assert cfg.data.synthetic_preset == "train-lost"
+    same = dataclasses.replace(cfg.data, synthetic_preset="train")
+    assert same == long.data and cfg.optim == long.optim and cfg.init_from == long.init_from  # the same budget
+    ds = build_train_dataset(cfg.data, seed=0)
+    assert sum(s.lost == "random" for s in ds.specs) == 50
+    quarter = load_train_config(
+        "synthetic-long", ["data.synthetic_preset=train-lost", "data.synthetic_lost_share=0.25"]
+    )
+    assert sum(s.lost == "random" for s in build_train_dataset(quarter.data, seed=0).specs) == 25
+    with pytest.raises(TamvtError, match="synthetic_lost_share"):
+        load_train_config("synthetic-lost", ["data.synthetic_lost_share=2"])
 
 
 def test_cli_writes_lost_events(tmp_path):

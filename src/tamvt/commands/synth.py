@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="demo",
         choices=PRESETS,
         help="suite of videos: tiny (tests), demo (1 video, a cut), val (33 videos, every event), "
-        "long (3 videos >= 300 frames), train (100 random videos); default demo",
+        "long (3 videos >= 300 frames), train (100 random videos), train-lost (train, half of them with "
+        "random lost events); default demo",
     )
     parser.add_argument("--num", type=int, default=None, help="number of videos (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0, help="suite seed; video i gets a seed derived from it")
