@@ -253,6 +253,7 @@ def _cover(rng: np.random.Generator, scene: Scene, target: Track) -> Drawn | Non
     hidden frames (the target moves on under it 60 % of the time, by 1-3 of its radii) and leaves."""
     length, recipes = scene.length, scene.kinds.recipes
     lo, hi = _hidden_frames(length)
+    # sits up to hi - 2 frames: the target may be fully covered a frame before it sits, and after it leaves
     n, k = int(rng.integers(lo, hi - 1)), int(rng.integers(2, 5))
     if length - 4 - 2 * k - n < 0:
         return None
@@ -267,9 +268,8 @@ def _cover(rng: np.random.Generator, scene: Scene, target: Track) -> Drawn | Non
     moved = dataclasses.replace(target, motion=motion)
     recipe = scene.kinds.draw(("disc", "blob", "polygon"), rng)
     area, r_out = _sized(recipe, r_t * rng.uniform(1.1, 1.35) + 3.0)
-    path = Escort(
-        motion, start, end, _unit(rng), _unit(rng), (r_out + r_t + 2.0) / k, rng.uniform(0, 6.3), rng.normal(0, 0.03)
-    )
+    speed, rot0, spin = (r_out + r_t + 2.0) / k, float(rng.uniform(0, 6.3)), float(rng.normal(0, 0.03))
+    path = Escort(motion, start, end, _unit(rng), _unit(rng), speed, rot0, spin)
     cover = Track(0, -1, area, COVER_DEPTH, path)
     run = _gone(_seen(scene, (moved, recipes[target.kind]), [(cover, recipe)]), (start, end), HIDE_FRAMES)
     if run is None:
