@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="demo",
         choices=PRESETS,
         help="suite of videos: tiny (tests), demo (1 video, a cut), val (33 videos, every event), "
-        "long (3 videos >= 300 frames), train (100 random videos); default demo",
+        "long (3 videos >= 300 frames), train (100 random videos), train-lost (train, half of them with "
+        "random lost events); default demo",
     )
     parser.add_argument("--num", type=int, default=None, help="number of videos (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0, help="suite seed; video i gets a seed derived from it")
@@ -30,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="comma-separated events for every video: cut, peel, shrink, morph, mold, occlusion, "
         "small, multi_instance; or 'random'",
+    )
+    parser.add_argument(
+        "--lost",
+        default=None,
+        help="comma-separated lost-and-found events for every video: hide or exit (a target hidden "
+        "5-20 frames / leaving the frame and coming back), decoy (still look-alikes where it was); or "
+        "'random'; 'none' for none",
     )
     parser.add_argument("--objects", type=int, default=None, help="target objects per video")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
@@ -55,6 +63,8 @@ def configs_from_args(args: argparse.Namespace) -> list[SynthConfig]:
         overrides["size"] = _parse_size(args.size)
     if args.events is not None:
         overrides["events"] = args.events.strip()
+    if args.lost is not None:
+        overrides["lost"] = "" if args.lost.strip() == "none" else args.lost.strip()
     if args.objects is not None:
         overrides["num_objects"] = args.objects
     return [dataclasses.replace(c, **overrides) for c in configs]

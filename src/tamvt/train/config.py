@@ -2,9 +2,9 @@
 
 A training run is fully described by one :class:`TrainConfig`. Presets are YAML files in
 ``tamvt/configs/train/`` (``pretrain-static``, ``finetune-vost``, ``finetune-vost-authors``,
-``finetune-davis``, ``synthetic-small``); a user may pass a YAML path instead. Loading and
-``key.sub=value`` overrides reuse the generic helpers of :mod:`tamvt.config` (type-checked, unknown
-keys are errors).
+``finetune-davis``, ``synthetic-small``, ``synthetic-long``, ``synthetic-lost``); a user may pass a YAML
+path instead. Loading and ``key.sub=value`` overrides reuse the generic helpers of :mod:`tamvt.config`
+(type-checked, unknown keys are errors).
 
 ``model_preset`` names a model preset of :mod:`tamvt.config` (``tamvt-r50``, ``tamvt-small``): the
 ``model:`` and ``inference:`` sections start from that preset and the YAML / overrides change single
@@ -65,6 +65,9 @@ class DataConfig:
     synthetic_size: tuple[int, int] | None = None  # (H, W) of generated videos; None = preset's
     synthetic_frames: int | None = None  # frames per generated video; None = preset's
     synthetic_fixed_video: int | None = None  # train on this one video seed only (overfitting checks)
+    # share of generated videos with lost-and-found events (hide / exit / decoy); None = the preset's
+    # (train-lost: 0.5, the others: 0)
+    synthetic_lost_share: float | None = None
     static_paste_prob: float = 1.0  # static: probability of pasting a second image's objects on top
 
     def __post_init__(self) -> None:
@@ -77,6 +80,8 @@ class DataConfig:
         check(self.max_skip >= 1, "data.max_skip must be >= 1")
         check(0.0 <= self.hflip_prob <= 1.0, "data.hflip_prob must be in [0, 1]")
         check(self.epoch_size >= 1, "data.epoch_size must be >= 1")
+        share = self.synthetic_lost_share
+        check(share is None or 0.0 <= share <= 1.0, "data.synthetic_lost_share must be in [0, 1] or null")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ Affines are 3x3 float64 matrices acting on column vectors (x, y, 1).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
+import cv2
 import numpy as np
 
 from tamvt.data.synthetic.shapes import clip_halfplane, squash, unit_polygon
@@ -41,6 +43,15 @@ def apply(m: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ m[:2, :2].T + m[:2, 2]
 
 
+def fill(canvas: np.ndarray, points: np.ndarray, value: int) -> np.ndarray:
+    """Paint polygon ``points (N, 2)`` (image px) into ``canvas (H, W)`` the way every mask is painted:
+    ``cv2.fillPoly`` on the outline with 4 fractional bits (sub-pixel outlines). Returns that integer
+    outline ``(N, 2)`` int32 (16 x image px)."""
+    fixed = np.round(points * 16).astype(np.int32)
+    cv2.fillPoly(canvas, [fixed], value, cv2.LINE_8, shift=4)
+    return fixed
+
+
 @dataclass(frozen=True)
 class Event:
     """A transformation of target ``object`` from frame ``start`` to frame ``end`` (inclusive, 0-based):
@@ -57,6 +68,14 @@ class Event:
 
     def as_dict(self) -> dict:
         return {"type": self.type, "object": self.object, "start": self.start, "end": self.end}
+
+
+class Path(Protocol):
+    """Where an object is (world px) and how it is turned (radians) at frame ``t``."""
+
+    def position(self, t: float) -> np.ndarray: ...
+
+    def angle(self, t: float) -> float: ...
 
 
 def _sines(t: float, amps: np.ndarray, periods: np.ndarray, phases: np.ndarray) -> np.ndarray:
@@ -90,7 +109,7 @@ class Follow:
     ``distance`` px on one side (at ``start``) through its centre (mid-event) to ``distance`` px on the
     other side (at ``end``); outside the event it keeps moving in a straight line at the same speed."""
 
-    target: Motion
+    target: Path
     event: Event
     direction: np.ndarray
     distance: float
@@ -101,6 +120,51 @@ class Follow:
         anchor = self.target.position(float(np.clip(t, self.event.start, self.event.end)))
         u = (t - self.event.start) / max(self.event.end - self.event.start, 1)
         return anchor + (2.0 * u - 1.0) * self.distance * self.direction
+
+    def angle(self, t: float) -> float:
+        return self.rot0 + self.spin * t
+
+
+def _lerp(t: float, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values (K, 2)`` at frames ``times (K,)`` (increasing), linear in between, held outside."""
+    return np.array([np.interp(t, times, values[:, 0]), np.interp(t, times, values[:, 1])])
+
+
+@dataclass(frozen=True)
+class Detour:
+    """A target's path taken off course: ``base`` plus an offset that is linear between ``offsets (K, 2)``
+    at frames ``times (K,)`` and held outside them (0 before a detour that comes back; a last offset that
+    is not 0 leaves the object elsewhere for the rest of the video). The object turns as ``base`` does."""
+
+    base: Path
+    times: np.ndarray
+    offsets: np.ndarray
+
+    def position(self, t: float) -> np.ndarray:
+        return self.base.position(t) + _lerp(t, self.times, self.offsets)
+
+    def angle(self, t: float) -> float:
+        return self.base.angle(t)
+
+
+@dataclass(frozen=True)
+class Escort:
+    """A cover's path: it comes in along ``inbound`` (a unit vector) at ``speed`` px/frame, sits on
+    ``target`` from frame ``start`` to ``end`` (inclusive), moving with it, then leaves along ``outbound``
+    at the same speed."""
+
+    target: Path
+    start: int
+    end: int
+    inbound: np.ndarray
+    outbound: np.ndarray
+    speed: float
+    rot0: float
+    spin: float
+
+    def position(self, t: float) -> np.ndarray:
+        early, late = max(self.start - t, 0.0), max(t - self.end, 0.0)
+        return self.target.position(t) + self.speed * (late * self.outbound - early * self.inbound)
 
     def angle(self, t: float) -> float:
         return self.rot0 + self.spin * t
@@ -159,22 +223,24 @@ class Track:
     """One painted object: a target (``obj_id`` 1..K) or a distractor (``obj_id`` 0).
 
     kind: index into the video's kinds (shape + texture); area: world px^2 at frame 0 (before any
-    shrink); depth: painting order (larger = nearer, painted later); motion: ``Motion`` or ``Follow``.
-    The transformation specs are ``None`` when that event does not happen to this object; ``shrink``
-    holds ``(event, final area factor)``, ``morph`` ``(event, final radii)``, ``mold``
-    ``(event, final aspect, axis)``.
+    shrink); depth: painting order (larger = nearer, painted later); motion: a ``Path`` (``Motion``,
+    ``Follow``, ``Detour``, ``Escort``). The transformation specs are ``None`` when that event does not
+    happen to this object; ``shrink`` holds ``(event, final area factor)``, ``morph`` ``(event, final
+    radii)``, ``mold`` ``(event, final aspect, axis)``. appears: the first frame the object is painted
+    in (a decoy that turns up when the target goes away).
     """
 
     obj_id: int
     kind: int
     area: float
     depth: float
-    motion: Motion | Follow
+    motion: Path
     cut: CutSpec | None = None
     peel: PeelSpec | None = None
     shrink: tuple[Event, float] | None = None
     morph: tuple[Event, np.ndarray] | None = None
     mold: tuple[Event, float, float] | None = None
+    appears: int = 0
 
     def pose(self, t: float) -> np.ndarray:
         """3x3 local -> world affine."""
@@ -196,6 +262,8 @@ class Track:
         ``radii``/``aspect`` are the object's kind outline (``outline`` = its unit polygon when already
         computed); morph, mold, peel and cut act on it here.
         """
+        if t < self.appears:
+            return []
         morph = self.morph
         u = morph[0].progress(t) if morph is not None else 0.0
         if morph is not None and u > 0.0:

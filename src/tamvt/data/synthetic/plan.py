@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tamvt.data.synthetic.events import EVENT_TYPES, Camera, CutSpec, Event, Follow, Motion, PeelSpec, Track, apply
+from tamvt.data.synthetic.lost import LOST_EVENTS, LOST_STREAM, Recipe, Scene, add_lost, draw_lost_events, lost_names
 from tamvt.data.synthetic.shapes import (
     SHAPES,
     SPRITE_EXTENT,
@@ -28,6 +29,7 @@ EVENTS = EVENT_TYPES + FEATURES
 SMALL_PCT = 0.5  # VOST's "small object": below 0.5 % of the frame area
 LONG_FRAMES = 300
 MIN_EVENT_LENGTH = 12  # timed events need frames before, during and after them
+MIN_LOST_LENGTH = 20  # a hide keeps the target hidden 5+ frames, with frames to go and come back
 
 
 class SynthConfigError(TamvtError, ValueError):
@@ -42,7 +44,10 @@ class SynthConfig:
     (timed events ``EVENT_TYPES`` plus the features ``small`` / ``multi_instance``) or ``"random"``;
     fps: frame rate (motion speeds are defined per second); seed: fixes everything;
     num_distractors: non-target moving shapes (``None`` = 2..4 from the seed); camera_motion:
-    scale of the camera's pan / zoom / roll (0 = static); name: sequence name (default ``synth-<seed>``).
+    scale of the camera's pan / zoom / roll (0 = static); name: sequence name (default ``synth-<seed>``);
+    lost: lost-and-found events of one target, names from ``LOST_EVENTS`` (``hide`` or ``exit``, and
+    ``decoy``) or ``"random"``, drawn from a generator of their own (:mod:`~tamvt.data.synthetic.lost`), so
+    the rest of the video is the one drawn without them.
     """
 
     size: tuple[int, int] = (240, 320)
@@ -54,6 +59,7 @@ class SynthConfig:
     num_distractors: int | None = None
     camera_motion: float = 1.0
     name: str = ""
+    lost: tuple[str, ...] | str = ()
 
     def __post_init__(self) -> None:
         size = tuple(int(x) for x in self.size)
@@ -69,8 +75,9 @@ class SynthConfig:
                 raise SynthConfigError(f"'long' is not an event: ask for length >= {LONG_FRAMES} instead")
             unknown = [e for e in events if e not in EVENTS]
             if unknown:
+                hint = f" ({', '.join(LOST_EVENTS)} are lost events)" if set(unknown) & set(LOST_EVENTS) else ""
                 raise SynthConfigError(
-                    f"unknown event(s) {', '.join(unknown)}; expected {', '.join(EVENTS)} or 'random'"
+                    f"unknown event(s) {', '.join(unknown)}; expected {', '.join(EVENTS)} or 'random'{hint}"
                 )
             if any(e in EVENT_TYPES for e in events) and self.length < MIN_EVENT_LENGTH:
                 raise SynthConfigError(
@@ -87,6 +94,12 @@ class SynthConfig:
             raise SynthConfigError("fps must be > 0, camera_motion >= 0 and seed >= 0")
         if self.num_distractors is not None and self.num_distractors < 0:
             raise SynthConfigError(f"num_distractors must be >= 0, got {self.num_distractors}")
+        try:
+            object.__setattr__(self, "lost", lost_names(self.lost))
+        except ValueError as err:
+            raise SynthConfigError(str(err)) from None
+        if self.lost and self.length < MIN_LOST_LENGTH:
+            raise SynthConfigError(f"length {self.length} is too short for lost events: need >= {MIN_LOST_LENGTH}")
 
     @property
     def sequence_name(self) -> str:
@@ -181,6 +194,7 @@ def plan_video(cfg: SynthConfig) -> VideoPlan:
 
     The parts are drawn in this order from one generator (the order fixes every pixel of a seed): events,
     sizes, target kinds, look-alikes, event timing, targets, distractors, occluders, camera, background.
+    The lost events (``cfg.lost``) come last, from a second generator, ``default_rng([seed, LOST_STREAM])``.
     """
     rng = np.random.default_rng(cfg.seed)
     h, w = cfg.size
@@ -205,6 +219,12 @@ def plan_video(cfg: SynthConfig) -> VideoPlan:
     camera, zoom_amp, light = _draw_camera(rng, cfg)
     bh, bw = int(round(h * 1.5)), int(round(w * 1.5))
     background = make_background(bh, bw, rng)
+    if cfg.lost:
+        lost_rng = np.random.default_rng([cfg.seed, LOST_STREAM])
+        lost = draw_lost_events(lost_rng) if isinstance(cfg.lost, str) else cfg.lost  # "random" is the one string
+        scene = Scene(cfg.size, cfg.length, cfg.fps, camera, kinds)
+        tracks, lost_events = add_lost(lost_rng, lost, scene, tracks)
+        events += lost_events
     kind_list, flesh_sprites = _sprites(kinds, tracks, zoom_amp)
     return VideoPlan(
         cfg,
@@ -246,19 +266,27 @@ class _Kinds:
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
-        self.recipes: list[tuple[str, np.ndarray, float, TextureRecipe]] = []
+        self.recipes: list[Recipe] = []
         self.flesh: list[TextureRecipe] = []
         self.hue0, self.style0 = rng.uniform(), int(rng.integers(len(TEXTURES)))
 
     def new(self, shapes: tuple[str, ...]) -> int:
         """Draw a new kind with one of ``shapes``; its index."""
-        rng, j = self.rng, len(self.recipes)
+        return self.add(self.draw(shapes, self.rng))
+
+    def draw(self, shapes: tuple[str, ...], rng: np.random.Generator) -> Recipe:
+        """The next kind with one of ``shapes``, drawn from ``rng`` (not added yet: see :meth:`add`)."""
+        j = len(self.recipes)
         shape = str(rng.choice(shapes))
         radii, aspect = random_profile(shape, rng)
         # Golden-ratio hue steps and rotating styles keep distinct kinds distinct.
         tex = random_texture(rng, self.hue0 + 0.381966 * j, TEXTURES[(self.style0 + j) % len(TEXTURES)])
-        self.recipes.append((shape, radii, aspect, tex))
-        return j
+        return shape, radii, aspect, tex
+
+    def add(self, recipe: Recipe) -> int:
+        """Add a kind; its index."""
+        self.recipes.append(recipe)
+        return len(self.recipes) - 1
 
 
 def _draw_lookalikes(
@@ -465,7 +493,6 @@ def _occluder(
     r_occ = (1.2 * r_t + 2.0 + (1.1 * r_t + 2.0) / dur) / (1.0 - 1.1 * q / dur)
     dist = 1.1 * (q * r_occ + r_t) + 2.0
     a = rng.uniform(0, 2 * np.pi)
-    assert isinstance(target.motion, Motion)  # only occluders follow; targets have their own motion
     path = Follow(
         target.motion,
         ev,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from tamvt.data.synthetic.events import EVENT_TYPES
+from tamvt.data.synthetic.lost import LOST_STREAM
 from tamvt.data.synthetic.plan import SynthConfig, SynthConfigError, derive_seed
 
 
@@ -47,16 +50,24 @@ _PRESETS = {
     "long": lambda: [dict(length=300 + 30 * i, num_objects=2, events="random") for i in range(3)],
     "train": lambda: [dict(length=24 + 4 * (i % 7), num_objects=1 + i % 3, events="random") for i in range(100)],
 }
+_PRESETS["train-lost"] = _PRESETS["train"]
+LOST_SHARE = {"train-lost": 0.5}  # the presets whose videos get lost events by default, and how many
 PRESETS: tuple[str, ...] = tuple(_PRESETS)
 
 
-def preset_suite(name: str, seed: int = 0, num: int | None = None) -> list[SynthConfig]:
+def preset_suite(
+    name: str, seed: int = 0, num: int | None = None, lost_share: float | None = None
+) -> list[SynthConfig]:
     """The configs of a named suite (``PRESETS``): ``tiny`` (tests), ``demo`` (1 video, 2 objects, a
     cut), ``val`` (33 videos covering every event, small objects, look-alikes, long videos, several
-    objects), ``long`` (3 videos of 300-360 frames), ``train`` (100 random videos).
+    objects), ``long`` (3 videos of 300-360 frames), ``train`` (100 random videos), ``train-lost`` (the
+    same 100, half of them with random lost events: hide or exit, decoys).
 
     Video i gets seed ``derive_seed(seed, i)`` and name ``<name>-<i:03d>``; ``num`` takes the first
-    ``num`` videos, or cycles through the suite with fresh seeds when it is longer.
+    ``num`` videos, or cycles through the suite with fresh seeds when it is longer. ``lost_share``: the
+    share of the suite's videos with ``lost="random"`` (None = the preset's, ``LOST_SHARE``, 0 for most):
+    the first ``round(share * n)`` of one fixed shuffle of the n videos, the same at every seed. A video
+    keeps its seed with or without lost events, so it differs only by them.
     """
     if name not in _PRESETS:
         raise SynthConfigError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
@@ -64,6 +75,12 @@ def preset_suite(name: str, seed: int = 0, num: int | None = None) -> list[Synth
     count = len(specs) if num is None else int(num)
     if count < 1:
         raise SynthConfigError(f"num must be >= 1, got {num}")
+    share = LOST_SHARE.get(name, 0.0) if lost_share is None else float(lost_share)
+    if not 0.0 <= share <= 1.0:
+        raise SynthConfigError(f"lost share must be in [0, 1], got {lost_share}")
+    picked = np.random.default_rng([LOST_STREAM, len(specs)]).permutation(len(specs))[: round(share * len(specs))]
+    for j in picked:
+        specs[j] = dict(specs[j], lost="random")
     return [
         SynthConfig(**specs[i % len(specs)], seed=derive_seed(seed, i), name=f"{name}-{i:03d}") for i in range(count)
     ]

@@ -20,7 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from tamvt.data.synthetic.events import EVENT_TYPES, apply, translation
+from tamvt.data.synthetic.events import EVENT_TYPES, apply, fill, translation
+from tamvt.data.synthetic.lost import LOST_EVENTS
 from tamvt.data.synthetic.plan import LONG_FRAMES, SMALL_PCT, SynthConfig, VideoPlan, derive_seed, plan_video
 from tamvt.data.synthetic.shapes import SPRITE_EXTENT
 
@@ -54,8 +55,7 @@ def render_frame(plan: VideoPlan, t: int, with_frame: bool = True) -> tuple[np.n
         for poly, piece in pieces:
             m = obj @ piece
             pts = apply(m, poly)
-            fixed = np.round(pts * 16).astype(np.int32)  # 4 fractional bits (shift=4): sub-pixel outlines
-            cv2.fillPoly(mask, [fixed], track.obj_id, cv2.LINE_8, shift=4)
+            fixed = fill(mask, pts, track.obj_id)
             if frame is None:
                 continue
             x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int), 0)
@@ -98,7 +98,7 @@ def video_attributes(plan: VideoPlan, counts: np.ndarray) -> dict:
             "instances_of_kind": kinds_of.count(track.kind),
             "frames_present": int(len(present)),
         }
-    tags = [e for e in EVENT_TYPES if any(ev.type == e for ev in plan.events)]
+    tags = [e for e in EVENT_TYPES + LOST_EVENTS if any(ev.type == e for ev in plan.events)]
     if any(0 < o["area_pct_mean"] < SMALL_PCT for o in objects.values()):
         tags.append("small")
     if any(o["instances_of_kind"] >= 2 for o in objects.values()):

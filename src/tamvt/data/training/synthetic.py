@@ -88,6 +88,8 @@ class SyntheticWindows(WindowSampling):
         size, video_length: override the suite's frame size ``(H, W)`` / video length (None = keep).
         fixed_video: when set, every item uses this one video seed (overfitting tests).
         max_skip: largest frame stride of a window (1 = consecutive frames).
+        lost_share: share of the suite's videos with lost-and-found events (hide / exit / decoy;
+            ``preset_suite``); None = the preset's (``train-lost``: half).
     """
 
     def __init__(
@@ -103,11 +105,12 @@ class SyntheticWindows(WindowSampling):
         video_length: int | None = None,
         fixed_video: int | None = None,
         max_skip: int = 1,
+        lost_share: float | None = None,
     ) -> None:
         from tamvt.data.synthetic import preset_suite
 
         super().__init__(length, num_memory, augment, reverse_prob, seed, max_skip)
-        self.specs = preset_suite(suite, seed=seed)
+        self.specs = preset_suite(suite, seed=seed, lost_share=lost_share)
         changes: dict[str, Any] = {k: v for k, v in (("size", size), ("length", video_length)) if v is not None}
         if changes:
             self.specs = [dataclasses.replace(s, **changes) for s in self.specs]
