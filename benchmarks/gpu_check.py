@@ -360,11 +360,26 @@ def inference_rows(device: torch.device, plan: Plan) -> list[Row]:
 # ------------------------------------------------------------------------------------------ vector A
 
 
-def vector_a_row(device: torch.device) -> list[Row]:
+def vector_a_probabilities(model, frames: torch.Tensor, mask0: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """Vector A's probabilities ``(T-1, H, W)``: the first frame in memory, clips of 2 frames
+    through ``step_clip``, the last decoder layer's logits upsampled to the frame (as the authors' test)."""
     import torch.nn.functional as F
-    from safetensors.torch import load_file
 
     from tamvt.memory import MemoryBank, step_clip
+
+    with torch.inference_mode(), autocast(frames.device, bf16):
+        feats = model.encode_frames(frames)
+        bank = MemoryBank(9)
+        bank.add(model.encode_memory(feats.select(0), mask0))
+        clips = [step_clip(model, bank, feats.select(slice(s, s + 2))) for s in range(1, frames.shape[0], 2)]
+    logits = torch.cat([c.logits[-1][0].float() for c in clips])
+    up = F.interpolate(logits[:, None], size=frames.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return up.sigmoid().cpu()
+
+
+def vector_a_row(device: torch.device) -> list[Row]:
+    from safetensors.torch import load_file
+
     from tamvt.official import convert_official
 
     data = load_file(FIXTURE)
@@ -374,14 +389,7 @@ def vector_a_row(device: torch.device) -> list[Row]:
     frames, mask0 = data["A.frames"].to(device), data["A.mask0"].to(device)
 
     def probs(bf16: bool) -> torch.Tensor:
-        with torch.inference_mode(), autocast(device, bf16):
-            feats = model.encode_frames(frames)
-            bank = MemoryBank(9)
-            bank.add(model.encode_memory(feats.select(0), mask0))
-            clips = [step_clip(model, bank, feats.select(slice(s, s + 2))) for s in range(1, frames.shape[0], 2)]
-        logits = torch.cat([c.logits[-1][0].float() for c in clips])
-        up = F.interpolate(logits[:, None], size=frames.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-        return up.sigmoid().cpu()
+        return vector_a_probabilities(model, frames, mask0, bf16)
 
     tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False

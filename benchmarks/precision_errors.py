@@ -18,7 +18,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "official" / "tamvt_official_vectors.safetensors"
@@ -50,18 +49,10 @@ def load_model(device: torch.device):
 
 
 def probabilities(model, frames, mask0, dtype: torch.dtype | None) -> torch.Tensor:
-    """Vector A's probabilities ``(T-1, H, W)``, as in benchmarks/gpu_check.py."""
-    from tamvt.memory import MemoryBank, step_clip
+    """Vector A's probabilities ``(T-1, H, W)``, in bf16 autocast when ``dtype`` is given."""
+    from gpu_check import vector_a_probabilities  # benchmarks/ is the script's folder, first on sys.path
 
-    ctx = torch.autocast(frames.device.type, dtype=dtype, enabled=dtype is not None)
-    with torch.inference_mode(), ctx:
-        feats = model.encode_frames(frames)
-        bank = MemoryBank(9)
-        bank.add(model.encode_memory(feats.select(0), mask0))
-        clips = [step_clip(model, bank, feats.select(slice(s, s + 2))) for s in range(1, frames.shape[0], 2)]
-    logits = torch.cat([c.logits[-1][0].float() for c in clips])
-    up = F.interpolate(logits[:, None], size=frames.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    return up.sigmoid().cpu()
+    return vector_a_probabilities(model, frames, mask0, dtype is not None)
 
 
 def local_errors(model, frames, mask0, dtype: torch.dtype) -> dict[str, list[float]]:

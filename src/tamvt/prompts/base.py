@@ -87,3 +87,18 @@ class PromptModel:
                 raise TamvtError(f"{what} click ({x:g}, {y:g}) is outside the {w}x{h} frame")
             out.append((int(x), int(y)))
         return out
+
+    @classmethod
+    def check_clicks(
+        cls,
+        frame: np.ndarray,
+        positive: Sequence[Point],
+        negative: Sequence[Point],
+        previous: np.ndarray | None,
+    ) -> tuple[np.ndarray, list[tuple[int, int]], list[tuple[int, int]], np.ndarray | None]:
+        """The checked inputs of :meth:`clicks_to_mask`: the frame, the object and background clicks as
+        pixels, the previous proposal (``None`` when not given or empty)."""
+        frame = cls.check_frame(frame)
+        pos = cls.check_points(positive, frame.shape, "object")
+        neg = cls.check_points(negative, frame.shape, "background")
+        return frame, pos, neg, cls.check_previous(previous, frame.shape)

@@ -121,11 +121,8 @@ class GrabCutPrompts(PromptModel):
         negative: Sequence[Point] = (),
         previous: np.ndarray | None = None,
     ) -> np.ndarray:
-        frame = self.check_frame(frame)
-        pos = self.check_points(positive, frame.shape, "object")
-        neg = self.check_points(negative, frame.shape, "background")
+        frame, pos, neg, prev = self.check_clicks(frame, positive, negative, previous)
         h, w = frame.shape[:2]
-        prev = self.check_previous(previous, frame.shape)
         if not pos and prev is None:  # nothing says where the object is
             return np.zeros((h, w), bool)
         # the hard disk at a click stays small: a click near the object's edge must not paint across it

@@ -79,10 +79,7 @@ class Sam2Prompts(PromptModel):
         negative: Sequence[Point] = (),
         previous: np.ndarray | None = None,
     ) -> np.ndarray:
-        frame = self.check_frame(frame)
-        pos = self.check_points(positive, frame.shape, "object")
-        neg = self.check_points(negative, frame.shape, "background")
-        prev = self.check_previous(previous, frame.shape)
+        frame, pos, neg, prev = self.check_clicks(frame, positive, negative, previous)
         if not pos and prev is None:  # nothing says where the object is
             return np.zeros(frame.shape[:2], bool)
         coords = np.array([*pos, *neg], np.float32).reshape(-1, 2)  # (N, 2) x, y in frame pixels, as SAM takes
