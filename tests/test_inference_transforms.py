@@ -56,6 +56,20 @@ def test_merge_argmax_and_first_wins():
     assert merge_masks(torch.zeros(0, 2, 2), [], "argmax").tolist() == [[0, 0], [0, 0]]
 
 
+def test_merge_argmax_is_the_argmax_over_background_and_objects_ties_to_the_earlier():
+    g = torch.Generator().manual_seed(0)
+    for k in (1, 2, 5):
+        ids = [9, 2, 200, 4, 1][:k]
+        p = (torch.rand(k, 24, 31, generator=g) * 4).round() / 4  # quarters: many ties, many exactly 0.5
+        for thr in (0.5, 0.25):
+            scores = torch.cat([torch.full((1, 24, 31), thr), p])  # what argmax sees: background first
+            want = torch.tensor([0, *ids])[scores.argmax(0)]
+            assert merge_masks(p, ids, "argmax", thr).tolist() == want.tolist()
+    # ties: an object equal to the background stays background; two equal objects: the earlier one
+    tie = torch.tensor([[[0.5, 0.75]], [[0.5, 0.75]]])
+    assert merge_masks(tie, [5, 6], "argmax").tolist() == [[0, 5]]
+
+
 def test_merge_argmax_background_threshold():
     p = torch.tensor([[[0.9, 0.6, 0.2]]])
     assert merge_masks(p, [4], "argmax", bg_threshold=0.7).tolist() == [[4, 0, 0]]
