@@ -17,7 +17,6 @@ if not CI:  # in CI every piece is installed by .ci/run: a missing one must fail
 
 from helpers.browser import Page, chromium, serve_app  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -79,15 +78,22 @@ def test_work_survives_another_video_back_and_a_restart(tmp_path):
             browser.get(url)
             page.wait(lambda: page.body("state") == "ready", 60, "the page did not open after the restart")
             assert "server restarted" in message(), message()
-            options = [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "recent")).options]
-            assert set(options) == {first, second}
+            # the list is rebuilt as the page refreshes it: read and choose through one script each, never
+            # through element handles that a refresh can make stale between two WebDriver calls
+            listed = "return [...document.getElementById('recent').options].map((o) => o.value)"
+            page.wait(lambda: set(page.js(listed)) == {first, second}, 30, "Recent does not list both sessions")
+
+            def choose(sid: str) -> None:
+                page.js("document.getElementById('recent').value = arguments[0]", sid)
+                assert page.js("return document.getElementById('recent').value") == sid
+
             opened = page.state("S.sid")
             other = first if opened == second else second
-            Select(browser.find_element(By.ID, "recent")).select_by_value(other)
+            choose(other)
             page.click("open-recent")
             page.wait(lambda: page.state("S.sid") == other, 60, "Recent did not reopen the session")
             if other != first:  # reopen the first too
-                Select(browser.find_element(By.ID, "recent")).select_by_value(first)
+                choose(first)
                 page.click("open-recent")
                 page.wait(lambda: page.state("S.sid") == first, 60, "Recent did not reopen the first session")
             page.wait(lambda: page.body("state") == "ready")
