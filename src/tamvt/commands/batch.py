@@ -199,11 +199,10 @@ def segment_entry(load: LazyPredictor, entry: Entry, args: argparse.Namespace, f
     except SessionError as err:
         raise InputError(entry.mask or entry.video, str(err)) from None
     if entry.mask is None:  # what the boxes became, beside the results (as tamvt segment writes it)
-        from tamvt.commands.segment import PROMPT_PNG
+        from tamvt.commands.segment import PROMPT_PNG, refuse_prompt_name
         from tamvt.data.palette import write_index_png
 
-        if PROMPT_PNG.removesuffix(".png") in seq.frame_names:
-            raise InputError(entry.video, f"a frame is named {PROMPT_PNG}, where the boxes' mask goes; rename it")
+        refuse_prompt_name(entry.video, seq.frame_names)
         write_index_png(folder / PROMPT_PNG, mask, palette)
     predictor = load()
     session = predictor.start(seq, keep_results=False)

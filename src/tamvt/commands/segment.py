@@ -41,6 +41,8 @@ from tamvt.devices import resolve_device
 from tamvt.errors import InputError, TamvtError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tamvt.data.sequence import VideoSequence
 
 # ---- the command ---------------------------------------------------------------------------------
@@ -145,6 +147,13 @@ def run(args: argparse.Namespace) -> int:
 PROMPT_PNG = "prompt.png"
 
 
+def refuse_prompt_name(source: Path, frame_names: Sequence[str]) -> None:
+    """A one-line error when a frame of ``source`` has the name the prompts' mask is written under
+    (``PROMPT_PNG`` beside the frames' PNGs would replace it)."""
+    if PROMPT_PNG.removesuffix(".png") in frame_names:
+        raise InputError(source, f"a frame is named {PROMPT_PNG}, where the prompts' mask goes; rename it")
+
+
 class PromptedMask:
     """The index mask made from prompts, held in a temporary PNG that :func:`read_generic` reads like
     a ``--mask`` (so every check on a mask applies to it too)."""
@@ -173,8 +182,7 @@ def prompt_start(args: argparse.Namespace, prompts, device: str) -> tuple[Prompt
     frames = open_frames(args.input)
     if not 0 <= args.frame < len(frames):
         raise InputError(args.input, f"--frame {args.frame} out of range: the input has {len(frames)} frames")
-    if PROMPT_PNG.removesuffix(".png") in frames.names:
-        raise InputError(args.input, f"a frame is named {PROMPT_PNG}, where the prompts' mask goes; rename it")
+    refuse_prompt_name(args.input, frames.names)
     first = next(iter(frames.iter_frames(start=args.frame)), None)
     if first is None:  # a video file cut off before frame K
         raise InputError(args.input, f"frame {args.frame} cannot be decoded (the file ends before it)")
