@@ -101,7 +101,7 @@ class InferenceConfig:
     merge: Literal["argmax", "first-wins"] = "argmax"  # multi-object merge policy (SPEC §2)
     bg_threshold: float = 0.5  # argmax merge: background wins unless some p > bg_threshold
     # arithmetic: fp32; bf16 = bfloat16 autocast on CPU and CUDA (probabilities, masks and the memory's
-    # stored values stay fp32); auto = bf16 where the device runs it natively (tamvt.devices.native_bf16)
+    # stored values stay fp32); auto = bf16 on a CPU that runs it natively, fp32 on CUDA (tamvt.devices)
     precision: Literal["fp32", "bf16", "auto"] = PRECISION_DEFAULT
     # deprecated (checkpoints and YAML before `precision`; it meant bf16 on GPU): true = auto, false = fp32;
     # read only while `precision` is left at its default, then cleared

@@ -42,10 +42,15 @@ def native_bf16(device: torch.device) -> bool:
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of an inference ``precision`` on ``device``: ``bf16`` -> bfloat16 on CPU and
-    CUDA; ``auto`` -> bfloat16 where :func:`native_bf16`, else None; ``fp32`` -> None (no autocast)."""
+    CUDA; ``auto`` -> bfloat16 on a CPU where :func:`native_bf16`, else None (fp32 on CUDA: online
+    inference there launches kernels faster than the GPU runs them, and autocast's casts were 25-50 %
+    more kernels for no less GPU time: slower on an H200, docs/benchmarks.md "On a GPU");
+    ``fp32`` -> None (no autocast)."""
     if precision not in ("fp32", "bf16", "auto"):
         raise TamvtError(f"unknown precision {precision!r} (fp32, bf16, auto)")
     if device.type not in ("cpu", "cuda") or precision == "fp32":
+        return None
+    if precision == "auto" and device.type == "cuda":
         return None
     if precision == "bf16" or native_bf16(device):
         return torch.bfloat16

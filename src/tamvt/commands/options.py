@@ -19,8 +19,8 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
         "--precision",
         default=None,
         choices=("fp32", "bf16", "auto"),
-        help="arithmetic: fp32, bf16 (bfloat16 autocast, CPU and CUDA) or auto (bf16 where the CPU or GPU "
-        "runs it natively: AVX512-BF16 / AMX, compute capability >= 8.0); default: the checkpoint's setting",
+        help="arithmetic: fp32, bf16 (bfloat16 autocast, CPU and CUDA) or auto (bf16 on a CPU that "
+        "runs it natively: AVX512-BF16 / AMX; fp32 on GPUs); default: the checkpoint's setting",
     )
 
 
