@@ -20,9 +20,13 @@ for model ``NAME`` only, so one checkpoint can appear under several settings in 
 ``--suite second`` scores the second suite instead (``benchmarks/second_suite.py``: 24 videos from an
 independent generator, seed 20261204 by default, in ``runs/accuracy-second``): other shapes, textures,
 camera and event timing, objects fully hidden for 5-20 frames or leaving the frame and coming back.
-Both suites get the same columns; ``RF`` is *re-found* (``tamvt.evaluation.refound``): of the
-reappearances after a full absence from the ground truth (``reapp`` per row), the share with J >= 0.5
-within 10 frames of the object being visible again.
+``--suite lost`` scores the first suite's videos rendered at another seed (20261206) with a
+lost-and-found event in every video (a target hidden for 5-20 frames or leaving the frame and coming
+back, and/or still look-alikes where it was: ``preset_suite("val", lost_share=1.0)``, in
+``runs/accuracy-lost``): the training generator's own videos, so settings may be tuned on it before
+the final check on the second suite. All suites get the same columns; ``RF`` is *re-found*
+(``tamvt.evaluation.refound``): of the reappearances after a full absence from the ground truth
+(``reapp`` per row), the share with J >= 0.5 within 10 frames of the object being visible again.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ import time
 from pathlib import Path
 
 KEYS = ("J&F-Mean", "J-Mean", "F-Mean", "J_tr-Mean")
-SUITES = ("first", "second")
+SUITES = ("first", "second", "lost")
+DEFAULT_SEEDS = {"first": 20261125, "lost": 20261206}  # the second suite's is second_suite.DEFAULT_SEED
 
 
 def _sibling(name: str):
@@ -198,7 +203,8 @@ def main(argv=None) -> int:
         "--suite",
         choices=SUITES,
         default="first",
-        help="first: the generator's val suite; second: benchmarks/second_suite.py (never trained on)",
+        help="first: the generator's val suite; second: benchmarks/second_suite.py (never trained on); "
+        "lost: the val suite with a lost-and-found event in every video (the training generator's: for tuning)",
     )
     parser.add_argument(
         "--work",
@@ -207,7 +213,7 @@ def main(argv=None) -> int:
         help="folder for data and predictions (default runs/accuracy, runs/accuracy-second)",
     )
     parser.add_argument(
-        "--seed", type=int, default=None, help="seed of the suite (default 20261125; second suite 20261204)"
+        "--seed", type=int, default=None, help="seed of the suite (default 20261125; second 20261204; lost 20261206)"
     )
     parser.add_argument("--num", type=int, default=None, help="first N videos of the suite only (quick runs)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=CKPT", help="extra checkpoints")
@@ -247,15 +253,16 @@ def main(argv=None) -> int:
     from tamvt.evaluation.refound import sequence_presence
 
     if args.work is None:
-        args.work = Path("runs/accuracy" if args.suite == "first" else "runs/accuracy-second")
+        args.work = Path("runs/accuracy" if args.suite == "first" else f"runs/accuracy-{args.suite}")
     data = args.work / "data"
-    if args.suite == "first":
+    if args.suite in DEFAULT_SEEDS:
         from tamvt.commands.synth import write_dataset
         from tamvt.data.synthetic import preset_suite
         from tamvt.evaluation.report import load_attributes
 
-        args.seed = 20261125 if args.seed is None else args.seed
-        configs = preset_suite("val", seed=args.seed, num=args.num)
+        args.seed = DEFAULT_SEEDS[args.suite] if args.seed is None else args.seed
+        lost_share = 1.0 if args.suite == "lost" else None
+        configs = preset_suite("val", seed=args.seed, num=args.num, lost_share=lost_share)
         if not (data / "attributes.json").is_file():
             write_dataset(data, configs, overwrite=True)
         attributes = load_attributes(data)

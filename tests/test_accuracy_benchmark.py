@@ -150,3 +150,19 @@ def test_second_suite_rows_have_refound_and_the_ground_truth_refinds_everything(
     assert "tag:sweep" in results["copy-first-mask"]["subsets"]
     table = capsys.readouterr().out
     assert "second suite: 1 videos" in table and "RF" in table and "reapp" in table
+
+
+def test_lost_suite_gives_every_video_a_lost_event_and_counts_its_reappearances(tmp_path, capsys):
+    """``--suite lost``: the first suite's recipes at another seed, each with a lost-and-found event (the
+    tuning suite of the lost-and-found study); the ground truth re-finds every reappearance it scores."""
+    bench = _script()
+    work, out = tmp_path / "work", tmp_path / "all.json"
+    args = ["--suite", "lost", "--work", str(work), "--num", "3", "--no-shipped", "--json", str(out)]
+    assert bench.main([*args, "--grid-oracle", "240x320"]) == 0  # the suite's frame size: the ground truth
+    videos = json.loads((work / "data" / "attributes.json").read_text())["videos"]
+    assert len(videos) == 3
+    for attrs in videos.values():
+        assert {"hide", "exit", "decoy"} & set(attrs["tags"]), attrs["tags"]
+    oracle = json.loads(out.read_text())["gt-at-240x320"]["refound"]["global"]
+    assert oracle["events"] >= 1 and oracle["found"] == oracle["events"]
+    assert "lost suite: 3 videos" in capsys.readouterr().out

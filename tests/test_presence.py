@@ -91,6 +91,17 @@ def test_logit_stats_and_rule_hand_checked():
     assert presence(area, conf, torch.tensor([0.25, 0.5]), bounded, torch.tensor([0.0, 0.3]))[0, 0]
     with pytest.raises(ValueError):
         presence(area, conf, torch.tensor([0.25, 0.5]), bounded)
+    # a lower bound against the peak areas: the last-seen area shrank with the object (0.25 >= 0.2 * 0.3),
+    # but 0.25 < 0.3 * 1.0, the largest it was; object 1: 0.5 >= 0.3 * 1.0
+    peaked = PresenceRule(0.5, 0.2, min_peak_area=0.3)
+    expected = torch.tensor([0.3, 0.5])
+    assert presence(area, conf, expected, rule).tolist() == [[True, False], [True, False]]
+    assert presence(area, conf, expected, peaked, peak=torch.tensor([1.0, 1.0])).tolist() == [
+        [False, False],
+        [True, False],
+    ]
+    with pytest.raises(ValueError):
+        presence(area, conf, expected, peaked)
 
 
 def test_config():
@@ -102,6 +113,9 @@ def test_config():
         apply_overrides(TamvtConfig(), ["inference.presence_confidence=2"])
     with pytest.raises(TamvtError):
         apply_overrides(TamvtConfig(), ["inference.presence=maybe"])
+    assert apply_overrides(TamvtConfig(), ["inference.presence_peak_area=0.1"]).inference.presence_peak_area == 0.1
+    with pytest.raises(TamvtError):
+        apply_overrides(TamvtConfig(), ["inference.presence_peak_area=1.5"])
 
 
 class _FixedModel:
@@ -158,16 +172,59 @@ def test_step_clip_empties_absent_objects_and_writes_only_when_someone_is_there(
     assert out.present is None and torch.equal(out.pred_logits, model.logits) and bank.frames == [0, 2, 6]
 
 
+class _ReadoutModel(_FixedModel):
+    """Decodes ``logits`` after a readout of the whole memory and ``from_references`` after one of fewer
+    entries (the references alone), and counts the readouts."""
+
+    def __init__(self, logits: torch.Tensor, from_references: torch.Tensor) -> None:
+        super().__init__(logits)
+        self.from_references = from_references
+        self.readouts: list[int] = []
+
+    def match(self, frames, entries, top_k):
+        self.readouts.append(len(entries))
+        return len(entries)
+
+    def decode(self, frames, z):
+        return [self.logits if z == max(self.readouts) else self.from_references]
+
+
+def test_redetect_reference_reads_the_references_for_lost_objects_only():
+    from tamvt.models.tamvt import MemoryEntry
+
+    whole = torch.full((2, 2, 4, 4), -5.0)  # the whole memory finds neither object
+    refs = torch.full((2, 2, 4, 4), -5.0)
+    refs[:, :, :2, :2] = 5.0  # the references alone find both
+    bank = MemoryBank(4)
+    for frame in (0, 2, 4):
+        bank.add(MemoryEntry(keys=(torch.zeros(4, 8),), values=(torch.zeros(2, 4, 8),)), frame=frame)
+    area = torch.tensor([0.25, 0.25])
+    lost = torch.tensor([True, False])
+    reference = PresenceRule(0.5, 0.2, redetect="reference")
+    model = _ReadoutModel(whole, refs)
+    out = step_clip(model, bank, _Frames(), update_memory=False, presence_rule=reference, expected_area=area, lost=lost)
+    assert model.readouts == [3, 1]  # the whole memory, then the one reference
+    assert out.present is not None and out.present.tolist() == [[True, True], [False, False]]  # the lost one only
+    # the default (memory) and a clip with nobody lost read once, as without the bound
+    for rule, flags in ((PresenceRule(0.5, 0.2), lost), (reference, torch.tensor([False, False]))):
+        model = _ReadoutModel(whole, refs)
+        out = step_clip(model, bank, _Frames(), update_memory=False, presence_rule=rule, expected_area=area, lost=flags)
+        assert model.readouts == [3] and out.present is not None and not out.present.any()
+    with pytest.raises(TamvtError):
+        apply_overrides(TamvtConfig(), ["inference.presence_redetect=maybe"])
+    assert apply_overrides(TamvtConfig(), ["inference.presence_redetect=reference"]).inference.presence_redetect
+
+
 # ---- the engine, with the shipped model ------------------------------------------------------------------
 
 
-def _run(presence: bool, frames: np.ndarray, truth: np.ndarray):
+def _run(presence: bool, frames: np.ndarray, truth: np.ndarray, **settings):
     """Per-frame J, predicted area, the clip records and the final memory frames of one run."""
     from tamvt.checkpoint import shipped_model_path
     from tamvt.evaluation.metrics import region_similarity
     from tamvt.inference import Predictor
 
-    predictor = Predictor.from_checkpoint(shipped_model_path(), presence=presence)
+    predictor = Predictor.from_checkpoint(shipped_model_path(), presence=presence, **settings)
     records: list = []
     session = predictor.start(frames, on_clip=records.append)
     predictor.add_mask(session, 0, 1, truth[0])
@@ -232,3 +289,18 @@ def test_exit_and_reentry():
     assert area[gone[1:]].max() <= 0.05 * truth[0].sum(), area[gone]
     back = gone[-1] + 1
     assert j[back : back + 10].max() >= 0.5, j[back:]
+
+
+@pytest.mark.slow
+def test_peak_bound_empties_an_object_that_shrinks_away():
+    """The square slides out of the frame 4 px (1/8 of its side) a frame: its mask shrinks a little each
+    frame, so against the area last seen it never looks too small. Against its peak area, a bound of 0.6
+    makes the frames where less than 60 % of it is left absent; without the bound they have a mask."""
+    frames, truth = _render([180 + 4 * t for t in range(24)], 60, None, seed=2)
+    half = [t for t in range(1, len(truth)) if 0 < truth[t].sum() <= 0.6 * truth[0].sum()]
+    assert half == [15, 16, 17, 18], half
+    _, area, _, _ = _run(True, frames, truth)
+    _, bounded, _, _ = _run(True, frames, truth, presence_peak_area=0.6)
+    assert area[half].min() > 0, area[half]
+    assert (bounded[half] == 0).all(), bounded[half]
+    assert (bounded[: half[0] - 1] > 0).all(), bounded  # while most of it is in, it is tracked

@@ -125,12 +125,16 @@ class InferenceConfig:
     # lost and found (tamvt.memory.PresenceRule): decide from the model's output whether each object is
     # visible in each frame; an absent object outputs nothing, writes no memory and is searched in the whole
     # frame until the rule finds it again. Absent when the mask's confidence (mean 2p-1 inside it) is below
-    # presence_confidence, its area below presence_area times its area when last seen, or (when set) above
-    # presence_max_area times its area in the latest mask given (start or correction)
+    # presence_confidence, its area below presence_area times its area when last seen, (when set) below
+    # presence_peak_area times the largest area it had since the latest mask given (start or correction),
+    # or (when set) above presence_max_area times its area in that mask
     presence: bool = False  # inference.presence=on / off (YAML booleans)
     presence_confidence: float = 0.75
     presence_area: float = 0.2
     presence_max_area: float | None = None
+    presence_peak_area: float | None = None
+    # what an object absent before a clip reads to be found again: the whole memory, or its references alone
+    presence_redetect: Literal["memory", "reference"] = "memory"
 
     def __post_init__(self) -> None:
         check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
@@ -151,6 +155,14 @@ class InferenceConfig:
         check(
             self.presence_max_area is None or self.presence_max_area > 0,
             "inference.presence_max_area must be > 0 or null",
+        )
+        check(
+            self.presence_peak_area is None or 0.0 <= self.presence_peak_area <= 1.0,
+            "inference.presence_peak_area must be in [0, 1] or null",
+        )
+        check(
+            self.presence_redetect in ("memory", "reference"),
+            "inference.presence_redetect must be memory or reference",
         )
 
 

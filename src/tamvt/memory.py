@@ -272,19 +272,28 @@ class PresenceRule:
     An object is *absent* from a frame when its predicted mask (``p > 0.5`` on the logit map) is
     unsure, its :func:`mask_confidence` below ``min_confidence``; or small, its area below ``min_area``
     times its ``expected`` area (the area when it was last seen present; at first, in its reference
-    mask); or, with ``max_area``, too large: above ``max_area`` times its ``given`` area (in the given
-    mask met last: a mask that spreads over the occluder or the background). An empty mask is
-    always absent.
+    mask); or, with ``min_peak_area``, small against its ``peak`` area (the largest it had since the
+    given mask met last: an object that leaves the frame or slides under a cover shrinks a little per
+    frame, so that its last-seen area shrinks with it, but not its peak); or, with ``max_area``, too
+    large: above ``max_area`` times its ``given`` area (in the given mask met last: a mask that spreads
+    over the occluder or the background). An empty mask is always absent.
 
     Attributes:
         min_confidence: in [0, 1].
         min_area: a fraction of the expected area.
         max_area: a multiple of the given area; ``None``: no upper bound.
+        min_peak_area: a fraction of the peak area; ``None``: no such bound.
+        redetect: what an object absent from the frame before a clip reads to be found in it:
+            ``memory``, the whole memory as every object; ``reference``, the permanent entries alone
+            (the frames a user annotated: its look before it was lost, without the recent entries that
+            may show where it vanished).
     """
 
     min_confidence: float = 0.75
     min_area: float = 0.2
     max_area: float | None = None
+    min_peak_area: float | None = None
+    redetect: str = "memory"
 
 
 def logit_stats(logits: Tensor) -> tuple[Tensor, Tensor]:
@@ -298,12 +307,23 @@ def logit_stats(logits: Tensor) -> tuple[Tensor, Tensor]:
     return count / p.shape[2], conf
 
 
-def presence(area: Tensor, conf: Tensor, expected: Tensor, rule: PresenceRule, given: Tensor | None = None) -> Tensor:
+def presence(
+    area: Tensor,
+    conf: Tensor,
+    expected: Tensor,
+    rule: PresenceRule,
+    given: Tensor | None = None,
+    peak: Tensor | None = None,
+) -> Tensor:
     """``(B, T)`` bool: whether each object is present in each frame (:class:`PresenceRule`), from the
     masks' ``area`` and ``conf`` ``(B, T)`` (:func:`logit_stats`), the objects' ``expected`` areas
-    ``(B,)`` and, for ``rule.max_area``, their ``given`` areas ``(B,)`` (fractions of the frame, as
-    ``area``)."""
+    ``(B,)``, for ``rule.max_area`` their ``given`` areas ``(B,)`` and for ``rule.min_peak_area`` their
+    ``peak`` areas ``(B,)`` (fractions of the frame, as ``area``)."""
     ok = (area > 0) & (area >= rule.min_area * expected.to(area)[:, None]) & (conf >= rule.min_confidence)
+    if rule.min_peak_area is not None:
+        if peak is None:
+            raise ValueError("presence: min_peak_area needs the objects' peak areas")
+        ok &= area >= rule.min_peak_area * peak.to(area)[:, None]
     if rule.max_area is not None:
         if given is None:
             raise ValueError("presence: max_area needs the objects' given areas")
@@ -351,6 +371,8 @@ def step_clip(
     presence_rule: PresenceRule | None = None,
     expected_area: Tensor | None = None,
     given_area: Tensor | None = None,
+    peak_area: Tensor | None = None,
+    lost: Tensor | None = None,
 ) -> ClipOutput:
     """Segment one clip against the bank, then append its last frame + soft prediction to the bank.
 
@@ -383,9 +405,23 @@ def step_clip(
             last seen present; required with ``presence_rule``).
         given_area: ``(B,)`` the objects' areas in their nearest given masks, fractions of the frame
             (required with the rule's ``max_area``).
+        peak_area: ``(B,)`` the objects' largest areas since those given masks, fractions of the frame
+            (required with the rule's ``min_peak_area``).
+        lost: ``(B,)`` bool, the objects absent from the frame before the clip: with the rule's
+            ``redetect="reference"`` their logits come from a second readout of the permanent entries alone.
     """
     z = model.match(frames, bank.entries, top_k)
     logits = model.decode(frames, z)
+    if (
+        presence_rule is not None
+        and presence_rule.redetect == "reference"
+        and lost is not None
+        and bool(lost.any())
+        and 0 < bank.num_references < len(bank)
+    ):
+        again = model.decode(frames, model.match(frames, bank.entries[: bank.num_references], top_k))
+        pick = lost.to(logits[-1].device)[:, None, None, None]
+        logits = [torch.where(pick, r, m) for r, m in zip(again, logits, strict=True)]
     if region is not None:
         final = logits[-1]
         if tuple(region.shape[-2:]) != tuple(final.shape[-2:]):
@@ -396,7 +432,7 @@ def step_clip(
         if expected_area is None:
             raise ValueError("a presence rule needs the objects' expected areas")
         areas, conf = logit_stats(logits[-1])
-        present = presence(areas, conf, expected_area, presence_rule, given_area)  # (B, T)
+        present = presence(areas, conf, expected_area, presence_rule, given_area, peak_area)  # (B, T)
         logits = [*logits[:-1], logits[-1].masked_fill(~present[:, :, None, None], OUTSIDE_LOGIT)]
     last = logits[-1][:, -1:].detach()  # (B, 1, H/4, W/4)
     # interpolate logits first, then sigmoid (authors' order)

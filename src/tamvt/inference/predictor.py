@@ -112,7 +112,13 @@ class Predictor:
             raise TamvtError(f"clip_length must be >= 1, got {clip_length}")
         self.clip_length = clip_length
         self.presence_rule = (
-            PresenceRule(self.config.presence_confidence, self.config.presence_area, self.config.presence_max_area)
+            PresenceRule(
+                self.config.presence_confidence,
+                self.config.presence_area,
+                self.config.presence_max_area,
+                self.config.presence_peak_area,
+                self.config.presence_redetect,
+            )
             if self.config.presence
             else None
         )
@@ -422,6 +428,8 @@ class Predictor:
             presence_rule=self.presence_rule,
             expected_area=g.seen_area,
             given_area=g.given_area,
+            peak_area=g.peak_area,
+            lost=g.lost,
         )
         del clip
         self._keep_last_masks(g, out.memory_mask[:, 0])
@@ -429,6 +437,10 @@ class Predictor:
             # each object's area the last time it was present in this clip (unchanged while absent)
             for t in range(out.present.shape[1]):
                 g.seen_area = torch.where(out.present[:, t], out.areas[:, t].to(g.seen_area), g.seen_area)
+                if g.peak_area is not None:
+                    seen = torch.where(out.present[:, t], out.areas[:, t].to(g.peak_area), g.peak_area)
+                    g.peak_area = torch.maximum(g.peak_area, seen)
+            g.lost = ~out.present[:, -1]
         if s.on_clip is not None and diag is not None:
             held, before = diag
             s.on_clip(
@@ -457,6 +469,10 @@ class Predictor:
         area = self._reference_masks(s, g, frame_idx).flatten(1).float().mean(1)  # (B,)
         g.seen_area = area if g.seen_area is None else torch.where(area > 0, area, g.seen_area.to(area))
         g.given_area = area if g.given_area is None else torch.where(area > 0, area, g.given_area.to(area))
+        # the peak starts again from each given mask (a correction's object may be smaller for good)
+        g.peak_area = area if g.peak_area is None else torch.where(area > 0, area, g.peak_area.to(area))
+        # a mask given here: the object is not lost (an empty correction says it is not visible here)
+        g.lost = area <= 0 if g.lost is None else torch.where(area > 0, False, g.lost.to(area.device))
 
     def _keep_last_masks(self, g: ObjectGroup, masks: Tensor) -> None:
         """Local search: the group's newest masks ``(B, h, w)`` (soft or binary, input size) bound the next clip."""

@@ -143,6 +143,10 @@ class ObjectGroup:
             it is off.
         given_area: ``(B,)`` each object's area in the latest given mask met (start or correction; an
             empty correction keeps the one before), for the rule's upper bound; None when it is off.
+        peak_area: ``(B,)`` each object's largest area since that given mask (given, or present by the
+            rule), for the rule's ``presence_peak_area``; None when the rule is off.
+        lost: ``(B,)`` bool, each object absent from the newest frame segmented (or given empty), for the
+            rule's ``presence_redetect``; None when the rule is off.
     """
 
     key: int
@@ -155,6 +159,8 @@ class ObjectGroup:
     last_masks: Tensor | None = None
     seen_area: Tensor | None = None
     given_area: Tensor | None = None
+    peak_area: Tensor | None = None
+    lost: Tensor | None = None
 
     @property
     def encoded(self) -> bool:
@@ -297,6 +303,10 @@ class Walk:
             group.seen_area = torch.cat([group.seen_area[:slot], group.seen_area[slot + 1 :]])
         if group.given_area is not None:
             group.given_area = torch.cat([group.given_area[:slot], group.given_area[slot + 1 :]])
+        if group.peak_area is not None:
+            group.peak_area = torch.cat([group.peak_area[:slot], group.peak_area[slot + 1 :]])
+        if group.lost is not None:
+            group.lost = torch.cat([group.lost[:slot], group.lost[slot + 1 :]])
         if not group.object_ids:
             self.groups.remove(group)
             for rec in self.pending_frames.values():
