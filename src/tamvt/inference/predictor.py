@@ -437,9 +437,9 @@ class Predictor:
             # each object's area the last time it was present in this clip (unchanged while absent)
             for t in range(out.present.shape[1]):
                 g.seen_area = torch.where(out.present[:, t], out.areas[:, t].to(g.seen_area), g.seen_area)
-                if g.peak_area is not None:
-                    seen = torch.where(out.present[:, t], out.areas[:, t].to(g.peak_area), g.peak_area)
-                    g.peak_area = torch.maximum(g.peak_area, seen)
+            if g.peak_area is not None:  # the largest area while present (areas are >= 0)
+                seen = torch.where(out.present, out.areas, torch.zeros_like(out.areas)).amax(1)
+                g.peak_area = torch.maximum(g.peak_area, seen.to(g.peak_area))
             g.lost = ~out.present[:, -1]
         if s.on_clip is not None and diag is not None:
             held, before = diag
@@ -472,7 +472,7 @@ class Predictor:
         # the peak starts again from each given mask (a correction's object may be smaller for good)
         g.peak_area = area if g.peak_area is None else torch.where(area > 0, area, g.peak_area.to(area))
         # a mask given here: the object is not lost (an empty correction says it is not visible here)
-        g.lost = area <= 0 if g.lost is None else torch.where(area > 0, False, g.lost.to(area.device))
+        g.lost = area <= 0 if g.lost is None else g.lost.to(area.device) & (area <= 0)
 
     def _keep_last_masks(self, g: ObjectGroup, masks: Tensor) -> None:
         """Local search: the group's newest masks ``(B, h, w)`` (soft or binary, input size) bound the next clip."""

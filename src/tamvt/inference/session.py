@@ -122,6 +122,10 @@ class ResultStore:
         self._data.clear()
 
 
+# ObjectGroup's tensors with one row per object (dropped with the object)
+PER_OBJECT_STATE = ("last_masks", "seen_area", "given_area", "peak_area", "lost")
+
+
 @dataclass(eq=False)
 class ObjectGroup:
     """Objects that share one memory bank in a walk, batched in B (slot order = ``object_ids``).
@@ -297,16 +301,10 @@ class Walk:
             rec.probs.pop(obj_id, None)
         if group.bank is not None and group.object_ids:
             group.bank.drop_slot(slot)
-        if group.last_masks is not None:
-            group.last_masks = torch.cat([group.last_masks[:slot], group.last_masks[slot + 1 :]])
-        if group.seen_area is not None:
-            group.seen_area = torch.cat([group.seen_area[:slot], group.seen_area[slot + 1 :]])
-        if group.given_area is not None:
-            group.given_area = torch.cat([group.given_area[:slot], group.given_area[slot + 1 :]])
-        if group.peak_area is not None:
-            group.peak_area = torch.cat([group.peak_area[:slot], group.peak_area[slot + 1 :]])
-        if group.lost is not None:
-            group.lost = torch.cat([group.lost[:slot], group.lost[slot + 1 :]])
+        for name in PER_OBJECT_STATE:  # the per-object tensors of local search and the presence rule
+            held = getattr(group, name)
+            if held is not None:
+                setattr(group, name, torch.cat([held[:slot], held[slot + 1 :]]))
         if not group.object_ids:
             self.groups.remove(group)
             for rec in self.pending_frames.values():
