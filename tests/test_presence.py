@@ -304,3 +304,57 @@ def test_peak_bound_empties_an_object_that_shrinks_away():
     assert area[half].min() > 0, area[half]
     assert (bounded[half] == 0).all(), bounded[half]
     assert (bounded[: half[0] - 1] > 0).all(), bounded  # while most of it is in, it is tracked
+
+
+def test_unsupported_counts_the_mask_inside_the_reference_readout():
+    from tamvt.memory import unsupported
+
+    mine = torch.full((3, 1, 4, 4), -5.0)
+    mine[:, 0, :2, :2] = 5.0  # every object's mask: the top-left 4 cells
+    theirs = torch.full((3, 1, 4, 4), -5.0)
+    theirs[0, 0, 2:, 2:] = 5.0  # object 0: the references see it elsewhere (0 of 4 inside)
+    theirs[1, 0, :1, :2] = 5.0  # object 1: 2 of its 4 cells inside
+    # object 2: the references see nothing of it (no readout to take)
+    assert unsupported(mine, theirs, 0.3).tolist() == [True, False, False]
+    assert unsupported(mine, theirs, 0.6).tolist() == [True, True, False]
+    empty = torch.full((3, 1, 4, 4), -5.0)  # an empty mask is for the rule's other bounds, not this one
+    assert not unsupported(empty, theirs, 1.0).any()
+
+
+def test_reference_check_takes_the_references_readout_for_a_mask_they_do_not_see():
+    from tamvt.models.tamvt import MemoryEntry
+
+    whole = torch.full((2, 2, 4, 4), -5.0)
+    whole[:, :, :2, :2] = 5.0  # the whole memory: both objects top left
+    refs = torch.full((2, 2, 4, 4), -5.0)
+    refs[0, :, 2:, 2:] = 5.0  # the references alone: object 0 bottom right (elsewhere) ...
+    refs[1, :, :2, :1] = 5.0  # ... object 1 inside its mask (half of it)
+    bank = MemoryBank(4)
+    for frame in (0, 2, 4):
+        bank.add(MemoryEntry(keys=(torch.zeros(4, 8),), values=(torch.zeros(2, 4, 8),)), frame=frame)
+    area = torch.tensor([0.25, 0.25])
+    region = torch.zeros((2, 1, 4, 4), dtype=torch.bool)
+    region[:, :, :3, :3] = True  # local search around the top left: the swap is not bounded by it
+    checked = PresenceRule(0.5, 0.1, reference_check=0.3)
+    model = _ReadoutModel(whole, refs)
+    out = step_clip(
+        model, bank, _Frames(), update_memory=False, presence_rule=checked, expected_area=area, region=region
+    )
+    assert model.readouts == [3, 1]
+    assert torch.equal(out.pred_logits[0], refs[0])  # object 0 takes the references' readout, whole frame
+    assert torch.equal(out.pred_logits[1], whole[1].masked_fill(~region[1], OUTSIDE_LOGIT))  # keeps its own
+    # without the check: one readout, nothing swapped
+    model = _ReadoutModel(whole, refs)
+    plain = PresenceRule(0.5, 0.1)
+    out = step_clip(model, bank, _Frames(), update_memory=False, presence_rule=plain, expected_area=area)
+    assert model.readouts == [3] and torch.equal(out.pred_logits, whole)
+    with pytest.raises(TamvtError):
+        apply_overrides(TamvtConfig(), ["inference.presence_reference_check=1.5"])
+    cfg = apply_overrides(TamvtConfig(), ["inference.presence_reference_check=0.2"])
+    assert cfg.inference.presence_reference_check == 0.2
+    # the engine hands the setting to its rule
+    from tamvt.checkpoint import shipped_model_path
+    from tamvt.inference import Predictor
+
+    predictor = Predictor.from_checkpoint(shipped_model_path(), presence_reference_check=0.2)
+    assert predictor.presence_rule is not None and predictor.presence_rule.reference_check == 0.2

@@ -135,6 +135,9 @@ class InferenceConfig:
     presence_peak_area: float | None = None
     # what an object absent before a clip reads to be found again: the whole memory, or its references alone
     presence_redetect: Literal["memory", "reference"] = "memory"
+    # (when set) each clip is also read from an object's annotated frames alone: a mask with less than this
+    # share of its pixels inside that readout's (non-empty) mask takes that readout instead
+    presence_reference_check: float | None = None
 
     def __post_init__(self) -> None:
         check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
@@ -163,6 +166,10 @@ class InferenceConfig:
         check(
             self.presence_redetect in ("memory", "reference"),
             "inference.presence_redetect must be memory or reference",
+        )
+        check(
+            self.presence_reference_check is None or 0.0 <= self.presence_reference_check <= 1.0,
+            "inference.presence_reference_check must be in [0, 1] or null",
         )
 
 

@@ -287,6 +287,11 @@ class PresenceRule:
             ``memory``, the whole memory as every object; ``reference``, the permanent entries alone
             (the frames a user annotated: its look before it was lost, without the recent entries that
             may show where it vanished).
+        reference_check: with a value ``s`` in [0, 1], every clip is also read from the permanent entries
+            alone, in the whole frame; an object whose mask over the clip has less than ``s`` of its pixels
+            inside that readout's mask of it, while that mask is not empty, takes that readout instead
+            (its mask went to something its annotated frames do not show, such as a blob of background
+            where it was last seen, and the annotated frames see it elsewhere); ``None``: no such check.
     """
 
     min_confidence: float = 0.75
@@ -294,6 +299,7 @@ class PresenceRule:
     max_area: float | None = None
     min_peak_area: float | None = None
     redetect: str = "memory"
+    reference_check: float | None = None
 
 
 def logit_stats(logits: Tensor) -> tuple[Tensor, Tensor]:
@@ -330,6 +336,16 @@ def presence(
         g = given.to(area)[:, None]
         ok &= (area <= rule.max_area * g) | (g <= 0)  # no bound from an empty given mask
     return ok
+
+
+def unsupported(logits: Tensor, reference: Tensor, min_support: float) -> Tensor:
+    """``(B,)`` bool: the objects whose masks in ``logits`` ``(B, T, h, w)`` (``p > 0.5``, over the clip)
+    have less than ``min_support`` of their pixels inside their masks in the ``reference`` readout
+    (same shape), where both are non-empty (:attr:`PresenceRule.reference_check`)."""
+    mine, theirs = logits.detach() > 0, reference.detach() > 0
+    size = mine.flatten(1).sum(1)
+    inside = (mine & theirs).flatten(1).sum(1)
+    return (size > 0) & theirs.flatten(1).any(1) & (inside < min_support * size)
 
 
 OUTSIDE_LOGIT = -20.0  # final logit outside an object's search region (probability ~2e-9)
@@ -412,14 +428,13 @@ def step_clip(
     """
     z = model.match(frames, bank.entries, top_k)
     logits = model.decode(frames, z)
-    if (
-        presence_rule is not None
-        and presence_rule.redetect == "reference"
-        and lost is not None
-        and bool(lost.any())
-        and 0 < bank.num_references < len(bank)
-    ):
+    rule = presence_rule
+    redetect = rule is not None and rule.redetect == "reference" and lost is not None and bool(lost.any())
+    again = None  # the readout of the permanent entries alone, when the rule needs it
+    if rule is not None and (redetect or rule.reference_check is not None) and 0 < bank.num_references < len(bank):
         again = model.decode(frames, model.match(frames, bank.entries[: bank.num_references], top_k))
+    if again is not None and redetect:
+        assert lost is not None
         pick = lost.to(logits[-1].device)[:, None, None, None]
         logits = [torch.where(pick, r, m) for r, m in zip(again, logits, strict=True)]
     if region is not None:
@@ -427,6 +442,9 @@ def step_clip(
         if tuple(region.shape[-2:]) != tuple(final.shape[-2:]):
             region = F.interpolate(region.float(), size=final.shape[-2:], mode="nearest") > 0.5
         logits = [*logits[:-1], final.masked_fill(~region, OUTSIDE_LOGIT)]
+    if again is not None and rule is not None and rule.reference_check is not None:
+        swap = unsupported(logits[-1], again[-1], rule.reference_check)[:, None, None, None]
+        logits = [torch.where(swap, r, m) for r, m in zip(again, logits, strict=True)]
     present = areas = None
     if presence_rule is not None:
         if expected_area is None:

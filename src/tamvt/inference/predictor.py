@@ -118,6 +118,7 @@ class Predictor:
                 self.config.presence_max_area,
                 self.config.presence_peak_area,
                 self.config.presence_redetect,
+                self.config.presence_reference_check,
             )
             if self.config.presence
             else None
