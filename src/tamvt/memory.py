@@ -348,6 +348,13 @@ def unsupported(logits: Tensor, reference: Tensor, min_support: float) -> Tensor
     return (size > 0) & theirs.flatten(1).any(1) & (inside < min_support * size)
 
 
+def _take_for(objects: Tensor, other: list[Tensor], logits: list[Tensor]) -> list[Tensor]:
+    """``logits`` (per decoder layer, ``(B, T, h, w)`` each) with the rows of ``objects`` ``(B,)`` bool
+    taken from the ``other`` readout."""
+    pick = objects.to(logits[-1].device)[:, None, None, None]
+    return [torch.where(pick, r, m) for r, m in zip(other, logits, strict=True)]
+
+
 OUTSIDE_LOGIT = -20.0  # final logit outside an object's search region (probability ~2e-9)
 
 
@@ -429,22 +436,20 @@ def step_clip(
     z = model.match(frames, bank.entries, top_k)
     logits = model.decode(frames, z)
     rule = presence_rule
-    redetect = rule is not None and rule.redetect == "reference" and lost is not None and bool(lost.any())
+    redetect = lost if rule is not None and rule.redetect == "reference" and lost is not None else None
     again = None  # the readout of the permanent entries alone, when the rule needs it
-    if rule is not None and (redetect or rule.reference_check is not None) and 0 < bank.num_references < len(bank):
+    wanted = rule is not None and (rule.reference_check is not None or (redetect is not None and bool(redetect.any())))
+    if wanted and 0 < bank.num_references < len(bank):
         again = model.decode(frames, model.match(frames, bank.entries[: bank.num_references], top_k))
-    if again is not None and redetect:
-        assert lost is not None
-        pick = lost.to(logits[-1].device)[:, None, None, None]
-        logits = [torch.where(pick, r, m) for r, m in zip(again, logits, strict=True)]
+    if again is not None and redetect is not None:
+        logits = _take_for(redetect, again, logits)
     if region is not None:
         final = logits[-1]
         if tuple(region.shape[-2:]) != tuple(final.shape[-2:]):
             region = F.interpolate(region.float(), size=final.shape[-2:], mode="nearest") > 0.5
         logits = [*logits[:-1], final.masked_fill(~region, OUTSIDE_LOGIT)]
     if again is not None and rule is not None and rule.reference_check is not None:
-        swap = unsupported(logits[-1], again[-1], rule.reference_check)[:, None, None, None]
-        logits = [torch.where(swap, r, m) for r, m in zip(again, logits, strict=True)]
+        logits = _take_for(unsupported(logits[-1], again[-1], rule.reference_check), again, logits)
     present = areas = None
     if presence_rule is not None:
         if expected_area is None:

@@ -113,12 +113,12 @@ class Predictor:
         self.clip_length = clip_length
         self.presence_rule = (
             PresenceRule(
-                self.config.presence_confidence,
-                self.config.presence_area,
-                self.config.presence_max_area,
-                self.config.presence_peak_area,
-                self.config.presence_redetect,
-                self.config.presence_reference_check,
+                min_confidence=self.config.presence_confidence,
+                min_area=self.config.presence_area,
+                max_area=self.config.presence_max_area,
+                min_peak_area=self.config.presence_peak_area,
+                redetect=self.config.presence_redetect,
+                reference_check=self.config.presence_reference_check,
             )
             if self.config.presence
             else None
