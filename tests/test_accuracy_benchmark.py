@@ -166,3 +166,31 @@ def test_lost_suite_gives_every_video_a_lost_event_and_counts_its_reappearances(
     oracle = json.loads(out.read_text())["gt-at-240x320"]["refound"]["global"]
     assert oracle["events"] >= 1 and oracle["found"] == oracle["events"]
     assert "lost suite: 3 videos" in capsys.readouterr().out
+
+
+def test_part_stillness_script_finds_the_still_false_part(tmp_path, capsys):
+    from PIL import Image
+
+    from tamvt.data.palette import write_index_png
+
+    spec = importlib.util.spec_from_file_location("part_stillness", SCRIPT.parent / "part_stillness.py")
+    stillness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stillness)
+    data, pred = tmp_path / "data", tmp_path / "pred" / "p" / "v"
+    (data / "JPEGImages/480p/v").mkdir(parents=True)
+    (data / "ImageSets/2017").mkdir(parents=True)
+    (data / "ImageSets/2017/val.txt").write_text("v\n")
+    for t in range(10):  # object 1 moves 3 px right per frame; the prediction adds a still square far away
+        gt = np.zeros((60, 120), np.uint8)
+        gt[20:30, 5 + 3 * t : 15 + 3 * t] = 1
+        mask = gt.copy()
+        mask[20:30, 90:100] = 1
+        Image.fromarray(np.full((60, 120, 3), 90, np.uint8)).save(data / f"JPEGImages/480p/v/{t:05d}.jpg")
+        write_index_png(data / f"Annotations/480p/v/{t:05d}.png", gt)
+        write_index_png(pred / f"{t:05d}.png", mask)
+    assert stillness.main(["--work", str(tmp_path), "--pred", "p"]) == 0
+    out = capsys.readouterr().out
+    assert "4 parts in frames with two or more: 2 false, 2 true" in out  # frames 8 and 9
+    assert "false k=1: stillness quantiles 10/25/50/75/90 %: 1.00 1.00 1.00 1.00 1.00" in out
+    assert "true  k=1: stillness quantiles 10/25/50/75/90 %: 0.70 0.70 0.70 0.70 0.70" in out  # 7 of 10 columns
+    assert "k=8: the false part is the stiller one in 2 of 2 frames" in out
