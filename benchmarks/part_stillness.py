@@ -24,6 +24,12 @@ import numpy as np
 LOOK_BACK = (1, 2, 3, 4, 8)
 
 
+def kind(truth_share: float) -> str | None:
+    """A part's kind from the share of its pixels on the object's ground truth: ``false`` under 10 %,
+    ``true`` from half on, else neither."""
+    return "false" if truth_share < 0.1 else "true" if truth_share >= 0.5 else None
+
+
 def parts(mask: np.ndarray, min_pixels: float) -> list[np.ndarray]:
     """The connected parts (8-connectivity) of a bool mask with at least ``min_pixels`` pixels."""
     import cv2
@@ -43,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from tamvt.data.palette import read_index_png
     from tamvt.data.registry import read_dataset
 
-    rows = []  # (video, object, frame, truth share, stillness per look-back)
+    rows = []  # (video, object, frame, kind, stillness per look-back)
     for seq in read_dataset("davis", args.work / "data", "val"):
         truth = [seq.read_mask(t) for t in range(len(seq))]
         pred_dir = args.work / "pred" / args.pred / seq.name
@@ -61,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                 for m in found:
                     size = m.sum()
                     still = [float((m & mine[t - k]).sum() / size) for k in LOOK_BACK]
-                    rows.append((seq.name, obj, t, float((m & gt).sum() / size), still))
-    false = [r for r in rows if r[3] < 0.1]
-    true = [r for r in rows if r[3] >= 0.5]
+                    rows.append((seq.name, obj, t, kind(float((m & gt).sum() / size)), still))
+    false = [r for r in rows if r[3] == "false"]
+    true = [r for r in rows if r[3] == "true"]
     print(f"{len(rows)} parts in frames with two or more: {len(false)} false, {len(true)} true")
     for label, group in (("false", false), ("true", true)):
         if not group:
@@ -78,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     for j, k in enumerate(LOOK_BACK):
         stiller = both = 0
         for group in by_frame.values():
-            f = [r[4][j] for r in group if r[3] < 0.1]
-            t = [r[4][j] for r in group if r[3] >= 0.5]
+            f = [r[4][j] for r in group if r[3] == "false"]
+            t = [r[4][j] for r in group if r[3] == "true"]
             if f and t:
                 both += 1
                 stiller += max(f) > max(t)
