@@ -194,3 +194,42 @@ def test_part_stillness_script_finds_the_still_false_part(tmp_path, capsys):
     assert "false k=1: stillness quantiles 10/25/50/75/90 %: 1.00 1.00 1.00 1.00 1.00" in out
     assert "true  k=1: stillness quantiles 10/25/50/75/90 %: 0.70 0.70 0.70 0.70 0.70" in out  # 7 of 10 columns
     assert "k=8: the false part is the stiller one in 2 of 2 frames" in out
+
+
+def test_refound_misses_names_what_each_missed_return_shows(tmp_path, capsys):
+    from PIL import Image
+
+    from tamvt.data.palette import write_index_png
+
+    spec = importlib.util.spec_from_file_location("refound_misses", SCRIPT.parent / "refound_misses.py")
+    misses = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(misses)
+    data, pred = tmp_path / "data", tmp_path / "pred" / "p" / "v"
+    (data / "JPEGImages/480p/v").mkdir(parents=True)
+    (data / "ImageSets/2017").mkdir(parents=True)
+    (data / "ImageSets/2017/val.txt").write_text("v\n")
+    for t in range(16):  # four still squares, all hidden in frames 5-7; each prediction does something else after
+        gt, mask = np.zeros((40, 160), np.uint8), np.zeros((40, 160), np.uint8)
+        for k in range(4):
+            if not 5 <= t <= 7:
+                gt[10:20, 10 + 40 * k : 20 + 40 * k] = k + 1
+        mask[gt == 1] = 1  # object 1 followed throughout: re-found
+        if t < 5:
+            mask[gt > 1] = gt[gt > 1]
+        else:
+            mask[30:36, 100:106] = 3  # object 3: a blob elsewhere; object 2: nothing
+            if t >= 8:
+                mask[10:20, 130:133] = 4  # object 4: a third of it (J 0.3)
+        Image.fromarray(np.full((40, 160, 3), 90, np.uint8)).save(data / f"JPEGImages/480p/v/{t:05d}.jpg")
+        write_index_png(data / f"Annotations/480p/v/{t:05d}.png", gt)
+        write_index_png(pred / f"{t:05d}.png", mask)
+    assert misses.main(["--work", str(tmp_path), "--pred", "p"]) == 0
+    out = capsys.readouterr().out
+    assert "p v:2 frame 8 (absent 3): 00000000 -> empty" in out
+    assert "p v:3 frame 8 (absent 3): xxxxxxxx -> elsewhere" in out
+    assert "p v:4 frame 8 (absent 3): pppppppp -> partial" in out
+    assert "v:1 frame" not in out
+    assert "p: 1 of 4 re-found; missed 3: empty 1, elsewhere 1, partial 1" in out
+    (pred / "00009.png").unlink()  # a missing mask: one line naming it, exit 1
+    assert misses.main(["--work", str(tmp_path), "--pred", "p"]) == 1
+    assert "00009.png" in capsys.readouterr().err
