@@ -168,26 +168,41 @@ def test_lost_suite_gives_every_video_a_lost_event_and_counts_its_reappearances(
     assert "lost suite: 3 videos" in capsys.readouterr().out
 
 
-def test_part_stillness_script_finds_the_still_false_part(tmp_path, capsys):
+def _script(name: str):
+    """A script of benchmarks/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_work(work: Path, frames: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """An accuracy.py work folder with one video ``v`` (grey frames), its ground truth and prediction ``p``:
+    ``frames`` is ``[(truth, prediction), ...]`` as index masks."""
     from PIL import Image
 
     from tamvt.data.palette import write_index_png
 
-    spec = importlib.util.spec_from_file_location("part_stillness", SCRIPT.parent / "part_stillness.py")
-    stillness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stillness)
-    data, pred = tmp_path / "data", tmp_path / "pred" / "p" / "v"
+    data, pred = work / "data", work / "pred" / "p" / "v"
     (data / "JPEGImages/480p/v").mkdir(parents=True)
     (data / "ImageSets/2017").mkdir(parents=True)
     (data / "ImageSets/2017/val.txt").write_text("v\n")
+    for t, (gt, mask) in enumerate(frames):
+        Image.fromarray(np.full((*gt.shape, 3), 90, np.uint8)).save(data / f"JPEGImages/480p/v/{t:05d}.jpg")
+        write_index_png(data / f"Annotations/480p/v/{t:05d}.png", gt)
+        write_index_png(pred / f"{t:05d}.png", mask)
+
+
+def test_part_stillness_script_finds_the_still_false_part(tmp_path, capsys):
+    stillness = _script("part_stillness")
+    frames = []
     for t in range(10):  # object 1 moves 3 px right per frame; the prediction adds a still square far away
         gt = np.zeros((60, 120), np.uint8)
         gt[20:30, 5 + 3 * t : 15 + 3 * t] = 1
         mask = gt.copy()
         mask[20:30, 90:100] = 1
-        Image.fromarray(np.full((60, 120, 3), 90, np.uint8)).save(data / f"JPEGImages/480p/v/{t:05d}.jpg")
-        write_index_png(data / f"Annotations/480p/v/{t:05d}.png", gt)
-        write_index_png(pred / f"{t:05d}.png", mask)
+        frames.append((gt, mask))
+    _write_work(tmp_path, frames)
     assert stillness.main(["--work", str(tmp_path), "--pred", "p"]) == 0
     out = capsys.readouterr().out
     assert "4 parts in frames with two or more: 2 false, 2 true" in out  # frames 8 and 9
@@ -197,17 +212,8 @@ def test_part_stillness_script_finds_the_still_false_part(tmp_path, capsys):
 
 
 def test_refound_misses_names_what_each_missed_return_shows(tmp_path, capsys):
-    from PIL import Image
-
-    from tamvt.data.palette import write_index_png
-
-    spec = importlib.util.spec_from_file_location("refound_misses", SCRIPT.parent / "refound_misses.py")
-    misses = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(misses)
-    data, pred = tmp_path / "data", tmp_path / "pred" / "p" / "v"
-    (data / "JPEGImages/480p/v").mkdir(parents=True)
-    (data / "ImageSets/2017").mkdir(parents=True)
-    (data / "ImageSets/2017/val.txt").write_text("v\n")
+    misses = _script("refound_misses")
+    frames = []
     for t in range(16):  # four still squares, all hidden in frames 5-7; each prediction does something else after
         gt, mask = np.zeros((40, 160), np.uint8), np.zeros((40, 160), np.uint8)
         for k in range(4):
@@ -220,9 +226,8 @@ def test_refound_misses_names_what_each_missed_return_shows(tmp_path, capsys):
             mask[30:36, 100:106] = 3  # object 3: a blob elsewhere; object 2: nothing
             if t >= 8:
                 mask[10:20, 130:133] = 4  # object 4: a third of it (J 0.3)
-        Image.fromarray(np.full((40, 160, 3), 90, np.uint8)).save(data / f"JPEGImages/480p/v/{t:05d}.jpg")
-        write_index_png(data / f"Annotations/480p/v/{t:05d}.png", gt)
-        write_index_png(pred / f"{t:05d}.png", mask)
+        frames.append((gt, mask))
+    _write_work(tmp_path, frames)
     assert misses.main(["--work", str(tmp_path), "--pred", "p"]) == 0
     out = capsys.readouterr().out
     assert "p v:2 frame 8 (absent 3): 00000000 -> empty" in out
@@ -230,6 +235,6 @@ def test_refound_misses_names_what_each_missed_return_shows(tmp_path, capsys):
     assert "p v:4 frame 8 (absent 3): pppppppp -> partial" in out
     assert "v:1 frame" not in out
     assert "p: 1 of 4 re-found; missed 3: empty 1, elsewhere 1, partial 1" in out
-    (pred / "00009.png").unlink()  # a missing mask: one line naming it, exit 1
+    (tmp_path / "pred/p/v/00009.png").unlink()  # a missing mask: one line naming it, exit 1
     assert misses.main(["--work", str(tmp_path), "--pred", "p"]) == 1
     assert "00009.png" in capsys.readouterr().err
