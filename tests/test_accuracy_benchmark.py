@@ -16,8 +16,9 @@ from tamvt.models.tamvt import build_tamvt
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy.py"
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("accuracy_benchmark", SCRIPT)
+def _script(name: str = "accuracy"):
+    """A script of benchmarks/ as a module (default accuracy.py)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", SCRIPT.parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -166,14 +167,6 @@ def test_lost_suite_gives_every_video_a_lost_event_and_counts_its_reappearances(
     oracle = json.loads(out.read_text())["gt-at-240x320"]["refound"]["global"]
     assert oracle["events"] >= 1 and oracle["found"] == oracle["events"]
     assert "lost suite: 3 videos" in capsys.readouterr().out
-
-
-def _script(name: str):
-    """A script of benchmarks/ as a module."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write_work(work: Path, frames: list[tuple[np.ndarray, np.ndarray]]) -> None:
