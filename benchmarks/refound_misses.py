@@ -62,13 +62,14 @@ def report(work: Path, name: str) -> None:
             pr = [m == obj for m in pred]
             j = np.array([region_similarity(g, p) for g, p in zip(gt, pr, strict=True)], dtype=np.float64)
             j[[0, -1]] = np.nan  # not scored by the DAVIS protocol
-            for e in refound_events(j, np.array([g.any() for g in gt])):
+            present = np.array([g.any() for g in gt])
+            for e in refound_events(j, present):
                 total += 1
                 found += e.found
                 if e.found:
                     continue
                 window = range(e.frame, min(e.frame + REFOUND_WINDOW, len(seq)))
-                frames = "".join(frame_kind(gt[t], pr[t]) for t in window if gt[t].any())
+                frames = "".join(frame_kind(gt[t], pr[t]) for t in window if present[t])
                 kind = KINDS[max("0xp", key=frames.count)]
                 counts[kind] += 1
                 print(f"{name} {seq.name}:{obj} frame {e.frame} (absent {e.absent}): {frames} -> {kind}")
