@@ -1,7 +1,7 @@
 """Accuracy on a synthetic validation set: the shipped model, a copy-the-first-mask baseline, and any
 other checkpoints (the paper's ablations trained with the same budget).
 
-    python benchmarks/accuracy.py [--suite first|second] [--work DIR] [--seed N] [--num N]
+    python benchmarks/accuracy.py [--suite first|second|lost|exits] [--work DIR] [--seed N] [--num N]
         [--model NAME=CKPT ...] [--no-shipped] [--json FILE] [--reuse] [--short-side N] [--bank-size N]
         [--set [NAME:]KEY=VALUE ...] [--grid-oracle HxW]
 
@@ -24,9 +24,13 @@ camera and event timing, objects fully hidden for 5-20 frames or leaving the fra
 lost-and-found event in every video (a target hidden for 5-20 frames or leaving the frame and coming
 back, and/or still look-alikes where it was: ``preset_suite("val", lost_share=1.0)``, in
 ``runs/accuracy-lost``): the training generator's own videos, so settings may be tuned on it before
-the final check on the second suite. All suites get the same columns; ``RF`` is *re-found*
-(``tamvt.evaluation.refound``): of the reappearances after a full absence from the ground truth
-(``reapp`` per row), the share with J >= 0.5 within 10 frames of the object being visible again.
+the final check on the second suite. ``--suite exits`` (seed 20261207, ``runs/accuracy-exits``) is the
+same recipes with an exit in every video and no look-alikes (``lost=("exit",)``): the object leaves the
+frame for 2-20 frames and comes back across the same edge or an adjacent one, so what is tuned on it is
+re-finding an object that returns elsewhere with nothing like it to take instead. All suites get the
+same columns; ``RF`` is *re-found* (``tamvt.evaluation.refound``): of the reappearances after a full
+absence from the ground truth (``reapp`` per row), the share with J >= 0.5 within 10 frames of the object
+being visible again.
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ import time
 from pathlib import Path
 
 KEYS = ("J&F-Mean", "J-Mean", "F-Mean", "J_tr-Mean")
-SUITES = ("first", "second", "lost")
-DEFAULT_SEEDS = {"first": 20261125, "lost": 20261206}  # the second suite's is second_suite.DEFAULT_SEED
+SUITES = ("first", "second", "lost", "exits")
+DEFAULT_SEEDS = {"first": 20261125, "lost": 20261206, "exits": 20261207}  # the second's: second_suite
+LOST_EVENTS = {"lost": "random", "exits": ("exit",)}  # the events of every video of the tuning suites
 
 
 def _sibling(name: str):
@@ -204,7 +209,8 @@ def main(argv=None) -> int:
         choices=SUITES,
         default="first",
         help="first: the generator's val suite; second: benchmarks/second_suite.py (never trained on); "
-        "lost: the val suite with a lost-and-found event in every video (the training generator's: for tuning)",
+        "lost: the val suite with a lost-and-found event in every video (the training generator's: for tuning); "
+        "exits: the val suite with an exit in every video and no look-alikes (for tuning)",
     )
     parser.add_argument(
         "--work",
@@ -213,7 +219,10 @@ def main(argv=None) -> int:
         help="folder for data and predictions (default runs/accuracy, runs/accuracy-second)",
     )
     parser.add_argument(
-        "--seed", type=int, default=None, help="seed of the suite (default 20261125; second 20261204; lost 20261206)"
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the suite (default 20261125; second 20261204; lost 20261206; exits 20261207)",
     )
     parser.add_argument("--num", type=int, default=None, help="first N videos of the suite only (quick runs)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=CKPT", help="extra checkpoints")
@@ -261,8 +270,9 @@ def main(argv=None) -> int:
         from tamvt.evaluation.report import load_attributes
 
         args.seed = DEFAULT_SEEDS[args.suite] if args.seed is None else args.seed
-        lost_share = 1.0 if args.suite == "lost" else None
-        configs = preset_suite("val", seed=args.seed, num=args.num, lost_share=lost_share)
+        lost = LOST_EVENTS.get(args.suite)
+        share = None if lost is None else 1.0
+        configs = preset_suite("val", seed=args.seed, num=args.num, lost_share=share, lost=lost or "random")
         if not (data / "attributes.json").is_file():
             write_dataset(data, configs, overwrite=True)
         attributes = load_attributes(data)

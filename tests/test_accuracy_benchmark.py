@@ -169,6 +169,22 @@ def test_lost_suite_gives_every_video_a_lost_event_and_counts_its_reappearances(
     assert "lost suite: 3 videos" in capsys.readouterr().out
 
 
+def test_exits_suite_gives_every_video_an_exit_and_no_look_alikes(tmp_path, capsys):
+    """``--suite exits``: the first suite's recipes at a third seed, each with an exit and nothing else of
+    the lost-and-found events (a tuning suite for re-finding an object that comes back elsewhere)."""
+    bench = _script()
+    work, out = tmp_path / "work", tmp_path / "all.json"
+    args = ["--suite", "exits", "--work", str(work), "--num", "2", "--no-shipped", "--json", str(out)]
+    assert bench.main(args) == 0
+    videos = json.loads((work / "data" / "attributes.json").read_text())["videos"]
+    assert len(videos) == 2
+    for video in videos.values():
+        assert "exit" in video["tags"] and not {"hide", "decoy"} & set(video["tags"]), video["tags"]
+    found = json.loads(out.read_text())["copy-first-mask"]["refound"]["global"]
+    assert found["events"] >= 2  # each video's exit at least
+    assert "exits suite: 2 videos" in capsys.readouterr().out
+
+
 def _write_work(work: Path, frames: list[tuple[np.ndarray, np.ndarray]]) -> None:
     """An accuracy.py work folder with one video ``v`` (grey frames), its ground truth and prediction ``p``:
     ``frames`` is ``[(truth, prediction), ...]`` as index masks."""

@@ -167,6 +167,7 @@ def test_train_lost_is_train_with_half_the_videos_lost():
     assert [c.lost for c in preset_suite("train-lost", seed=4)] == [c.lost for c in lost]  # the same videos
     assert sum(c.lost == "random" for c in preset_suite("train-lost", lost_share=0.2)) == 20
     assert sum(c.lost == "random" for c in preset_suite("train", lost_share=1.0)) == 100
+    assert {c.lost for c in preset_suite("val", lost_share=1.0, lost="exit")} == {("exit",)}  # checked names
     with pytest.raises(SynthConfigError, match="share"):
         preset_suite("train-lost", lost_share=1.5)
     drawn = [iter_video(dataclasses.replace(c, size=(60, 80))).plan.events for c in lost[:40] if c.lost]

@@ -56,7 +56,11 @@ PRESETS: tuple[str, ...] = tuple(_PRESETS)
 
 
 def preset_suite(
-    name: str, seed: int = 0, num: int | None = None, lost_share: float | None = None
+    name: str,
+    seed: int = 0,
+    num: int | None = None,
+    lost_share: float | None = None,
+    lost: tuple[str, ...] | str = "random",
 ) -> list[SynthConfig]:
     """The configs of a named suite (``PRESETS``): ``tiny`` (tests), ``demo`` (1 video, 2 objects, a
     cut), ``val`` (33 videos covering every event, small objects, look-alikes, long videos, several
@@ -67,7 +71,8 @@ def preset_suite(
     ``num`` videos, or cycles through the suite with fresh seeds when it is longer. ``lost_share``: the
     share of the suite's videos with ``lost="random"`` (None = the preset's, ``LOST_SHARE``, 0 for most):
     the first ``round(share * n)`` of one fixed shuffle of the n videos, the same at every seed. A video
-    keeps its seed with or without lost events, so it differs only by them.
+    keeps its seed with or without lost events, so it differs only by them. ``lost``: the events those
+    videos get (``SynthConfig.lost``: ``"random"``, or names such as ``("exit",)``).
     """
     if name not in _PRESETS:
         raise SynthConfigError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
@@ -80,7 +85,7 @@ def preset_suite(
         raise SynthConfigError(f"lost share must be in [0, 1], got {lost_share}")
     picked = np.random.default_rng([LOST_STREAM, len(specs)]).permutation(len(specs))[: round(share * len(specs))]
     for j in picked:
-        specs[j] = dict(specs[j], lost="random")
+        specs[j] = dict(specs[j], lost=lost)
     return [
         SynthConfig(**specs[i % len(specs)], seed=derive_seed(seed, i), name=f"{name}-{i:03d}") for i in range(count)
     ]
