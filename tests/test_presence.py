@@ -13,7 +13,8 @@ import torch
 
 from tamvt.config import InferenceConfig, TamvtConfig, apply_overrides
 from tamvt.errors import TamvtError
-from tamvt.memory import OUTSIDE_LOGIT, MemoryBank, PresenceRule, logit_stats, presence, step_clip
+from tamvt.memory import OUTSIDE_LOGIT, MemoryBank, PresenceRule, logit_stats, presence, step_clip, touches_edge
+from tamvt.models.tamvt import FrameFeatures
 
 H, W, SIDE = 192, 256, 32  # the shipped model's input size: frames are not resized
 
@@ -104,6 +105,16 @@ def test_logit_stats_and_rule_hand_checked():
         presence(area, conf, expected, peaked)
 
 
+def test_touches_edge_hand_checked():
+    logits = torch.full((2, 2, 5, 6), -5.0)
+    logits[0, 0, 2, 2:4] = 5.0  # inside: off the border
+    logits[0, 1, 2, 5] = 5.0  # the right column
+    logits[1, 0, 0, 3] = 5.0  # the top row
+    logits[1, 1, 1:4, 1:5] = 5.0  # the whole inside, not the ring
+    logits[1, 1, 4, 0] = -0.1  # p < 0.5 on the ring does not count
+    assert touches_edge(logits).tolist() == [[False, True], [True, False]]
+
+
 def test_config():
     cfg = apply_overrides(TamvtConfig(), ["inference.presence=on", "inference.presence_confidence=0.3"])
     assert cfg.inference.presence is True and cfg.inference.presence_confidence == 0.3
@@ -114,6 +125,7 @@ def test_config():
     with pytest.raises(TamvtError):
         apply_overrides(TamvtConfig(), ["inference.presence=maybe"])
     assert apply_overrides(TamvtConfig(), ["inference.presence_peak_area=0.1"]).inference.presence_peak_area == 0.1
+    assert apply_overrides(TamvtConfig(), ["inference.presence_edge_hold=true"]).inference.presence_edge_hold
     with pytest.raises(TamvtError):
         apply_overrides(TamvtConfig(), ["inference.presence_peak_area=1.5"])
 
@@ -215,6 +227,42 @@ def test_redetect_reference_reads_the_references_for_lost_objects_only():
     assert apply_overrides(TamvtConfig(), ["inference.presence_redetect=reference"]).inference.presence_redetect
 
 
+def test_free_matching_leaves_the_positions_out_of_queries_and_keys_only():
+    from tamvt.checkpoint import load_checkpoint, shipped_model_path
+
+    model = load_checkpoint(shipped_model_path())[0].eval()
+    frames, truth = occluded_video()
+    x = torch.from_numpy(frames[:3]).permute(0, 3, 1, 2).float() / 255
+    mask = torch.from_numpy(truth[:1]).float()[None]  # (1, 1, H, W)
+
+    def close(a: torch.Tensor, b: torch.Tensor) -> bool:  # two encodings of the same frames: rounding apart
+        return torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+    with torch.no_grad():
+        plain, free = model.encode_frames(x), model.encode_frames(x, free=True)
+        assert plain.match_free is None and free.match_free is not None
+        for s, name in enumerate(model.matching_levels):
+            assert close(free.match_in[s], plain.match_in[s])
+            assert torch.allclose(free.match_free[s] + free.pos[name], free.match_in[s])
+        half = model.encode_frames(x, free=True, free_position=0.5)  # the positions scaled down
+        assert half.match_free is not None
+        assert close(half.match_free[0] - 0.5 * half.pos[model.matching_levels[0]], free.match_free[0])
+        clip = FrameFeatures.cat([free.select(1), free.select(2)])  # what the engine does with its clips
+        assert clip.match_free is not None and torch.equal(clip.match_free[0], free.match_free[0][1:])
+        entry, old = model.encode_memory(free.select(0), mask), model.encode_memory(plain.select(0), mask)
+        assert old.free_keys is None and entry.free_keys is not None
+        assert all(close(a, b) for a, b in zip(entry.keys, old.keys, strict=True))
+        by_place, by_look = model.match(clip, [entry]), model.match(clip, [entry], free=True)
+        assert all(close(a, b) for a, b in zip(by_place, model.match(clip, [old]), strict=True))
+        assert (by_place[0] - by_look[0]).abs().max() > 1e-2  # well above rounding (1e-4)
+        with pytest.raises(ValueError, match="free=True"):
+            model.match(clip, [old], free=True)
+    assert apply_overrides(TamvtConfig(), ["inference.presence_redetect=anywhere"]).inference.presence_redetect
+    assert apply_overrides(TamvtConfig(), ["inference.presence_anywhere_position=0.5"]).inference
+    with pytest.raises(TamvtError):
+        apply_overrides(TamvtConfig(), ["inference.presence_anywhere_position=1.0"])
+
+
 # ---- the engine, with the shipped model ------------------------------------------------------------------
 
 
@@ -291,6 +339,28 @@ def test_exit_and_reentry():
     assert j[back : back + 10].max() >= 0.5, j[back:]
 
 
+def far_exit_video() -> tuple[np.ndarray, np.ndarray]:
+    """36 frames: the square crosses the upper half of the frame to the right, 16 px a frame, is out of
+    the frame in frames 15-17, and comes back across the left edge in the lower half, 10 px a frame."""
+    f1, m1 = _render([20 + 16 * t for t in range(18)], 30, None, seed=3)
+    f2, m2 = _render([-32 + 10 * (k + 1) for k in range(18)], 140, None, seed=3)
+    return np.concatenate([f1, f2]), np.concatenate([m1, m2])
+
+
+@pytest.mark.slow
+def test_redetect_anywhere_finds_the_object_where_memory_did_not_see_it():
+    """The fast square is lost before it leaves (frame 10: it moved away from where memory saw it); read
+    from the whole memory it is found again only once it is back and in view for a while (frame 18);
+    matched by appearance alone (``presence_redetect=anywhere``) it is found the next frame."""
+    frames, truth = far_exit_video()
+    assert [t for t in range(len(truth)) if not truth[t].any()] == [15, 16, 17]
+    j, area, _, _ = _run(True, frames, truth)
+    j_any, area_any, _, _ = _run(True, frames, truth, presence_redetect="anywhere")
+    assert area[10] == 0 and area_any[10] == 0, (area[8:12], area_any[8:12])  # lost in both
+    assert j[11:13].max() < 0.5 <= j_any[11:13].min(), (j[10:19], j_any[10:19])
+    assert j[18:].min() >= 0.5 and j_any[18:].min() >= 0.5, (j[18:], j_any[18:])  # back across the left edge
+
+
 @pytest.mark.slow
 def test_peak_bound_empties_an_object_that_shrinks_away():
     """The square slides out of the frame 4 px (1/8 of its side) a frame: its mask shrinks a little each
@@ -304,6 +374,22 @@ def test_peak_bound_empties_an_object_that_shrinks_away():
     assert area[half].min() > 0, area[half]
     assert (bounded[half] == 0).all(), bounded[half]
     assert (bounded[: half[0] - 1] > 0).all(), bounded  # while most of it is in, it is tracked
+
+
+@pytest.mark.slow
+def test_edge_hold_empties_an_object_once_it_is_mostly_out():
+    """The square of the peak-bound test slides out of the frame 4 px a frame: from frame to frame its
+    mask keeps at least half its area, so ``presence_area=0.4`` against the area last seen never finds it
+    too small. With ``presence_edge_hold`` its expected area stays the one it had before its mask met the
+    border (frame 11), so the frames with a quarter of it or less left (17, 18) are absent."""
+    frames, truth = _render([180 + 4 * t for t in range(24)], 60, None, seed=2)
+    left = truth.sum((1, 2)) / truth[0].sum()
+    assert left[16:19].tolist() == [0.375, 0.25, 0.125] and left[19:].max() == 0, left
+    _, area, _, _ = _run(True, frames, truth, presence_area=0.4)
+    _, held, _, _ = _run(True, frames, truth, presence_area=0.4, presence_edge_hold=True)
+    assert area[16:19].min() > 0, area[14:20]
+    assert (held[17:19] == 0).all(), held[14:20]
+    assert (held[:15] > 0).all(), held  # while most of it is in, it is tracked
 
 
 def test_unsupported_counts_the_mask_inside_the_reference_readout():

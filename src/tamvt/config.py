@@ -133,11 +133,19 @@ class InferenceConfig:
     presence_area: float = 0.2
     presence_max_area: float | None = None
     presence_peak_area: float | None = None
-    # what an object absent before a clip reads to be found again: the whole memory, or its references alone
-    presence_redetect: Literal["memory", "reference"] = "memory"
+    # what an object absent before a clip reads to be found again: the whole memory, its references alone,
+    # or the whole memory matched by appearance alone (anywhere: without the position encodings in the
+    # matching's queries and keys, which tie the readout to where memory saw the object)
+    presence_redetect: Literal["memory", "reference", "anywhere"] = "memory"
+    # anywhere: the share of the position encodings kept in that readout (0: appearance alone)
+    presence_anywhere_position: float = 0.0
     # (when set) each clip is also read from an object's annotated frames alone: a mask with less than this
     # share of its pixels inside that readout's (non-empty) mask takes that readout instead
     presence_reference_check: float | None = None
+    # an object's area is kept as its expected area only from frames where its mask stays off the frame's
+    # border: one that leaves the frame keeps the area it had whole, so what is left of it (or a blob of
+    # background) is not taken for it once it is mostly out, nor a speck for it while it is out
+    presence_edge_hold: bool = False
 
     def __post_init__(self) -> None:
         check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
@@ -164,9 +172,10 @@ class InferenceConfig:
             "inference.presence_peak_area must be in [0, 1] or null",
         )
         check(
-            self.presence_redetect in ("memory", "reference"),
-            "inference.presence_redetect must be memory or reference",
+            self.presence_redetect in ("memory", "reference", "anywhere"),
+            "inference.presence_redetect must be memory, reference or anywhere",
         )
+        check(0.0 <= self.presence_anywhere_position < 1.0, "inference.presence_anywhere_position must be in [0, 1)")
         check(
             self.presence_reference_check is None or 0.0 <= self.presence_reference_check <= 1.0,
             "inference.presence_reference_check must be in [0, 1] or null",

@@ -286,7 +286,9 @@ class PresenceRule:
         redetect: what an object absent from the frame before a clip reads to be found in it:
             ``memory``, the whole memory as every object; ``reference``, the permanent entries alone
             (the frames a user annotated: its look before it was lost, without the recent entries that
-            may show where it vanished).
+            may show where it vanished); ``anywhere``, the whole memory matched by appearance alone
+            (:meth:`TamVT.match` ``free=True``: the position encodings tie the readout to where memory
+            saw the object, so one that comes back elsewhere reads as background there).
         reference_check: with a value ``s`` in [0, 1], every clip is also read from the permanent entries
             alone, in the whole frame; an object whose mask over the clip has less than ``s`` of its pixels
             inside that readout's mask of it, while that mask is not empty, takes that readout instead
@@ -311,6 +313,15 @@ def logit_stats(logits: Tensor) -> tuple[Tensor, Tensor]:
     count = fg.sum(2).float()
     conf = torch.where(fg, 2 * p - 1, torch.zeros_like(p)).sum(2) / count.clamp(min=1)
     return count / p.shape[2], conf
+
+
+def touches_edge(logits: Tensor) -> Tensor:
+    """``(B, T)`` bool: whether each mask of logits ``(B, T, h, w)`` (``p > 0.5``) has a cell on the map's
+    outer ring, i.e. on the frame's border (the logit map covers the whole frame)."""
+    fg = logits.detach() > 0
+    ring = torch.ones(fg.shape[-2:], dtype=torch.bool, device=fg.device)
+    ring[1:-1, 1:-1] = False
+    return (fg & ring).flatten(2).any(2)
 
 
 def presence(
@@ -431,12 +442,18 @@ def step_clip(
         peak_area: ``(B,)`` the objects' largest areas since those given masks, fractions of the frame
             (required with the rule's ``min_peak_area``).
         lost: ``(B,)`` bool, the objects absent from the frame before the clip: with the rule's
-            ``redetect="reference"`` their logits come from a second readout of the permanent entries alone.
+            ``redetect="reference"`` their logits come from a second readout of the permanent entries alone;
+            with ``redetect="anywhere"`` from a second readout of the whole memory by appearance alone
+            (frames and entries encoded with ``free=True``).
     """
     z = model.match(frames, bank.entries, top_k)
     logits = model.decode(frames, z)
     rule = presence_rule
-    redetect = lost if rule is not None and rule.redetect == "reference" and lost is not None else None
+    redetect = lost if rule is not None and rule.redetect != "memory" and lost is not None else None
+    if redetect is not None and rule is not None and rule.redetect == "anywhere" and bool(redetect.any()):
+        free = model.decode(frames, model.match(frames, bank.entries, top_k, free=True))
+        logits = _take_for(redetect, [torch.maximum(a, b) for a, b in zip(free, logits, strict=True)], logits)
+        redetect = None
     again = None  # the readout of the permanent entries alone, when the rule needs it
     wanted = rule is not None and (rule.reference_check is not None or (redetect is not None and bool(redetect.any())))
     if wanted and 0 < bank.num_references < len(bank):

@@ -49,7 +49,7 @@ from tamvt.errors import SessionError, TamvtError
 from tamvt.inference.session import ClipRecord, ObjectGroup, Session, Walk, nearest_references
 from tamvt.inference.source import check_frame, open_video
 from tamvt.inference.transforms import FrameTransforms
-from tamvt.memory import MemoryBank, PresenceRule, encode_entries, search_region, step_clip
+from tamvt.memory import MemoryBank, PresenceRule, encode_entries, search_region, step_clip, touches_edge
 from tamvt.models.tamvt import FrameFeatures, TamVT
 
 
@@ -309,6 +309,9 @@ class Predictor:
         x = self.transforms.frame(image).to(self.device)[None]  # (1, 3, h, w)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.presence_rule is not None and self.presence_rule.redetect == "anywhere":
+            # also the matching's inputs without positions (or with them scaled down)
+            return self.model.encode_frames(x, free=True, free_position=self.config.presence_anywhere_position)
         return self.model.encode_frames(x)
 
     def _encode_frame(self, s: Session, frame_idx: int) -> FrameFeatures:
@@ -435,9 +438,13 @@ class Predictor:
         del clip
         self._keep_last_masks(g, out.memory_mask[:, 0])
         if out.present is not None and out.areas is not None and g.seen_area is not None:
-            # each object's area the last time it was present in this clip (unchanged while absent)
+            # each object's area the last time it was present in this clip (unchanged while absent; with
+            # presence_edge_hold, also while its mask is on the frame's border)
+            kept = out.present
+            if self.config.presence_edge_hold:
+                kept = kept & ~touches_edge(out.logits[-1])
             for t in range(out.present.shape[1]):
-                g.seen_area = torch.where(out.present[:, t], out.areas[:, t].to(g.seen_area), g.seen_area)
+                g.seen_area = torch.where(kept[:, t], out.areas[:, t].to(g.seen_area), g.seen_area)
             if g.peak_area is not None:  # the largest area while present (areas are >= 0)
                 seen = torch.where(out.present, out.areas, torch.zeros_like(out.areas)).amax(1)
                 g.peak_area = torch.maximum(g.peak_area, seen.to(g.peak_area))

@@ -143,8 +143,8 @@ class ObjectGroup:
         last_masks: ``(B, h, w)`` bool, the objects' newest masks at the input size (given or predicted),
             kept for local search (``inference.search_window``); None when it is off.
         seen_area: ``(B,)`` each object's mask area (a fraction of the frame) when it was last present
-            (given, or present by the presence rule), for the rule (``inference.presence``); None when
-            it is off.
+            (given, or present by the presence rule; with ``presence_edge_hold``, present and off the
+            frame's border), for the rule (``inference.presence``); None when it is off.
         given_area: ``(B,)`` each object's area in the latest given mask met (start or correction; an
             empty correction keeps the one before), for the rule's upper bound; None when it is off.
         peak_area: ``(B,)`` each object's largest area since that given mask (given, or present by the

@@ -40,12 +40,15 @@ class FrameFeatures:
         pos: sine position encodings ``{"res3"|"res4"|"res5": (1, d, h, w)}``.
         match_in: per matching scale (stride 32, 16[, 8]) ``(T, d, h, w)`` = projection + position.
         image_size: input ``(H, W)``.
+        match_free: the projections without the position, as ``match_in``, when asked for
+            (:meth:`TamVT.encode_frames` ``free=True``): matching by appearance alone.
     """
 
     levels: dict[str, Tensor]
     pos: dict[str, Tensor]
     match_in: tuple[Tensor, ...]
     image_size: tuple[int, int]
+    match_free: tuple[Tensor, ...] | None = None
 
     @property
     def num_frames(self) -> int:
@@ -61,6 +64,7 @@ class FrameFeatures:
             self.pos,
             tuple(m[index] for m in self.match_in),
             self.image_size,
+            None if self.match_free is None else tuple(m[index] for m in self.match_free),
         )
 
     @staticmethod
@@ -71,7 +75,10 @@ class FrameFeatures:
         first = frames[0]
         levels = {k: torch.cat([f.levels[k] for f in frames]) for k in first.levels}
         match_in = tuple(torch.cat([f.match_in[s] for f in frames]) for s in range(len(first.match_in)))
-        return FrameFeatures(levels, first.pos, match_in, first.image_size)
+        free = None
+        if all(f.match_free is not None for f in frames):
+            free = tuple(torch.cat([f.match_free[s] for f in frames if f.match_free]) for s in range(len(match_in)))
+        return FrameFeatures(levels, first.pos, match_in, first.image_size, free)
 
 
 @dataclass
@@ -82,11 +89,14 @@ class MemoryEntry:
         keys: per matching scale ``(h*w, d)``: ``fc_k(LN(frame feat + pos))``.
         values: per matching scale ``(B, h*w, d)``: ``fc_v(mask feat + pos)``.
         entry_id: insertion number assigned by :class:`tamvt.memory.MemoryBank` (0 = reference).
+        free_keys: per matching scale ``(h*w, d)``: ``fc_k(LN(frame feat))``, when the frame was encoded
+            with ``free=True``; else None.
     """
 
     keys: tuple[Tensor, ...]
     values: tuple[Tensor, ...]
     entry_id: int = -1
+    free_keys: tuple[Tensor, ...] | None = None
 
     @property
     def num_objects(self) -> int:
@@ -139,15 +149,20 @@ class TamVT(nn.Module):
         if bank_size > self.bank_size:
             self.matching.rte.resize(bank_size)
 
-    def encode_frames(self, images: Tensor) -> FrameFeatures:
-        """``images`` ``(T, 3, H, W)`` (ImageNet-normalised) -> :class:`FrameFeatures`."""
+    def encode_frames(self, images: Tensor, free: bool = False, free_position: float = 0.0) -> FrameFeatures:
+        """``images`` ``(T, 3, H, W)`` (ImageNet-normalised) -> :class:`FrameFeatures`; with ``free``, also
+        the matching's inputs without the position encodings (:meth:`match` ``free=True``), or with them
+        scaled by ``free_position`` in [0, 1)."""
         levels = self.backbone(images)
         pos = {}
         for name in ("res5", "res4", "res3"):
             h, w = levels[name].shape[-2:]
             pos[name] = sine_position_encoding(h, w, self.hidden_dim, device=images.device, dtype=levels[name].dtype)
-        match_in = tuple(self.frame_proj[n](levels[n]) + pos[n] for n in self.matching_levels)
-        return FrameFeatures(levels, pos, match_in, (images.shape[-2], images.shape[-1]))
+        proj = tuple(self.frame_proj[n](levels[n]) for n in self.matching_levels)
+        match_in = tuple(p + pos[n] for p, n in zip(proj, self.matching_levels, strict=True))
+        if free and free_position:
+            proj = tuple(p + free_position * pos[n] for p, n in zip(proj, self.matching_levels, strict=True))
+        return FrameFeatures(levels, pos, match_in, (images.shape[-2], images.shape[-1]), proj if free else None)
 
     def encode_memory(self, frame: FrameFeatures, masks: Tensor) -> MemoryEntry:
         """One memory entry for a frame and the masks of ``B`` objects.
@@ -165,27 +180,39 @@ class TamVT(nn.Module):
             )
         dtype = frame.match_in[0].dtype
         mask_levels = self.backbone(masks.to(dtype).expand(-1, 3, -1, -1))
-        keys, values = [], []
+        keys, values, free = [], [], []
         for s, name in enumerate(self.matching_levels):
             block = self.matching.scale_blocks()[s]
             keys.append(block.project_keys(frame.match_in[s][0].flatten(1).t()))  # (h*w, d)
+            if frame.match_free is not None:
+                free.append(block.project_keys(frame.match_free[s][0].flatten(1).t()).float())
             v = self.mask_proj[name](mask_levels[name]) + frame.pos[name]  # (B, d, h, w)
             values.append(block.project_values(v.flatten(2).transpose(1, 2)))  # (B, h*w, d)
         # stored in fp32 under bf16 autocast too (exact: a bf16 value is an fp32 one); matching casts them back
-        return MemoryEntry(tuple(k.float() for k in keys), tuple(v.float() for v in values))
+        return MemoryEntry(
+            tuple(k.float() for k in keys), tuple(v.float() for v in values), free_keys=tuple(free) if free else None
+        )
 
-    def match(self, query: FrameFeatures, entries: Sequence[MemoryEntry], top_k: int | None = None) -> list[Tensor]:
+    def match(
+        self, query: FrameFeatures, entries: Sequence[MemoryEntry], top_k: int | None = None, free: bool = False
+    ) -> list[Tensor]:
         """Matching outputs ``Z`` per scale, ``(B*T, d, h, w)`` (index ``b*T + t``).
 
         ``entries`` must be in memory order ``[reference, oldest, ..., newest]`` (the RTE depends on it).
         ``top_k``: each query token reads only its ``top_k`` most similar memory tokens; ``None``: all.
+        ``free``: queries and keys without the position encodings (appearance alone; the frames and
+        entries must have been encoded with ``free=True``); the values keep theirs.
         """
         if not entries:
             raise ValueError("matching needs at least one memory entry")
         scales = range(len(self.matching_levels))
-        keys = [[e.keys[s] for e in entries] for s in scales]
         values = [[e.values[s] for e in entries] for s in scales]
-        return self.matching(query.match_in, keys, values, top_k)
+        if not free:
+            return self.matching(query.match_in, [[e.keys[s] for e in entries] for s in scales], values, top_k)
+        if query.match_free is None or any(e.free_keys is None for e in entries):
+            raise ValueError("free matching needs frames and memory entries encoded with free=True")
+        keys = [[e.free_keys[s] for e in entries if e.free_keys] for s in scales]
+        return self.matching(query.match_free, keys, values, top_k)
 
     def decode(self, query: FrameFeatures, z: Sequence[Tensor]) -> list[Tensor]:
         """Per-decoder-layer mask logits ``(B, T, H/4, W/4)``; the last is the prediction.
