@@ -134,8 +134,9 @@ class InferenceConfig:
     presence_max_area: float | None = None
     presence_peak_area: float | None = None
     # what an object absent before a clip reads to be found again: the whole memory, its references alone,
-    # or the whole memory matched by appearance alone (anywhere: without the position encodings in the
-    # matching's queries and keys, which tie the readout to where memory saw the object)
+    # or (anywhere) also the whole memory matched by appearance alone, taking the larger logit of the two
+    # readouts (without the position encodings in the matching's queries and keys, which tie the readout
+    # to where memory saw the object)
     presence_redetect: Literal["memory", "reference", "anywhere"] = "memory"
     # anywhere: the share of the position encodings kept in that readout (0: appearance alone)
     presence_anywhere_position: float = 0.0

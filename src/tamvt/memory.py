@@ -286,9 +286,10 @@ class PresenceRule:
         redetect: what an object absent from the frame before a clip reads to be found in it:
             ``memory``, the whole memory as every object; ``reference``, the permanent entries alone
             (the frames a user annotated: its look before it was lost, without the recent entries that
-            may show where it vanished); ``anywhere``, the whole memory matched by appearance alone
-            (:meth:`TamVT.match` ``free=True``: the position encodings tie the readout to where memory
-            saw the object, so one that comes back elsewhere reads as background there).
+            may show where it vanished); ``anywhere``, the larger logit of the usual readout and one of
+            the whole memory matched by appearance alone (:meth:`TamVT.match` ``free=True``: the position
+            encodings tie the readout to where memory saw the object, so one that comes back elsewhere
+            reads as background there).
         reference_check: with a value ``s`` in [0, 1], every clip is also read from the permanent entries
             alone, in the whole frame; an object whose mask over the clip has less than ``s`` of its pixels
             inside that readout's mask of it, while that mask is not empty, takes that readout instead
@@ -443,8 +444,8 @@ def step_clip(
             (required with the rule's ``min_peak_area``).
         lost: ``(B,)`` bool, the objects absent from the frame before the clip: with the rule's
             ``redetect="reference"`` their logits come from a second readout of the permanent entries alone;
-            with ``redetect="anywhere"`` from a second readout of the whole memory by appearance alone
-            (frames and entries encoded with ``free=True``).
+            with ``redetect="anywhere"`` they are the larger of theirs and those of a second readout of the
+            whole memory by appearance alone (frames and entries encoded with ``free=True``).
     """
     z = model.match(frames, bank.entries, top_k)
     logits = model.decode(frames, z)

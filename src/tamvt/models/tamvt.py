@@ -40,8 +40,8 @@ class FrameFeatures:
         pos: sine position encodings ``{"res3"|"res4"|"res5": (1, d, h, w)}``.
         match_in: per matching scale (stride 32, 16[, 8]) ``(T, d, h, w)`` = projection + position.
         image_size: input ``(H, W)``.
-        match_free: the projections without the position, as ``match_in``, when asked for
-            (:meth:`TamVT.encode_frames` ``free=True``): matching by appearance alone.
+        match_free: the projections without the position (or with a share of it), as ``match_in``, when
+            asked for (:meth:`TamVT.encode_frames` ``free=True``): matching by appearance alone.
     """
 
     levels: dict[str, Tensor]
@@ -89,8 +89,8 @@ class MemoryEntry:
         keys: per matching scale ``(h*w, d)``: ``fc_k(LN(frame feat + pos))``.
         values: per matching scale ``(B, h*w, d)``: ``fc_v(mask feat + pos)``.
         entry_id: insertion number assigned by :class:`tamvt.memory.MemoryBank` (0 = reference).
-        free_keys: per matching scale ``(h*w, d)``: ``fc_k(LN(frame feat))``, when the frame was encoded
-            with ``free=True``; else None.
+        free_keys: per matching scale ``(h*w, d)``: ``fc_k(LN(frame feat))`` (``+ f * pos`` with
+            ``free_position=f``), when the frame was encoded with ``free=True``; else None.
     """
 
     keys: tuple[Tensor, ...]
