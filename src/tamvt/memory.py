@@ -450,13 +450,13 @@ def step_clip(
     z = model.match(frames, bank.entries, top_k)
     logits = model.decode(frames, z)
     rule = presence_rule
-    redetect = lost if rule is not None and rule.redetect != "memory" and lost is not None else None
-    if redetect is not None and rule is not None and rule.redetect == "anywhere" and bool(redetect.any()):
+    searched = lost if rule is not None and lost is not None and bool(lost.any()) else None  # lost before the clip
+    if rule is not None and searched is not None and rule.redetect == "anywhere":
         free = model.decode(frames, model.match(frames, bank.entries, top_k, free=True))
-        logits = _take_for(redetect, [torch.maximum(a, b) for a, b in zip(free, logits, strict=True)], logits)
-        redetect = None
+        logits = _take_for(searched, [torch.maximum(a, b) for a, b in zip(free, logits, strict=True)], logits)
+    redetect = searched if rule is not None and rule.redetect == "reference" else None
     again = None  # the readout of the permanent entries alone, when the rule needs it
-    wanted = rule is not None and (rule.reference_check is not None or (redetect is not None and bool(redetect.any())))
+    wanted = rule is not None and (rule.reference_check is not None or redetect is not None)
     if wanted and 0 < bank.num_references < len(bank):
         again = model.decode(frames, model.match(frames, bank.entries[: bank.num_references], top_k))
     if again is not None and redetect is not None:

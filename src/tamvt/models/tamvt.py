@@ -75,9 +75,8 @@ class FrameFeatures:
         first = frames[0]
         levels = {k: torch.cat([f.levels[k] for f in frames]) for k in first.levels}
         match_in = tuple(torch.cat([f.match_in[s] for f in frames]) for s in range(len(first.match_in)))
-        free = None
-        if all(f.match_free is not None for f in frames):
-            free = tuple(torch.cat([f.match_free[s] for f in frames if f.match_free]) for s in range(len(match_in)))
+        parts = [f.match_free for f in frames if f.match_free is not None]  # kept when every frame has them
+        free = None if len(parts) < len(frames) else tuple(torch.cat(scale) for scale in zip(*parts, strict=True))
         return FrameFeatures(levels, first.pos, match_in, first.image_size, free)
 
 
