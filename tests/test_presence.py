@@ -7,8 +7,6 @@ occluder, and one that leaves the frame and comes back), with the rule on and of
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
@@ -263,47 +261,6 @@ def test_free_matching_leaves_the_positions_out_of_queries_and_keys_only():
     assert apply_overrides(TamvtConfig(), ["inference.presence_anywhere_position=0.5"]).inference
     with pytest.raises(TamvtError):
         apply_overrides(TamvtConfig(), ["inference.presence_anywhere_position=1.0"])
-
-
-def test_position_drop_reads_by_appearance_in_training_only():
-    from tamvt.checkpoint import load_checkpoint, shipped_model_path
-    from tamvt.config import ModelConfig
-    from tamvt.models.tamvt import build_tamvt
-
-    model = load_checkpoint(shipped_model_path())[0]
-    frames, truth = occluded_video()
-    x = torch.from_numpy(frames[:3]).permute(0, 3, 1, 2).float() / 255
-    mask = torch.from_numpy(truth[:1]).float()[None]
-    with torch.no_grad():
-        model.eval()
-        model.position_drop = 1.0
-        plain = model.encode_frames(x)
-        assert plain.match_free is None  # eval mode: the positions are always read
-        entry = model.encode_memory(plain.select(0), mask)
-        clip = FrameFeatures.cat([plain.select(1), plain.select(2)])
-        by_place = model.match(clip, [entry])
-        model.train()
-        model.matching.eval()  # no attention dropout: the readouts compare exactly
-        feats = model.encode_frames(x)  # training with position_drop: the free inputs come along
-        assert feats.match_free is not None
-        entry = model.encode_memory(feats.select(0), mask)
-        clip = FrameFeatures.cat([feats.select(1), feats.select(2)])
-        by_look = model.match(clip, [entry], free=True)
-        assert (by_place[0] - by_look[0]).abs().max() > 1e-2
-        assert all(torch.equal(a, b) for a, b in zip(model.match(clip, [entry]), by_look, strict=True))
-        model.position_drop = 0.5  # a share of the calls, drawn from torch's generator
-        torch.manual_seed(0)
-        drawn = [torch.equal(model.match(clip, [entry])[0], by_look[0]) for _ in range(40)]
-        assert 8 <= sum(drawn) <= 32
-        model.position_drop = 0.0
-        assert model.encode_frames(x).match_free is None
-        assert not any(torch.equal(model.match(clip, [entry])[0], by_look[0]) for _ in range(5))
-    tiny = ModelConfig(backbone="resnet18", backbone_width=8, hidden_dim=32, pixel_decoder_dim=32, decoder_ffn=32)
-    assert build_tamvt(tiny).position_drop == 0.0
-    assert build_tamvt(replace(tiny, matching_position_drop=0.3)).position_drop == 0.3
-    assert apply_overrides(TamvtConfig(), ["model.matching_position_drop=1"]).model.matching_position_drop == 1
-    with pytest.raises(TamvtError, match="matching_position_drop"):
-        apply_overrides(TamvtConfig(), ["model.matching_position_drop=1.5"])
 
 
 # ---- the engine, with the shipped model ------------------------------------------------------------------

@@ -46,9 +46,6 @@ class ModelConfig:
     matching_scales: int = 2  # 1: stride 32; 2: strides 32+16 (paper); 3: +stride 8
     matching_heads: int = 4
     matching_dropout: float = 0.1  # attention dropout inside the matching blocks
-    # training only: the share of matching readouts made without the sine position encodings on queries
-    # and keys (appearance alone), so the network learns to find a target away from where memory saw it
-    matching_position_drop: float = 0.0
     rte: Literal["none", "mul", "add"] = "mul"  # relative time encoding (SPEC §1.5)
     decoder_layers: int = 6
     decoder_heads: int = 8
@@ -77,7 +74,6 @@ class ModelConfig:
         check(self.decoder_layers >= 1, "model.decoder_layers must be >= 1")
         check(self.decoder_ffn >= 1, "model.decoder_ffn must be >= 1")
         check(0.0 <= self.dropout < 1.0 and 0.0 <= self.matching_dropout < 1.0, "dropout must be in [0, 1)")
-        check(0.0 <= self.matching_position_drop <= 1.0, "model.matching_position_drop must be in [0, 1]")
         check(self.clip_length >= 1, "model.clip_length must be >= 1")
         check(self.bank_size >= 1, "model.bank_size must be >= 1")
         check(self.time_embed_len >= self.clip_length, "model.time_embed_len must be >= model.clip_length")

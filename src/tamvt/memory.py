@@ -408,6 +408,7 @@ def step_clip(
     given_area: Tensor | None = None,
     peak_area: Tensor | None = None,
     lost: Tensor | None = None,
+    free: bool = False,
 ) -> ClipOutput:
     """Segment one clip against the bank, then append its last frame + soft prediction to the bank.
 
@@ -446,14 +447,16 @@ def step_clip(
             ``redetect="reference"`` their logits come from a second readout of the permanent entries alone;
             with ``redetect="anywhere"`` they are the larger of theirs and those of a second readout of the
             whole memory by appearance alone (frames and entries encoded with ``free=True``).
+        free: read the memory by appearance alone for every object (:meth:`TamVT.match` ``free=True``; the
+            training's position drop).
     """
-    z = model.match(frames, bank.entries, top_k)
+    z = model.match(frames, bank.entries, top_k, free=True) if free else model.match(frames, bank.entries, top_k)
     logits = model.decode(frames, z)
     rule = presence_rule
     searched = lost if rule is not None and lost is not None and bool(lost.any()) else None  # lost before the clip
     if rule is not None and searched is not None and rule.redetect == "anywhere":
-        free = model.decode(frames, model.match(frames, bank.entries, top_k, free=True))
-        logits = _take_for(searched, [torch.maximum(a, b) for a, b in zip(free, logits, strict=True)], logits)
+        by_look = model.decode(frames, model.match(frames, bank.entries, top_k, free=True))
+        logits = _take_for(searched, [torch.maximum(a, b) for a, b in zip(by_look, logits, strict=True)], logits)
     redetect = searched if rule is not None and rule.redetect == "reference" else None
     again = None  # the readout of the permanent entries alone, when the rule needs it
     wanted = rule is not None and (rule.reference_check is not None or redetect is not None)

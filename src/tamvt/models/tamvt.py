@@ -114,8 +114,6 @@ class TamVT(nn.Module):
         pixel_decoder: FPN.
         decoder: space-time decoder.
         mask_head: LayerNorm + MLP + dot product.
-        position_drop: in training mode, the probability that a :meth:`match` call reads by appearance
-            alone (``free=True``; the frames and entries then carry the free inputs); 0 in eval mode.
     """
 
     def __init__(
@@ -127,10 +125,8 @@ class TamVT(nn.Module):
         pixel_decoder: PixelDecoder,
         decoder: SpaceTimeDecoder,
         mask_head: MaskHead,
-        position_drop: float = 0.0,
     ) -> None:
         super().__init__()
-        self.position_drop = position_drop
         self.backbone = backbone
         self.frame_proj = frame_proj
         self.mask_proj = mask_proj
@@ -152,16 +148,10 @@ class TamVT(nn.Module):
         if bank_size > self.bank_size:
             self.matching.rte.resize(bank_size)
 
-    @property
-    def _drops_positions(self) -> bool:
-        return self.training and self.position_drop > 0
-
     def encode_frames(self, images: Tensor, free: bool = False, free_position: float = 0.0) -> FrameFeatures:
         """``images`` ``(T, 3, H, W)`` (ImageNet-normalised) -> :class:`FrameFeatures`; with ``free``, also
         the matching's inputs without the position encodings (:meth:`match` ``free=True``), or with them
-        scaled by ``free_position`` in [0, 1). In training mode with ``position_drop`` the free inputs are
-        always made (:meth:`match` may read by appearance alone)."""
-        free = free or self._drops_positions
+        scaled by ``free_position`` in [0, 1)."""
         levels = self.backbone(images)
         pos = {}
         for name in ("res5", "res4", "res3"):
@@ -210,13 +200,10 @@ class TamVT(nn.Module):
         ``entries`` must be in memory order ``[reference, oldest, ..., newest]`` (the RTE depends on it).
         ``top_k``: each query token reads only its ``top_k`` most similar memory tokens; ``None``: all.
         ``free``: queries and keys without the position encodings (appearance alone; the frames and
-        entries must have been encoded with ``free=True``); the values keep theirs. In training mode a
-        share ``position_drop`` of the calls is free.
+        entries must have been encoded with ``free=True``); the values keep theirs.
         """
         if not entries:
             raise ValueError("matching needs at least one memory entry")
-        if not free and self._drops_positions and query.match_free is not None:
-            free = all(e.free_keys is not None for e in entries) and bool(torch.rand(()) < self.position_drop)
         scales = range(len(self.matching_levels))
         values = [[e.values[s] for e in entries] for s in scales]
         if not free:
@@ -262,6 +249,4 @@ def build_tamvt(cfg: ModelConfig) -> TamVT:
         bias = pixel_decoder.mask_features.bias
         assert bias is not None  # built with a bias
         bias.zero_()
-    return TamVT(
-        backbone, frame_proj, mask_proj, matching, pixel_decoder, decoder, mask_head, cfg.matching_position_drop
-    )
+    return TamVT(backbone, frame_proj, mask_proj, matching, pixel_decoder, decoder, mask_head)

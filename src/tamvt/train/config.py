@@ -131,6 +131,11 @@ class OptimConfig:
     warmup_fraction: float = 0.0
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     ema_decay: float = 0.0  # 0 = no EMA (validation / export use the raw weights)
+    # the share of clips whose matching reads without the sine position encodings on queries and keys
+    # (appearance alone, the readout inference.presence_redetect=anywhere gives a lost object); "lost": only
+    # the clips that start right after a frame where the target is out of view (empty ground truth)
+    position_drop: float = 0.0
+    position_drop_when: Literal["always", "lost"] = "always"
 
     def __post_init__(self) -> None:
         check(self.epochs is not None or self.steps is not None, "optim: set optim.epochs or optim.steps")
@@ -141,6 +146,7 @@ class OptimConfig:
         check(0.0 <= self.warmup_fraction < 1.0, "optim.warmup_fraction must be in [0, 1)")
         check(0.0 <= self.ema_decay < 1.0, "optim.ema_decay must be in [0, 1)")
         check(self.grad_clip >= 0, "optim.grad_clip must be >= 0")
+        check(0.0 <= self.position_drop <= 1.0, "optim.position_drop must be in [0, 1]")
         check(list(self.milestones) == sorted(self.milestones), "optim.milestones must be increasing")
 
 

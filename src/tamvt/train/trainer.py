@@ -49,15 +49,23 @@ Resume = Literal["auto", "never"]
 class WindowModel(nn.Module):
     """Wraps the network so that DDP sees one ``forward`` per window (it syncs gradients per forward)."""
 
-    def __init__(self, net: TamVT, clip_length: int, capacity: int | None) -> None:
+    def __init__(self, net: TamVT, clip_length: int, capacity: int | None, position_drop: float = 0.0) -> None:
         super().__init__()
         self.net = net
         self.clip_length = clip_length
         self.capacity = capacity
+        self.position_drop = position_drop
 
-    def forward(self, frames: Tensor, memory_masks: Tensor, num_memory: int) -> list[Tensor]:
-        """``frames (T, 3, H, W)``, ``memory_masks (1, M, H, W)`` -> per-layer logits ``(1, T-M, H/4, W/4)``."""
-        return unroll_window(self.net, frames, memory_masks, num_memory, self.clip_length, self.capacity).layer_logits
+    def forward(
+        self, frames: Tensor, memory_masks: Tensor, num_memory: int, shown: Tensor | None = None
+    ) -> list[Tensor]:
+        """``frames (T, 3, H, W)``, ``memory_masks (1, M, H, W)`` -> per-layer logits ``(1, T-M, H/4, W/4)``;
+        ``shown (T,)``: where the target shows (:func:`~tamvt.train.unroll.unroll_window`)."""
+        drop = self.position_drop if self.net.training else 0.0
+        out = unroll_window(
+            self.net, frames, memory_masks, num_memory, self.clip_length, self.capacity, position_drop=drop, shown=shown
+        )
+        return out.layer_logits
 
 
 def _identity(x: Any) -> Any:
@@ -134,7 +142,9 @@ class Trainer:
         groups = param_groups(self.net, o.lr, o.lr_backbone, o.weight_decay, lr_rte=o.lr_rte)
         self.optimizer = build_adamw(groups, o.betas)
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        self.window_model: nn.Module = WindowModel(self.net, cfg.clip_length, cfg.model.bank_size)
+        self.window_model: nn.Module = WindowModel(
+            self.net, cfg.clip_length, cfg.model.bank_size, cfg.optim.position_drop
+        )
         if self.dist.distributed:
             ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
             self.window_model = nn.parallel.DistributedDataParallel(
@@ -234,7 +244,8 @@ class Trainer:
         masks = sample.masks.to(dev, non_blocking=True).float()
         nm = sample.num_memory
         with autocast(self.autocast, dev):
-            layer_logits = self.window_model(frames, masks[None, :nm], nm)
+            shown = masks.flatten(1).amax(1) > 0 if self.cfg.optim.position_drop_when == "lost" else None
+            layer_logits = self.window_model(frames, masks[None, :nm], nm, shown)
         losses = self.criterion([x.float() for x in layer_logits], masks[None, nm:])
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()

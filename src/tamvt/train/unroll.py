@@ -46,6 +46,8 @@ def unroll_window(
     clip_length: int,
     capacity: int | None = None,
     keep_all_layers: bool = True,
+    position_drop: float = 0.0,
+    shown: Tensor | None = None,
 ) -> UnrollOutput:
     """Run a window clip by clip.
 
@@ -58,6 +60,12 @@ def unroll_window(
         clip_length: query frames per clip.
         capacity: memory capacity N (None: the model's RTE table size).
         keep_all_layers: False keeps only the last decoder layer's logits (validation).
+        position_drop: the probability that a clip's matching reads by appearance alone, without the
+            position encodings on queries and keys (``step_clip(free=True)``), drawn per clip from
+            torch's generator; 0: never (the paper's).
+        shown: ``(T,)`` bool, whether the target shows in each frame of the window (its ground truth is
+            not empty): with it, only the clips that start right after a frame where it does not show
+            may drop the positions (what a lost target's readout sees at inference); None: every clip.
     Returns: :class:`UnrollOutput`.
     """
     t = frames.shape[0]
@@ -68,13 +76,20 @@ def unroll_window(
             f"memory_masks must be (B, {num_memory}, H, W) for frames {tuple(frames.shape)}, "
             f"got {tuple(memory_masks.shape)}"
         )
-    bank = seed_bank(model, model.encode_frames(frames[:num_memory]), memory_masks, capacity or model.bank_size)
+    if shown is not None and tuple(shown.shape) != (t,):
+        raise ValueError(f"shown must be ({t},) for frames {tuple(frames.shape)}, got {tuple(shown.shape)}")
+    drops = position_drop > 0  # the free inputs are encoded only when some clip may read by appearance
+    memory = model.encode_frames(frames[:num_memory], free=drops)
+    bank = seed_bank(model, memory, memory_masks, capacity or model.bank_size)
     per_layer: list[list[Tensor]] = []
     sizes = []
     query = frames[num_memory:]
     for start, end in clip_spans(query.shape[0], clip_length):
         sizes.append(len(bank))
-        out = step_clip(model, bank, model.encode_frames(query[start:end]))
+        clip = model.encode_frames(query[start:end], free=drops)
+        free = drops and (shown is None or not bool(shown[num_memory + start - 1]))
+        free = free and bool(torch.rand(()) < position_drop)
+        out = step_clip(model, bank, clip, free=free)
         logits = out.logits if keep_all_layers else out.logits[-1:]
         if not per_layer:
             per_layer = [[] for _ in logits]
