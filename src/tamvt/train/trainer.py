@@ -142,9 +142,9 @@ class Trainer:
         groups = param_groups(self.net, o.lr, o.lr_backbone, o.weight_decay, lr_rte=o.lr_rte)
         self.optimizer = build_adamw(groups, o.betas)
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        self.window_model: nn.Module = WindowModel(
-            self.net, cfg.clip_length, cfg.model.bank_size, cfg.optim.position_drop
-        )
+        self.window_model: nn.Module = WindowModel(self.net, cfg.clip_length, cfg.model.bank_size, o.position_drop)
+        # the window's ground truth says where the target is out of view only when a clip may use it
+        self.drops_after_absence = o.position_drop > 0 and o.position_drop_when == "lost"
         if self.dist.distributed:
             ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
             self.window_model = nn.parallel.DistributedDataParallel(
@@ -244,7 +244,7 @@ class Trainer:
         masks = sample.masks.to(dev, non_blocking=True).float()
         nm = sample.num_memory
         with autocast(self.autocast, dev):
-            shown = masks.flatten(1).amax(1) > 0 if self.cfg.optim.position_drop_when == "lost" else None
+            shown = masks.flatten(1).amax(1) > 0 if self.drops_after_absence else None
             layer_logits = self.window_model(frames, masks[None, :nm], nm, shown)
         losses = self.criterion([x.float() for x in layer_logits], masks[None, nm:])
         self.optimizer.zero_grad(set_to_none=True)
