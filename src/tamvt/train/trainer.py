@@ -243,8 +243,8 @@ class Trainer:
         frames = sample.frames.to(dev, non_blocking=True)
         masks = sample.masks.to(dev, non_blocking=True).float()
         nm = sample.num_memory
+        shown = masks.flatten(1).amax(1) > 0 if self.drops_after_absence else None
         with autocast(self.autocast, dev):
-            shown = masks.flatten(1).amax(1) > 0 if self.drops_after_absence else None
             layer_logits = self.window_model(frames, masks[None, :nm], nm, shown)
         losses = self.criterion([x.float() for x in layer_logits], masks[None, nm:])
         self.optimizer.zero_grad(set_to_none=True)

@@ -79,6 +79,7 @@ def unroll_window(
     if shown is not None and tuple(shown.shape) != (t,):
         raise ValueError(f"shown must be ({t},) for frames {tuple(frames.shape)}, got {tuple(shown.shape)}")
     drops = position_drop > 0  # the free inputs are encoded only when some clip may read by appearance
+    visible = None if shown is None else shown.tolist()  # read once, not one device sync per clip
     memory = model.encode_frames(frames[:num_memory], free=drops)
     bank = seed_bank(model, memory, memory_masks, capacity or model.bank_size)
     per_layer: list[list[Tensor]] = []
@@ -87,7 +88,7 @@ def unroll_window(
     for start, end in clip_spans(query.shape[0], clip_length):
         sizes.append(len(bank))
         clip = model.encode_frames(query[start:end], free=drops)
-        free = drops and (shown is None or not bool(shown[num_memory + start - 1]))
+        free = drops and (visible is None or not visible[num_memory + start - 1])
         free = free and bool(torch.rand(()) < position_drop)
         out = step_clip(model, bank, clip, free=free)
         logits = out.logits if keep_all_layers else out.logits[-1:]
