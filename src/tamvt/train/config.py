@@ -68,6 +68,9 @@ class DataConfig:
     # share of generated videos with lost-and-found events (hide / exit / decoy); None = the preset's
     # (train-lost: 0.5, the others: 0)
     synthetic_lost_share: float | None = None
+    # probability that a generated video whose target goes away and comes back (hide / exit) gives a
+    # window around that absence (memory before it, the return in the window) instead of the usual one
+    synthetic_lost_focus: float = 0.0
     static_paste_prob: float = 1.0  # static: probability of pasting a second image's objects on top
 
     def __post_init__(self) -> None:
@@ -82,6 +85,7 @@ class DataConfig:
         check(self.epoch_size >= 1, "data.epoch_size must be >= 1")
         share = self.synthetic_lost_share
         check(share is None or 0.0 <= share <= 1.0, "data.synthetic_lost_share must be in [0, 1] or null")
+        check(0.0 <= self.synthetic_lost_focus <= 1.0, "data.synthetic_lost_focus must be in [0, 1]")
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ def build_train_dataset(d: Any, seed: int) -> Dataset:
             d.synthetic_fixed_video,
             d.max_skip,
             d.synthetic_lost_share,
+            d.synthetic_lost_focus,
         )
     if d.root is None:
         raise TamvtError(f"data.root is required for data.source={d.source}")

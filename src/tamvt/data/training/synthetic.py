@@ -6,6 +6,12 @@ follows the rule of :class:`~tamvt.data.training.windows.WindowDataset` (:func:`
 frame is annotated, and the start is drawn by :func:`uniform_present_start`) and gets the same
 augmentation. A sample depends only on ``(seed, epoch, index)``, so a resumed run sees the same data.
 Only the masks of the whole video and the frames of the window are rendered.
+
+Lost focus (``lost_focus`` > 0): a video whose target goes away and comes back (a ``hide`` or ``exit``
+lost event) gives, with that probability, a window on that target around its absence instead
+(:func:`absence_window`): memory frames that show it before it goes, at least one frame without it,
+and at least ``AFTER_FRAMES`` frames after it is back, so the window asks the model to find it again.
+Under the usual rule most windows show no absence at all, and long absences with far returns are rare.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from tamvt.data.training.windows import WindowSampling, choose_window, make_samp
 from tamvt.errors import TamvtError
 
 _VOID = 255
+AFTER_FRAMES = 3  # an absence window shows the target again in at least this many frames after the absence
+GONE_EVENTS = ("hide", "exit")  # the lost events whose target goes away and comes back
 
 
 class FrameLookup(Protocol):
@@ -64,6 +72,63 @@ def sample_window(
     )
 
 
+def absence_window(
+    rng: np.random.Generator,
+    shown: np.ndarray,
+    gone: tuple[int, int],
+    length: int,
+    num_memory: int,
+    reverse_prob: float,
+    max_skip: int,
+) -> tuple[list[int], bool] | None:
+    """A window of ``length`` frames around a target's absence, or None when none fits.
+
+    ``shown (T,)`` bool: whether the target has a pixel in each frame; ``gone``: frames ``(first, last)``
+    where it has none (the run is widened to every frame around it without the target). The window takes
+    every ``s``-th frame (``s`` uniform among the strides in ``[1, max_skip]`` that fit), its
+    ``num_memory`` memory frames show the target before the run, at least one frame falls in the run and
+    at least ``AFTER_FRAMES`` after it; the start is uniform among those that fit. With ``reverse_prob``
+    the window runs backwards in time (memory after the run), when one fits that way.
+    Returns: (frame indices in the order the model sees them, reversed or not).
+    """
+    shown = np.asarray(shown, bool)
+    n = len(shown)
+    a, b = gone
+    if not (0 <= a <= b < n) or shown[a : b + 1].any():
+        raise ValueError(f"gone {gone} must be frames of the video where the target does not show")
+    while a > 0 and not shown[a - 1]:
+        a -= 1
+    while b < n - 1 and not shown[b + 1]:
+        b += 1
+    after = min(AFTER_FRAMES, length - num_memory - 1)
+    if after < 1:
+        return None
+    reverse = bool(rng.random() < reverse_prob)
+    for backwards in (True, False) if reverse else (False,):
+        order = shown[::-1] if backwards else shown
+        lo, hi = (n - 1 - b, n - 1 - a) if backwards else (a, b)
+        fits: dict[int, list[int]] = {}
+        for s in range(1, max(1, max_skip) + 1):
+            span = (length - 1) * s
+            starts = [
+                i
+                for i in range(0, n - span)
+                if i + (num_memory - 1) * s < lo
+                and order[i : i + num_memory * s : s].all()
+                and i + (length - after) * s > hi
+                and any(lo <= i + k * s <= hi for k in range(num_memory, length))
+            ]
+            if starts:
+                fits[s] = starts
+        if fits:
+            strides = sorted(fits)
+            s = strides[int(rng.integers(len(strides)))]
+            i = fits[s][int(rng.integers(len(fits[s])))]
+            window = list(range(i, i + length * s, s))
+            return ([n - 1 - t for t in window], True) if backwards else (window, False)
+    return None
+
+
 class _RenderedFrames:
     """``frames[t]`` of a synthetic video, rendered when asked for (only the window's frames are drawn)."""
 
@@ -90,6 +155,8 @@ class SyntheticWindows(WindowSampling):
         max_skip: largest frame stride of a window (1 = consecutive frames).
         lost_share: share of the suite's videos with lost-and-found events (hide / exit / decoy;
             ``preset_suite``); None = the preset's (``train-lost``: half).
+        lost_focus: probability that a video with a hide / exit event gives a window around that
+            target's absence (module docstring); 0 = the usual rule only.
     """
 
     def __init__(
@@ -106,6 +173,7 @@ class SyntheticWindows(WindowSampling):
         fixed_video: int | None = None,
         max_skip: int = 1,
         lost_share: float | None = None,
+        lost_focus: float = 0.0,
     ) -> None:
         from tamvt.data.synthetic import preset_suite
 
@@ -116,6 +184,9 @@ class SyntheticWindows(WindowSampling):
             self.specs = [dataclasses.replace(s, **changes) for s in self.specs]
         self.epoch_size = epoch_size
         self.fixed_video = fixed_video
+        if not 0.0 <= lost_focus <= 1.0:
+            raise ValueError(f"lost_focus must be in [0, 1], got {lost_focus}")
+        self.lost_focus = lost_focus
 
     def __len__(self) -> int:
         return self.epoch_size
@@ -138,6 +209,9 @@ class SyntheticWindows(WindowSampling):
                 cfg = dataclasses.replace(cfg, seed=cfg.seed + attempt)
             lazy = iter_video(cfg)
             masks = np.stack([render_frame(lazy.plan, t, with_frame=False)[1] for t in range(len(lazy))])
+            sample = self._absence_sample(lazy, masks, cfg.name, index, attempt) if self.lost_focus else None
+            if sample is not None:
+                return sample
             sample = sample_window(
                 _RenderedFrames(lazy),
                 masks,
@@ -152,3 +226,36 @@ class SyntheticWindows(WindowSampling):
             if sample is not None:
                 return sample
         raise TamvtError(f"synthetic video {cfg.name}: no target visible in the first frame after 8 seeds")
+
+    def _absence_sample(self, lazy, masks: np.ndarray, name: str, index: int, attempt: int) -> TrainingSample | None:
+        """The window around a hide / exit event's absence (with probability ``lost_focus``), or None.
+        Draws from a generator of its own, so the usual windows stay those of ``lost_focus=0``."""
+        events = [e for e in lazy.plan.events if e.type in GONE_EVENTS]
+        if not events:
+            return None
+        rng = np.random.default_rng([self.seed, self.epoch, index, attempt, 0x1057])
+        if rng.random() >= self.lost_focus:
+            return None
+        event = events[int(rng.integers(len(events)))]
+        shown = (masks == event.object).reshape(len(masks), -1).any(1)
+        if shown[event.start : event.end + 1].any():
+            return None
+        chosen = absence_window(
+            rng, shown, (event.start, event.end), self.length, self.num_memory, self.reverse_prob, self.max_skip
+        )
+        if chosen is None:
+            return None
+        indices, reversed_ = chosen
+        frames = _RenderedFrames(lazy)
+        return make_sample(
+            [np.asarray(frames[i]) for i in indices],
+            [masks[i] for i in indices],
+            event.object,
+            _VOID,
+            self.num_memory,
+            self.augment,
+            rng,
+            video=name,
+            frame_indices=indices,
+            reversed_=reversed_,
+        )
