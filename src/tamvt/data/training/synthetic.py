@@ -65,10 +65,34 @@ def sample_window(
     indices, reversed_ = choose_window(
         rng, masks.shape[0], length, present, uniform_present_start, reverse_prob, max_skip
     )
-    window = [np.asarray(frames[i]) for i in indices]
-    labels = [masks[i] for i in indices]
+    return window_sample(frames, masks, obj, indices, reversed_, rng, num_memory=num_memory, augment=augment, name=name)
+
+
+def window_sample(
+    frames: FrameLookup,
+    masks: np.ndarray,
+    obj: int,
+    indices: list[int],
+    reversed_: bool,
+    rng: np.random.Generator,
+    *,
+    num_memory: int,
+    augment: WindowAugment | None,
+    name: str,
+) -> TrainingSample:
+    """The sample of object ``obj`` over frames ``indices`` (in the order the model sees them): only those
+    frames are read."""
     return make_sample(
-        window, labels, obj, _VOID, num_memory, augment, rng, video=name, frame_indices=indices, reversed_=reversed_
+        [np.asarray(frames[i]) for i in indices],
+        [masks[i] for i in indices],
+        obj,
+        _VOID,
+        num_memory,
+        augment,
+        rng,
+        video=name,
+        frame_indices=indices,
+        reversed_=reversed_,
     )
 
 
@@ -246,16 +270,14 @@ class SyntheticWindows(WindowSampling):
         if chosen is None:
             return None
         indices, reversed_ = chosen
-        frames = _RenderedFrames(lazy)
-        return make_sample(
-            [np.asarray(frames[i]) for i in indices],
-            [masks[i] for i in indices],
+        return window_sample(
+            _RenderedFrames(lazy),
+            masks,
             event.object,
-            _VOID,
-            self.num_memory,
-            self.augment,
+            indices,
+            reversed_,
             rng,
-            video=name,
-            frame_indices=indices,
-            reversed_=reversed_,
+            num_memory=self.num_memory,
+            augment=self.augment,
+            name=name,
         )
