@@ -147,6 +147,10 @@ class InferenceConfig:
     # border: one that leaves the frame keeps the area it had whole, so what is left of it (or a blob of
     # background) is not taken for it once it is mostly out, nor a speck for it while it is out
     presence_edge_hold: bool = False
+    # (when set) an object is also absent where its mask does not look like it in its latest given mask:
+    # the cosine of the frame's stride-8 backbone features averaged under the mask and under the given
+    # mask, both taken from the given frame's mean feature, below this (tamvt.memory.likeness)
+    presence_likeness: float | None = None
 
     def __post_init__(self) -> None:
         check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
@@ -180,6 +184,10 @@ class InferenceConfig:
         check(
             self.presence_reference_check is None or 0.0 <= self.presence_reference_check <= 1.0,
             "inference.presence_reference_check must be in [0, 1] or null",
+        )
+        check(
+            self.presence_likeness is None or -1.0 <= self.presence_likeness <= 1.0,
+            "inference.presence_likeness must be in [-1, 1] or null",
         )
 
 

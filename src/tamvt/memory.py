@@ -295,6 +295,10 @@ class PresenceRule:
             inside that readout's mask of it, while that mask is not empty, takes that readout instead
             (its mask went to something its annotated frames do not show, such as a blob of background
             where it was last seen, and the annotated frames see it elsewhere); ``None``: no such check.
+        min_likeness: an object is also absent where its mask does not look like it: the
+            :func:`likeness` of the frame's features under the mask to its :func:`object_look` in the
+            latest given mask is below this (in [-1, 1]; a mask on an occluder or on the background,
+            which the matching took for it because it is where memory saw it); ``None``: no such bound.
     """
 
     min_confidence: float = 0.75
@@ -303,6 +307,44 @@ class PresenceRule:
     min_peak_area: float | None = None
     redetect: str = "memory"
     reference_check: float | None = None
+    min_likeness: float | None = None
+
+
+LOOK_LEVEL = "res3"  # the backbone level an object's look is read from (stride 8: colour and texture)
+
+
+def _pooled(level: Tensor, masks: Tensor) -> Tensor:
+    """``(B, T, C)``: the mean of ``level`` ``(T, C, h, w)`` under each of ``masks`` ``(B, T, H, W)`` (soft
+    or binary, any size: area-resized to the level's); 0 under an empty mask."""
+    level = level.detach().float()
+    m = F.interpolate(masks.detach().float(), size=level.shape[-2:], mode="area")
+    # products and sums, not einsum: autocast would run that in bfloat16, and the look is read in fp32
+    total = (m[:, :, None] * level[None]).sum((-2, -1))  # (B, T, C)
+    return total / m.sum((2, 3))[..., None].clamp(min=1e-6)
+
+
+def object_look(frame: FrameFeatures, masks: Tensor) -> tuple[Tensor, Tensor]:
+    """What ``B`` objects look like in one frame (``T=1``) from their ``masks`` ``(B, 1, H, W)``: their
+    ``look`` ``(B, C)``, the frame's :data:`LOOK_LEVEL` features averaged under each mask, and the
+    ``centre`` ``(B, C)`` it is compared from, the frame's mean feature (for :func:`likeness`)."""
+    level = frame.levels[LOOK_LEVEL]
+    if level.shape[0] != 1:
+        raise ValueError(f"object_look takes one frame, got {level.shape[0]}")
+    look = _pooled(level, masks)[:, 0]  # masks (B, 1, H, W): T = 1
+    centre = level.detach().float().mean((0, 2, 3)).expand_as(look)
+    return look, centre.clone()
+
+
+def likeness(frames: FrameFeatures, logits: Tensor, look: Tensor, centre: Tensor) -> Tensor:
+    """``(B, T)``: how much each object's mask in each frame looks like it, the cosine of the clip's
+    :data:`LOOK_LEVEL` features averaged under the mask (``p > 0.5`` on ``logits`` ``(B, T, h, w)``) and
+    its ``look``, both taken from ``centre`` (:func:`object_look`; measured from the features' mean, the
+    cosine tells apart what plain ReLU features, all positive, do not). 0 for an empty mask."""
+    fg = (logits.detach() > 0).float()
+    pooled = _pooled(frames.levels[LOOK_LEVEL], fg)  # (B, T, C)
+    c = centre.to(pooled)[:, None]
+    like = F.cosine_similarity(pooled - c, (look.to(pooled) - centre.to(pooled))[:, None], dim=-1)
+    return torch.where(fg.flatten(2).any(2), like, torch.zeros_like(like))
 
 
 def logit_stats(logits: Tensor) -> tuple[Tensor, Tensor]:
@@ -332,11 +374,13 @@ def presence(
     rule: PresenceRule,
     given: Tensor | None = None,
     peak: Tensor | None = None,
+    like: Tensor | None = None,
 ) -> Tensor:
     """``(B, T)`` bool: whether each object is present in each frame (:class:`PresenceRule`), from the
     masks' ``area`` and ``conf`` ``(B, T)`` (:func:`logit_stats`), the objects' ``expected`` areas
-    ``(B,)``, for ``rule.max_area`` their ``given`` areas ``(B,)`` and for ``rule.min_peak_area`` their
-    ``peak`` areas ``(B,)`` (fractions of the frame, as ``area``)."""
+    ``(B,)``, for ``rule.max_area`` their ``given`` areas ``(B,)``, for ``rule.min_peak_area`` their
+    ``peak`` areas ``(B,)`` (fractions of the frame, as ``area``) and for ``rule.min_likeness`` the masks'
+    :func:`likeness` ``(B, T)``."""
     ok = (area > 0) & (area >= rule.min_area * expected.to(area)[:, None]) & (conf >= rule.min_confidence)
     if rule.min_peak_area is not None:
         if peak is None:
@@ -347,6 +391,10 @@ def presence(
             raise ValueError("presence: max_area needs the objects' given areas")
         g = given.to(area)[:, None]
         ok &= (area <= rule.max_area * g) | (g <= 0)  # no bound from an empty given mask
+    if rule.min_likeness is not None:
+        if like is None:
+            raise ValueError("presence: min_likeness needs the masks' likeness")
+        ok &= like.to(area.device) >= rule.min_likeness
     return ok
 
 
@@ -408,6 +456,7 @@ def step_clip(
     given_area: Tensor | None = None,
     peak_area: Tensor | None = None,
     lost: Tensor | None = None,
+    look: tuple[Tensor, Tensor] | None = None,
     free: bool = False,
 ) -> ClipOutput:
     """Segment one clip against the bank, then append its last frame + soft prediction to the bank.
@@ -447,6 +496,8 @@ def step_clip(
             ``redetect="reference"`` their logits come from a second readout of the permanent entries alone;
             with ``redetect="anywhere"`` they are the larger of theirs and those of a second readout of the
             whole memory by appearance alone (frames and entries encoded with ``free=True``).
+        look: ``(look, centre)`` ``(B, C)`` each, the objects' :func:`object_look` in their latest given
+            masks (required with the rule's ``min_likeness``).
         free: read the memory by appearance alone for every object (:meth:`TamVT.match` ``free=True``; the
             training's position drop).
     """
@@ -476,7 +527,12 @@ def step_clip(
         if expected_area is None:
             raise ValueError("a presence rule needs the objects' expected areas")
         areas, conf = logit_stats(logits[-1])
-        present = presence(areas, conf, expected_area, presence_rule, given_area, peak_area)  # (B, T)
+        like = None
+        if presence_rule.min_likeness is not None:
+            if look is None:
+                raise ValueError("a presence rule with min_likeness needs the objects' looks")
+            like = likeness(frames, logits[-1], *look)
+        present = presence(areas, conf, expected_area, presence_rule, given_area, peak_area, like)  # (B, T)
         logits = [*logits[:-1], logits[-1].masked_fill(~present[:, :, None, None], OUTSIDE_LOGIT)]
     last = logits[-1][:, -1:].detach()  # (B, 1, H/4, W/4)
     # interpolate logits first, then sigmoid (authors' order)

@@ -49,7 +49,15 @@ from tamvt.errors import SessionError, TamvtError
 from tamvt.inference.session import ClipRecord, ObjectGroup, Session, Walk, nearest_references
 from tamvt.inference.source import check_frame, open_video
 from tamvt.inference.transforms import FrameTransforms
-from tamvt.memory import MemoryBank, PresenceRule, encode_entries, search_region, step_clip, touches_edge
+from tamvt.memory import (
+    MemoryBank,
+    PresenceRule,
+    encode_entries,
+    object_look,
+    search_region,
+    step_clip,
+    touches_edge,
+)
 from tamvt.models.tamvt import FrameFeatures, TamVT
 
 
@@ -119,6 +127,7 @@ class Predictor:
                 min_peak_area=self.config.presence_peak_area,
                 redetect=self.config.presence_redetect,
                 reference_check=self.config.presence_reference_check,
+                min_likeness=self.config.presence_likeness,
             )
             if self.config.presence
             else None
@@ -371,7 +380,7 @@ class Predictor:
                     self._select_references(s, walk, g, self._first_clip_frame(walk, g, idx), (idx, feats))
                     if self.config.search_window is not None:  # from the latest mask given at or before the start
                         self._keep_last_masks(g, self._reference_masks(s, g, g.references[-1])[:, 0])
-                    self._keep_seen_area(s, g, g.references[-1])
+                    self._keep_seen_area(s, g, g.references[-1], (idx, feats))
                 for g in given:
                     if g not in starting:  # a correction met by the walk: finish the clip before it
                         if g.pending:
@@ -379,7 +388,7 @@ class Predictor:
                         self._select_references(s, walk, g, idx + walk.step, (idx, feats))
                         if self.config.search_window is not None:  # the search moves to the correction
                             self._keep_last_masks(g, self._reference_masks(s, g, idx)[:, 0])
-                        self._keep_seen_area(s, g, idx)
+                        self._keep_seen_area(s, g, idx, (idx, feats))
                     for obj, m in zip(g.object_ids, self._given_masks(s, g, idx), strict=True):
                         rec.probs[obj] = torch.from_numpy(m.astype(np.float32))
                 for g in segmenting:
@@ -434,6 +443,7 @@ class Predictor:
             given_area=g.given_area,
             peak_area=g.peak_area,
             lost=g.lost,
+            look=None if g.look is None or g.look_centre is None else (g.look, g.look_centre),
         )
         del clip
         self._keep_last_masks(g, out.memory_mask[:, 0])
@@ -468,13 +478,23 @@ class Predictor:
                 rec.probs[obj] = probs[b]
             rec.waiting.discard(g.key)
 
-    def _keep_seen_area(self, s: Session, g: ObjectGroup, frame_idx: int) -> None:
+    def _keep_seen_area(
+        self, s: Session, g: ObjectGroup, frame_idx: int, here: tuple[int, FrameFeatures] | None = None
+    ) -> None:
         """Presence rule: the objects' areas (fractions of the frame) in the masks given in ``frame_idx``
-        are their expected and given areas from there on. An empty correction ("not visible here") keeps
-        the areas the object had, so it can be found again."""
+        are their expected and given areas from there on, and with ``presence_likeness`` their looks
+        there too (``here``: a frame's features at hand). An empty correction ("not visible here") keeps
+        the areas and the look the object had, so it can be found again."""
         if self.presence_rule is None:
             return
-        area = self._reference_masks(s, g, frame_idx).flatten(1).float().mean(1)  # (B,)
+        masks = self._reference_masks(s, g, frame_idx)
+        area = masks.flatten(1).float().mean(1)  # (B,)
+        if self.presence_rule.min_likeness is not None:
+            feats = here[1] if here is not None and here[0] == frame_idx else self._encode_frame(s, frame_idx)
+            look, centre = object_look(feats, masks)
+            keep = (area > 0)[:, None]
+            g.look = look if g.look is None else torch.where(keep, look, g.look.to(look))
+            g.look_centre = centre if g.look_centre is None else torch.where(keep, centre, g.look_centre.to(centre))
         g.seen_area = area if g.seen_area is None else torch.where(area > 0, area, g.seen_area.to(area))
         g.given_area = area if g.given_area is None else torch.where(area > 0, area, g.given_area.to(area))
         # the peak starts again from each given mask (a correction's object may be smaller for good)

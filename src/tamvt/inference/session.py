@@ -123,7 +123,7 @@ class ResultStore:
 
 
 # ObjectGroup's tensors with one row per object (dropped with the object)
-PER_OBJECT_STATE = ("last_masks", "seen_area", "given_area", "peak_area", "lost")
+PER_OBJECT_STATE = ("last_masks", "seen_area", "given_area", "peak_area", "lost", "look", "look_centre")
 
 
 @dataclass(eq=False)
@@ -151,6 +151,9 @@ class ObjectGroup:
             rule), for the rule's ``presence_peak_area``; None when the rule is off.
         lost: ``(B,)`` bool, each object absent from the newest frame segmented (or given empty), for the
             rule's ``presence_redetect``; None when the rule is off.
+        look, look_centre: ``(B, C)`` each, the objects' look in the latest given mask met and the centre it
+            is measured from (:func:`tamvt.memory.object_look`; an empty correction keeps the one before),
+            for the rule's ``presence_likeness``; None when that is off.
     """
 
     key: int
@@ -165,6 +168,8 @@ class ObjectGroup:
     given_area: Tensor | None = None
     peak_area: Tensor | None = None
     lost: Tensor | None = None
+    look: Tensor | None = None
+    look_centre: Tensor | None = None
 
     @property
     def encoded(self) -> bool:
