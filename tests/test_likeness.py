@@ -58,6 +58,16 @@ def test_object_look_and_likeness_by_hand():
     assert torch.allclose(like, torch.tensor([expected]), atol=1e-5), like
 
 
+def test_likeness_takes_the_closest_of_several_looks():
+    frame = _features()
+    centre = torch.tensor([1.5, 1.5, 0.5])
+    looks = torch.stack([torch.tensor([4.0, 0, 0]), torch.tensor([0.0, 4, 0])])[None]  # (1, 2, 3)
+    like = likeness(frame, _logits(OBJECT, OTHER), looks, centre.expand(1, 2, 3))
+    assert torch.allclose(like, torch.ones(1, 2), atol=1e-5), like  # each mask is one of the two looks
+    alone = likeness(frame, _logits(OBJECT, OTHER), looks[:, 0], centre[None])
+    assert torch.allclose(alone, torch.tensor([[1.0, -7.25 / 8.75]]), atol=1e-5), alone
+
+
 def test_presence_bound():
     area, conf = torch.full((1, 3), 0.25), torch.full((1, 3), 0.9)
     like = torch.tensor([[0.9, 0.5, 0.2]])
@@ -70,6 +80,7 @@ def test_presence_bound():
 
 def test_config():
     assert TamvtConfig().inference.presence_likeness is None
+    assert TamvtConfig().inference.presence_likeness_recent is False
     assert apply_overrides(TamvtConfig(), ["inference.presence_likeness=0.5"]).inference.presence_likeness == 0.5
     with pytest.raises(TamvtError, match="presence_likeness must be in"):
         apply_overrides(TamvtConfig(), ["inference.presence_likeness=1.5"])
@@ -165,3 +176,72 @@ def test_engine_reads_the_look_in_the_given_masks_and_keeps_a_dimmed_object():
         mp.setattr(predictor_module, "step_clip", recording)
         _run(True, frames[:12], truth[:12])
     assert seen and all(s is None for s in seen)
+
+
+# ---- benchmarks/look_separation.py -----------------------------------------------------------------------
+
+
+def _look_separation():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "look_separation.py"
+    spec = importlib.util.spec_from_file_location("look_separation_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_look_separation_by_hand(tmp_path, capsys):
+    script = _look_separation()
+    good, bad = np.array([0.9, 0.8, 0.7, 0.6]), np.array([0.1, 0.75])
+    auc, rows = script.separation(good, bad)
+    assert auc == pytest.approx(6 / 8)  # pairs with good > bad: 0.9, 0.8 over both; 0.7, 0.6 over 0.1
+    q, threshold, share = rows[-1]  # the 5 % quantile of the good ones: 0.6 + 0.15 * 0.1
+    assert q == 5.0 and threshold == pytest.approx(0.615) and share == 0.5
+    with pytest.raises(ValueError, match="good and bad"):
+        script.separation(good, np.array([]))
+    assert script.main(["--work", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("look_separation: ") and "missing" in err[0], err
+
+
+@pytest.mark.slow
+def test_recent_look_is_the_newest_frame_written_while_present():
+    """With ``presence_likeness_recent`` the clip step also gets each object's look in the newest frame
+    written to memory while it was there (the given look first): the output mask of that frame, read
+    on that frame."""
+    import tamvt.inference.predictor as predictor_module
+    from tamvt.checkpoint import shipped_model_path
+    from tamvt.inference import Predictor
+
+    frames, truth = _render([20 + 3 * t for t in range(24)], 80, None, seed=4)
+    seen: list = []
+    original = predictor_module.step_clip
+
+    def recording(*args, look=None, **kwargs):
+        seen.append(look)
+        return original(*args, look=look, **kwargs)
+
+    predictor = Predictor.from_checkpoint(
+        shipped_model_path(), presence=True, presence_likeness=0.5, presence_likeness_recent=True
+    )
+    records: list = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(predictor_module, "step_clip", recording)
+        session = predictor.start(frames, on_clip=records.append)
+        predictor.add_mask(session, 0, 1, truth[0])
+        probs = {i: r.probs[0].clone() for i, r in predictor.propagate(session)}
+    written = [r.frames[-1] for r in records if r.written]
+    assert len(seen) == len(records) >= 3 and written == [r.frames[-1] for r in records[:-1]], written
+    first_look, first_centre = seen[0]
+    assert first_look.shape == first_centre.shape and first_look.ndim == 2  # nothing written yet: the given look
+    with torch.inference_mode(), predictor._autocast():
+        for look, record in zip(seen[1:], records[:-1], strict=True):
+            held, held_centre = look
+            assert held.ndim == 3 and held.shape[1] == 2
+            assert torch.allclose(held[:, 0], first_look) and torch.allclose(held_centre[:, 0], first_centre)
+            f = record.frames[-1]  # the frame this clip wrote
+            mask = (probs[f] > 0.5).float()[None, None].to(held)
+            look_f, centre_f = object_look(predictor._encode(frames[f]), mask)
+            assert torch.allclose(held[:, 1], look_f, atol=1e-3) and torch.allclose(held_centre[:, 1], centre_f)

@@ -339,11 +339,15 @@ def likeness(frames: FrameFeatures, logits: Tensor, look: Tensor, centre: Tensor
     """``(B, T)``: how much each object's mask in each frame looks like it, the cosine of the clip's
     :data:`LOOK_LEVEL` features averaged under the mask (``p > 0.5`` on ``logits`` ``(B, T, h, w)``) and
     its ``look``, both taken from ``centre`` (:func:`object_look`; measured from the features' mean, the
-    cosine tells apart what plain ReLU features, all positive, do not). 0 for an empty mask."""
+    cosine tells apart what plain ReLU features, all positive, do not). ``look`` and ``centre`` are
+    ``(B, C)``, or ``(B, K, C)`` for ``K`` looks of each object (the largest cosine counts). 0 for an
+    empty mask."""
+    if look.ndim == 2:
+        look, centre = look[:, None], centre[:, None]
     fg = (logits.detach() > 0).float()
-    pooled = _pooled(frames.levels[LOOK_LEVEL], fg)  # (B, T, C)
-    c = centre.to(pooled)[:, None]
-    like = F.cosine_similarity(pooled - c, (look.to(pooled) - centre.to(pooled))[:, None], dim=-1)
+    pooled = _pooled(frames.levels[LOOK_LEVEL], fg)[:, :, None]  # (B, T, 1, C)
+    c = centre.to(pooled)[:, None]  # (B, 1, K, C)
+    like = F.cosine_similarity(pooled - c, look.to(pooled)[:, None] - c, dim=-1).amax(2)  # (B, T)
     return torch.where(fg.flatten(2).any(2), like, torch.zeros_like(like))
 
 

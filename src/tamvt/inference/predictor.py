@@ -443,8 +443,10 @@ class Predictor:
             given_area=g.given_area,
             peak_area=g.peak_area,
             lost=g.lost,
-            look=None if g.look is None or g.look_centre is None else (g.look, g.look_centre),
+            look=self._looks(g),
         )
+        if self.config.presence_likeness_recent and out.present is not None and out.written:
+            self._keep_recent_look(g, clip.select(-1), out.memory_mask > 0.5, out.present[:, -1])
         del clip
         self._keep_last_masks(g, out.memory_mask[:, 0])
         if out.present is not None and out.areas is not None and g.seen_area is not None:
@@ -495,12 +497,34 @@ class Predictor:
             keep = (area > 0)[:, None]
             g.look = look if g.look is None else torch.where(keep, look, g.look.to(look))
             g.look_centre = centre if g.look_centre is None else torch.where(keep, centre, g.look_centre.to(centre))
+            if g.recent_look is not None:  # a mask given here is how the object looks now
+                g.recent_look = torch.where(keep[:, :, None], torch.stack([look, centre], 1), g.recent_look.to(look))
         g.seen_area = area if g.seen_area is None else torch.where(area > 0, area, g.seen_area.to(area))
         g.given_area = area if g.given_area is None else torch.where(area > 0, area, g.given_area.to(area))
         # the peak starts again from each given mask (a correction's object may be smaller for good)
         g.peak_area = area if g.peak_area is None else torch.where(area > 0, area, g.peak_area.to(area))
         # a mask given here: the object is not lost (an empty correction says it is not visible here)
         g.lost = area <= 0 if g.lost is None else g.lost.to(area.device) & (area <= 0)
+
+    def _looks(self, g: ObjectGroup) -> tuple[Tensor, Tensor] | None:
+        """The objects' looks and their centres for the rule's ``presence_likeness``: ``(B, C)`` each, the
+        given masks'; ``(B, 2, C)`` with the recent look too (``presence_likeness_recent``, once written)."""
+        if g.look is None or g.look_centre is None:
+            return None
+        if g.recent_look is None:
+            return g.look, g.look_centre
+        recent = g.recent_look.to(g.look)
+        return torch.stack([g.look, recent[:, 0]], 1), torch.stack([g.look_centre, recent[:, 1]], 1)
+
+    def _keep_recent_look(self, g: ObjectGroup, frame: FrameFeatures, masks: Tensor, present: Tensor) -> None:
+        """``presence_likeness_recent``: the looks of the objects ``present`` ``(B,)`` in ``frame``, just
+        written to memory with ``masks`` ``(B, 1, H, W)``, are their recent looks (the others keep theirs)."""
+        look, centre = object_look(frame, masks)
+        now = torch.stack([look, centre], 1)  # (B, 2, C)
+        if g.recent_look is None:  # an object not present yet compares with its given look
+            given = None if g.look is None or g.look_centre is None else torch.stack([g.look, g.look_centre], 1)
+            g.recent_look = now if given is None else given.to(look)
+        g.recent_look = torch.where(present.to(look.device)[:, None, None], now, g.recent_look.to(look))
 
     def _keep_last_masks(self, g: ObjectGroup, masks: Tensor) -> None:
         """Local search: the group's newest masks ``(B, h, w)`` (soft or binary, input size) bound the next clip."""

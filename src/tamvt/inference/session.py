@@ -123,7 +123,7 @@ class ResultStore:
 
 
 # ObjectGroup's tensors with one row per object (dropped with the object)
-PER_OBJECT_STATE = ("last_masks", "seen_area", "given_area", "peak_area", "lost", "look", "look_centre")
+PER_OBJECT_STATE = ("last_masks", "seen_area", "given_area", "peak_area", "lost", "look", "look_centre", "recent_look")
 
 
 @dataclass(eq=False)
@@ -154,6 +154,8 @@ class ObjectGroup:
         look, look_centre: ``(B, C)`` each, the objects' look in the latest given mask met and the centre it
             is measured from (:func:`tamvt.memory.object_look`; an empty correction keeps the one before),
             for the rule's ``presence_likeness``; None when that is off.
+        recent_look: ``(B, 2, C)``, each object's look and centre in the newest frame written to memory
+            while it was present there (``presence_likeness_recent``); None until one is written, or off.
     """
 
     key: int
@@ -170,6 +172,7 @@ class ObjectGroup:
     lost: Tensor | None = None
     look: Tensor | None = None
     look_centre: Tensor | None = None
+    recent_look: Tensor | None = None
 
     @property
     def encoded(self) -> bool:
