@@ -170,11 +170,11 @@ def test_engine_reads_the_look_in_the_given_masks_and_keeps_a_dimmed_object():
     assert seen and all(s is not None for s in seen)
     for held, held_centre in seen:
         assert torch.allclose(held, look, atol=1e-4) and torch.allclose(held_centre, centre, atol=1e-4)
-    # off: no look is kept or handed over
+    # off (the recent look alone does nothing): no look is kept or handed over
     seen.clear()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(predictor_module, "step_clip", recording)
-        _run(True, frames[:12], truth[:12])
+        _run(True, frames[:12], truth[:12], presence_likeness_recent=True)
     assert seen and all(s is None for s in seen)
 
 

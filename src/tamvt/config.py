@@ -151,8 +151,9 @@ class InferenceConfig:
     # the cosine of the frame's stride-8 backbone features averaged under the mask and under the given
     # mask, both taken from the given frame's mean feature, below this (tamvt.memory.likeness)
     presence_likeness: float | None = None
-    # with presence_likeness: also compare with the object's look in the newest frame written to memory
-    # while it was present (as it looks now, for an object that changes over the video); the larger counts
+    # with presence_likeness (no effect without it): also compare with the object's look in the newest frame
+    # written to memory while it was present (as it looks now, for an object that changes over the video);
+    # the larger cosine counts
     presence_likeness_recent: bool = False
 
     def __post_init__(self) -> None:

@@ -500,8 +500,9 @@ def step_clip(
             ``redetect="reference"`` their logits come from a second readout of the permanent entries alone;
             with ``redetect="anywhere"`` they are the larger of theirs and those of a second readout of the
             whole memory by appearance alone (frames and entries encoded with ``free=True``).
-        look: ``(look, centre)`` ``(B, C)`` each, the objects' :func:`object_look` in their latest given
-            masks (required with the rule's ``min_likeness``).
+        look: ``(look, centre)``, the objects' :func:`object_look` in their latest given masks, ``(B, C)``
+            each, or ``(B, K, C)`` with ``K`` looks per object (:func:`likeness`; required with the rule's
+            ``min_likeness``).
         free: read the memory by appearance alone for every object (:meth:`TamVT.match` ``free=True``; the
             training's position drop).
     """

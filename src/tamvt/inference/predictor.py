@@ -445,7 +445,8 @@ class Predictor:
             lost=g.lost,
             look=self._looks(g),
         )
-        if self.config.presence_likeness_recent and out.present is not None and out.written:
+        looked = self.presence_rule is not None and self.presence_rule.min_likeness is not None
+        if looked and self.config.presence_likeness_recent and out.present is not None and out.written:
             self._keep_recent_look(g, clip.select(-1), out.memory_mask > 0.5, out.present[:, -1])
         del clip
         self._keep_last_masks(g, out.memory_mask[:, 0])
