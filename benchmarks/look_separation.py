@@ -39,6 +39,7 @@ def record_sequence(predictor, seq) -> list[tuple[int, int, float, bool, float, 
     """``(object, frame, likeness, present, J, share of the mask on the object)`` for every object and
     frame segmented (not the given ones)."""
     import tamvt.memory as memory
+    from tamvt.commands.predict import add_first_masks
     from tamvt.evaluation.metrics import region_similarity
 
     likes: list = []
@@ -60,11 +61,7 @@ def record_sequence(predictor, seq) -> list[tuple[int, int, float, bool, float, 
     memory.presence = recording
     try:
         session = predictor.start(seq, keep_results=False, on_clip=on_clip)
-        for ref in sorted(set(seq.objects.values())):
-            gt = seq.read_mask(ref)
-            for obj in sorted(o for o, r in seq.objects.items() if r == ref):
-                if (gt == obj).any():
-                    predictor.add_mask(session, ref, obj, gt == obj)
+        add_first_masks(predictor, session, seq)  # as tamvt predict does
         rows = []
         for idx, result in predictor.propagate(session, start=0):
             truth = seq.read_mask(idx)

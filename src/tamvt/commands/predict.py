@@ -59,6 +59,22 @@ def distributed_rank() -> tuple[int, int, int]:
     return rank, world, local
 
 
+def add_first_masks(predictor, session, seq) -> list[str]:
+    """Give ``session`` every object of ``seq`` in its first annotated frame; returns the warnings for the
+    objects skipped, those whose first mask is empty."""
+    warnings = []
+    for ref in sorted(set(seq.objects.values())):
+        gt = seq.read_mask(ref)
+        for obj in sorted(o for o, r in seq.objects.items() if r == ref):
+            if not (gt == obj).any():
+                warnings.append(
+                    f"{seq.name}: object {obj} is empty in its first annotation ({seq.frame_names[ref]}); not tracked"
+                )
+                continue
+            predictor.add_mask(session, ref, obj, gt == obj)
+    return warnings
+
+
 def predict_sequence(
     predictor, seq, folder: Path, progress: bool = False, save_probs: bool = False
 ) -> tuple[int, list[str]]:
@@ -74,18 +90,8 @@ def predict_sequence(
     from tamvt.data.palette import read_index_png, write_index_png
 
     session = predictor.start(seq, keep_results=False)
-    warnings = []
-    first_ref = min(seq.objects.values())
-    _, palette = read_index_png(seq.mask_paths[first_ref])
-    for ref in sorted(set(seq.objects.values())):
-        gt = seq.read_mask(ref)
-        for obj in sorted(o for o, r in seq.objects.items() if r == ref):
-            if not (gt == obj).any():
-                warnings.append(
-                    f"{seq.name}: object {obj} is empty in its first annotation ({seq.frame_names[ref]}); not tracked"
-                )
-                continue
-            predictor.add_mask(session, ref, obj, gt == obj)
+    _, palette = read_index_png(seq.mask_paths[min(seq.objects.values())])
+    warnings = add_first_masks(predictor, session, seq)
     folder.mkdir(parents=True)
     written = 0
     frames = predictor.propagate(session, start=0) if session.annotations else ((i, None) for i in range(len(seq)))

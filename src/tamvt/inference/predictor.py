@@ -494,12 +494,10 @@ class Predictor:
         area = masks.flatten(1).float().mean(1)  # (B,)
         if self.presence_rule.min_likeness is not None:
             feats = here[1] if here is not None and here[0] == frame_idx else self._encode_frame(s, frame_idx)
-            look, centre = object_look(feats, masks)
-            keep = (area > 0)[:, None]
-            g.look = look if g.look is None else torch.where(keep, look, g.look.to(look))
-            g.look_centre = centre if g.look_centre is None else torch.where(keep, centre, g.look_centre.to(centre))
-            if g.recent_look is not None:  # a mask given here is how the object looks now
-                g.recent_look = torch.where(keep[:, :, None], torch.stack([look, centre], 1), g.recent_look.to(look))
+            given = torch.stack(object_look(feats, masks), 1)[:, None]  # (B, 1, 2, C)
+            # a mask given here is how the object looks now: its recent look too, if it has one
+            keep = (area > 0)[:, None, None, None]
+            g.looks = given if g.looks is None else torch.where(keep, given, g.looks.to(given))
         g.seen_area = area if g.seen_area is None else torch.where(area > 0, area, g.seen_area.to(area))
         g.given_area = area if g.given_area is None else torch.where(area > 0, area, g.given_area.to(area))
         # the peak starts again from each given mask (a correction's object may be smaller for good)
@@ -510,22 +508,22 @@ class Predictor:
     def _looks(self, g: ObjectGroup) -> tuple[Tensor, Tensor] | None:
         """The objects' looks and their centres for the rule's ``presence_likeness``: ``(B, C)`` each, the
         given masks'; ``(B, 2, C)`` with the recent look too (``presence_likeness_recent``, once written)."""
-        if g.look is None or g.look_centre is None:
+        if g.looks is None:
             return None
-        if g.recent_look is None:
-            return g.look, g.look_centre
-        recent = g.recent_look.to(g.look)
-        return torch.stack([g.look, recent[:, 0]], 1), torch.stack([g.look_centre, recent[:, 1]], 1)
+        looks = g.looks[:, 0] if g.looks.shape[1] == 1 else g.looks
+        return looks[..., 0, :], looks[..., 1, :]
 
     def _keep_recent_look(self, g: ObjectGroup, frame: FrameFeatures, masks: Tensor, present: Tensor) -> None:
         """``presence_likeness_recent``: the looks of the objects ``present`` ``(B,)`` in ``frame``, just
-        written to memory with ``masks`` ``(B, 1, H, W)``, are their recent looks (the others keep theirs)."""
-        look, centre = object_look(frame, masks)
-        now = torch.stack([look, centre], 1)  # (B, 2, C)
-        if g.recent_look is None:  # an object not present yet compares with its given look
-            given = None if g.look is None or g.look_centre is None else torch.stack([g.look, g.look_centre], 1)
-            g.recent_look = now if given is None else given.to(look)
-        g.recent_look = torch.where(present.to(look.device)[:, None, None], now, g.recent_look.to(look))
+        written to memory with ``masks`` ``(B, 1, H, W)``, are their recent looks (the others keep theirs;
+        an object not present yet compares with its given look)."""
+        if g.looks is None:
+            return
+        now = torch.stack(object_look(frame, masks), 1)  # (B, 2, C)
+        given = g.looks[:, :1].to(now)
+        recent = given[:, 0] if g.looks.shape[1] == 1 else g.looks[:, 1].to(now)
+        recent = torch.where(present.to(now.device)[:, None, None], now, recent)
+        g.looks = torch.cat([given, recent[:, None]], 1)
 
     def _keep_last_masks(self, g: ObjectGroup, masks: Tensor) -> None:
         """Local search: the group's newest masks ``(B, h, w)`` (soft or binary, input size) bound the next clip."""

@@ -123,7 +123,7 @@ class ResultStore:
 
 
 # ObjectGroup's tensors with one row per object (dropped with the object)
-PER_OBJECT_STATE = ("last_masks", "seen_area", "given_area", "peak_area", "lost", "look", "look_centre", "recent_look")
+PER_OBJECT_STATE = ("last_masks", "seen_area", "given_area", "peak_area", "lost", "looks")
 
 
 @dataclass(eq=False)
@@ -151,11 +151,11 @@ class ObjectGroup:
             rule), for the rule's ``presence_peak_area``; None when the rule is off.
         lost: ``(B,)`` bool, each object absent from the newest frame segmented (or given empty), for the
             rule's ``presence_redetect``; None when the rule is off.
-        look, look_centre: ``(B, C)`` each, the objects' look in the latest given mask met and the centre it
-            is measured from (:func:`tamvt.memory.object_look`; an empty correction keeps the one before),
-            for the rule's ``presence_likeness``; None when that is off.
-        recent_look: ``(B, 2, C)``, each object's look and centre in the newest frame written to memory
-            while it was present there (``presence_likeness_recent``); None until one is written, or off.
+        looks: ``(B, K, 2, C)``, each object's looks, each with the centre it is measured from
+            (:func:`tamvt.memory.object_look`), for the rule's ``presence_likeness``: first the look in the
+            latest given mask met (an empty correction keeps the one before), then (``K = 2``, with
+            ``presence_likeness_recent``, once a frame is written) the look in the newest frame written to
+            memory while it was present there; None when the bound is off.
     """
 
     key: int
@@ -170,9 +170,7 @@ class ObjectGroup:
     given_area: Tensor | None = None
     peak_area: Tensor | None = None
     lost: Tensor | None = None
-    look: Tensor | None = None
-    look_centre: Tensor | None = None
-    recent_look: Tensor | None = None
+    looks: Tensor | None = None
 
     @property
     def encoded(self) -> bool:
