@@ -78,12 +78,36 @@ def test_presence_bound():
         presence(area, conf, torch.tensor([0.25]), rule)
 
 
+def test_presence_bound_only_below_the_peak():
+    # four frames: unlike and shrunk / unlike but whole / like and shrunk / shrunk, unlike, at the edge
+    area = torch.tensor([[0.05, 0.25, 0.05, 0.0749]])
+    conf = torch.full((1, 4), 0.9)
+    like = torch.tensor([[0.2, 0.2, 0.9, 0.6]])
+    rule = PresenceRule(0.5, 0.1, min_likeness=0.7, likeness_peak=0.3)  # shrunk: below 0.3 * 0.25 = 0.075
+    got = presence(area, conf, torch.tensor([0.25]), rule, peak=torch.tensor([0.25]), like=like)
+    assert got.tolist() == [[False, True, True, False]]
+    with pytest.raises(ValueError, match="peak"):
+        presence(area, conf, torch.tensor([0.25]), rule, like=like)
+
+
 def test_config():
     assert TamvtConfig().inference.presence_likeness is None
     assert TamvtConfig().inference.presence_likeness_recent is False
     assert apply_overrides(TamvtConfig(), ["inference.presence_likeness=0.5"]).inference.presence_likeness == 0.5
     with pytest.raises(TamvtError, match="presence_likeness must be in"):
         apply_overrides(TamvtConfig(), ["inference.presence_likeness=1.5"])
+    assert TamvtConfig().inference.presence_likeness_peak is None
+    with pytest.raises(TamvtError, match="presence_likeness_peak must be in"):
+        apply_overrides(TamvtConfig(), ["inference.presence_likeness_peak=-0.1"])
+
+
+def test_engine_hands_the_peak_fraction_to_the_rule():
+    from tamvt.checkpoint import shipped_model_path
+    from tamvt.inference import Predictor
+
+    predictor = Predictor.from_checkpoint(shipped_model_path(), presence_likeness=0.7, presence_likeness_peak=0.3)
+    assert predictor.presence_rule is not None
+    assert (predictor.presence_rule.min_likeness, predictor.presence_rule.likeness_peak) == (0.7, 0.3)
 
 
 class _FixedModel:

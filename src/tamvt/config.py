@@ -155,6 +155,10 @@ class InferenceConfig:
     # written to memory while it was present (as it looks now, for an object that changes over the video);
     # the larger cosine counts
     presence_likeness_recent: bool = False
+    # with presence_likeness (no effect without it; when set): that bound counts only where the mask's area
+    # is also below this fraction of the largest area the object had since its latest given mask (as
+    # presence_peak_area): a mask unlike the object that shrank as it left or slid under a cover
+    presence_likeness_peak: float | None = None
 
     def __post_init__(self) -> None:
         check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
@@ -192,6 +196,10 @@ class InferenceConfig:
         check(
             self.presence_likeness is None or -1.0 <= self.presence_likeness <= 1.0,
             "inference.presence_likeness must be in [-1, 1] or null",
+        )
+        check(
+            self.presence_likeness_peak is None or 0.0 <= self.presence_likeness_peak <= 1.0,
+            "inference.presence_likeness_peak must be in [0, 1] or null",
         )
 
 

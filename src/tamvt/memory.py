@@ -299,6 +299,10 @@ class PresenceRule:
             :func:`likeness` of the frame's features under the mask to its :func:`object_look` in the
             latest given mask is below this (in [-1, 1]; a mask on an occluder or on the background,
             which the matching took for it because it is where memory saw it); ``None``: no such bound.
+        likeness_peak: with ``min_likeness``, that bound counts only where the mask's area is also below
+            this fraction of the object's ``peak`` area (in [0, 1]): a mask that does not look like the
+            object *and* shrank as it left or slid under a cover (an object that changes over a long
+            video keeps its mask while it stays about its size); ``None``: the bound counts everywhere.
     """
 
     min_confidence: float = 0.75
@@ -308,6 +312,7 @@ class PresenceRule:
     redetect: str = "memory"
     reference_check: float | None = None
     min_likeness: float | None = None
+    likeness_peak: float | None = None
 
 
 LOOK_LEVEL = "res3"  # the backbone level an object's look is read from (stride 8: colour and texture)
@@ -383,8 +388,8 @@ def presence(
     """``(B, T)`` bool: whether each object is present in each frame (:class:`PresenceRule`), from the
     masks' ``area`` and ``conf`` ``(B, T)`` (:func:`logit_stats`), the objects' ``expected`` areas
     ``(B,)``, for ``rule.max_area`` their ``given`` areas ``(B,)``, for ``rule.min_peak_area`` their
-    ``peak`` areas ``(B,)`` (fractions of the frame, as ``area``) and for ``rule.min_likeness`` the masks'
-    :func:`likeness` ``(B, T)``."""
+    ``peak`` areas ``(B,)`` (fractions of the frame, as ``area``; also for ``rule.likeness_peak``) and for
+    ``rule.min_likeness`` the masks' :func:`likeness` ``(B, T)``."""
     ok = (area > 0) & (area >= rule.min_area * expected.to(area)[:, None]) & (conf >= rule.min_confidence)
     if rule.min_peak_area is not None:
         if peak is None:
@@ -398,7 +403,12 @@ def presence(
     if rule.min_likeness is not None:
         if like is None:
             raise ValueError("presence: min_likeness needs the masks' likeness")
-        ok &= like.to(area.device) >= rule.min_likeness
+        unlike = like.to(area.device) < rule.min_likeness
+        if rule.likeness_peak is not None:
+            if peak is None:
+                raise ValueError("presence: likeness_peak needs the objects' peak areas")
+            unlike &= area < rule.likeness_peak * peak.to(area)[:, None]
+        ok &= ~unlike
     return ok
 
 

@@ -128,6 +128,7 @@ class Predictor:
                 redetect=self.config.presence_redetect,
                 reference_check=self.config.presence_reference_check,
                 min_likeness=self.config.presence_likeness,
+                likeness_peak=self.config.presence_likeness_peak,
             )
             if self.config.presence
             else None
