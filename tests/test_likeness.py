@@ -7,6 +7,7 @@ dimmed object is still itself)."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 from pathlib import Path
@@ -225,6 +226,13 @@ def test_look_separation_by_hand(tmp_path, capsys):
     assert q == 5.0 and threshold == pytest.approx(0.615) and share == 0.5
     with pytest.raises(ValueError, match="good and bad"):
         script.separation(good, np.array([]))
+    # --rule: (likeness, area / peak, _) rows; the peak fraction narrows the bound to shrunk masks
+    rows = [(0.2, 0.1, False), (0.2, 0.9, False), (0.9, 0.1, True), (0.6, 0.29, True)]
+    assert script.emptied(rows, 0.7, None) == 0.75
+    assert script.emptied(rows, 0.7, 0.3) == 0.5  # the first and the last
+    assert script.parse_rule("0.8:0.3") == (0.8, 0.3) and script.parse_rule("0.5") == (0.5, None)
+    with pytest.raises(argparse.ArgumentTypeError, match="S or S:F"):
+        script.parse_rule("a:b")
     assert script.main(["--work", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("look_separation: ") and "missing" in err[0], err
