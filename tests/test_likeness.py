@@ -19,7 +19,17 @@ import torch
 
 from tamvt.config import TamvtConfig, apply_overrides
 from tamvt.errors import TamvtError
-from tamvt.memory import LOOK_LEVEL, OUTSIDE_LOGIT, MemoryBank, PresenceRule, likeness, object_look, presence, step_clip
+from tamvt.memory import (
+    LOOK_LEVEL,
+    OUTSIDE_LOGIT,
+    MemoryBank,
+    PresenceRule,
+    likeness,
+    object_look,
+    presence,
+    step_clip,
+    unlike_runs,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_presence import SIDE, _render, _run  # noqa: E402  (the hand-made videos of the presence tests)
@@ -91,6 +101,22 @@ def test_presence_bound_only_below_the_peak():
         presence(area, conf, torch.tensor([0.25]), rule, like=like)
 
 
+def test_presence_bound_counts_frames_in_a_row_across_clips():
+    # unlike and shrunk in frames 1, 2 (clip 1) and 3 (clip 2), like again in frame 4
+    unlike = torch.tensor([[False, True], [True, True]])  # two clips of one object, stacked by hand
+    assert unlike_runs(unlike[:1]).tolist() == [[0, 1]]
+    assert unlike_runs(unlike[1:], torch.tensor([1])).tolist() == [[2, 3]]
+    assert unlike_runs(torch.tensor([[True, False, True]]), torch.tensor([5])).tolist() == [[6, 0, 1]]
+    area, conf, peak = torch.full((1, 2), 0.05), torch.full((1, 2), 0.9), torch.tensor([0.25])
+    rule = PresenceRule(0.5, 0.1, min_likeness=0.7, likeness_peak=0.3, likeness_frames=3)
+    like = torch.tensor([[0.2, 0.2]])
+    kept = presence(area, conf, torch.tensor([0.25]), rule, peak=peak, like=like, run=torch.tensor([1]))
+    assert kept.tolist() == [[True, False]]  # the 2nd and 3rd unlike frames in a row: out at the 3rd
+    assert presence(area, conf, torch.tensor([0.25]), rule, peak=peak, like=like).all()  # no count before
+    once = PresenceRule(0.5, 0.1, min_likeness=0.7, likeness_peak=0.3)  # the default: the first frame
+    assert not presence(area, conf, torch.tensor([0.25]), once, peak=peak, like=like).any()
+
+
 def test_config():
     assert TamvtConfig().inference.presence_likeness is None
     assert TamvtConfig().inference.presence_likeness_recent is False
@@ -98,6 +124,9 @@ def test_config():
     with pytest.raises(TamvtError, match="presence_likeness must be in"):
         apply_overrides(TamvtConfig(), ["inference.presence_likeness=1.5"])
     assert TamvtConfig().inference.presence_likeness_peak is None
+    assert TamvtConfig().inference.presence_likeness_frames == 1
+    with pytest.raises(TamvtError, match="presence_likeness_frames must be >= 1"):
+        apply_overrides(TamvtConfig(), ["inference.presence_likeness_frames=0"])
     with pytest.raises(TamvtError, match="presence_likeness_peak must be in"):
         apply_overrides(TamvtConfig(), ["inference.presence_likeness_peak=-0.1"])
 
@@ -155,6 +184,26 @@ def test_step_clip_empties_a_mask_that_does_not_look_like_the_object():
     assert plain.present is not None and plain.present.all()  # the same masks pass the rule without the bound
     with pytest.raises(ValueError, match="looks"):
         step_clip(_FixedModel(logits), bank, clip, frame=2, presence_rule=rule, expected_area=expected)
+    # with likeness_frames=2 the mask on the other thing is kept the first time, emptied the second,
+    # the count carried from one clip to the next
+    slow = PresenceRule(0.5, 0.2, min_likeness=0.5, likeness_frames=2)
+    first = step_clip(_FixedModel(logits), bank, clip, frame=2, presence_rule=slow, expected_area=expected, look=look)
+    assert first.present is not None and first.present.all() and first.unlike_run is not None
+    assert first.unlike_run.tolist() == [1]
+    back = _logits(OTHER, OBJECT)  # the next clip: still on the other thing, then back on the object
+    again = step_clip(
+        _FixedModel(back),
+        bank,
+        clip,
+        frame=4,
+        presence_rule=slow,
+        expected_area=expected,
+        look=look,
+        unlike_run=first.unlike_run,
+    )
+    assert again.present is not None and again.present.tolist() == [[False, True]]  # the 2nd in a row
+    assert again.unlike_run is not None and again.unlike_run.tolist() == [0]  # back on it: the count is 0
+    assert out.unlike_run is None  # not counted with likeness_frames=1
 
 
 # ---- the engine, with the shipped model ------------------------------------------------------------------
@@ -277,3 +326,32 @@ def test_recent_look_is_the_newest_frame_written_while_present():
             mask = (probs[f] > 0.5).float()[None, None].to(held)
             look_f, centre_f = object_look(predictor._encode(frames[f]), mask)
             assert torch.allclose(held[:, 1], look_f, atol=1e-3) and torch.allclose(held_centre[:, 1], centre_f)
+
+
+@pytest.mark.slow
+def test_engine_carries_the_unlike_count_from_clip_to_clip():
+    """``presence_likeness_frames``: the count the clip step returns is the one the next clip gets (a
+    strict bound, so that it counts), and none is kept with the default of one frame."""
+    import tamvt.inference.predictor as predictor_module
+
+    frames, truth = _render([20 + 3 * t for t in range(12)], 80, None, seed=4)
+    calls: list = []
+    original = predictor_module.step_clip
+
+    def recording(*args, unlike_run=None, **kwargs):
+        out = original(*args, unlike_run=unlike_run, **kwargs)
+        calls.append((unlike_run, out.unlike_run))
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(predictor_module, "step_clip", recording)
+        _run(True, frames, truth, presence_likeness=0.9999, presence_likeness_frames=100)
+    assert len(calls) >= 3 and calls[0][0] is None
+    for (_, given_out), (taken_in, _) in zip(calls[:-1], calls[1:], strict=True):
+        assert taken_in is not None and torch.equal(taken_in, given_out)
+    assert int(calls[-1][1].max()) > 0  # counting (no mask is as alike as 0.9999)
+    calls.clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(predictor_module, "step_clip", recording)
+        _run(True, frames[:6], truth[:6], presence_likeness=0.5)
+    assert calls and all(before is None and after is None for before, after in calls)

@@ -159,6 +159,9 @@ class InferenceConfig:
     # is also below this fraction of the largest area the object had since its latest given mask (as
     # presence_peak_area): a mask unlike the object that shrank as it left or slid under a cover
     presence_likeness_peak: float | None = None
+    # with presence_likeness: that bound empties an object's mask only once it held in this many frames in a
+    # row (counted across clips), so one bad frame does not cut the object off its memory
+    presence_likeness_frames: int = 1
 
     def __post_init__(self) -> None:
         check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
@@ -201,6 +204,7 @@ class InferenceConfig:
             self.presence_likeness_peak is None or 0.0 <= self.presence_likeness_peak <= 1.0,
             "inference.presence_likeness_peak must be in [0, 1] or null",
         )
+        check(self.presence_likeness_frames >= 1, "inference.presence_likeness_frames must be >= 1")
 
 
 @dataclass(frozen=True)

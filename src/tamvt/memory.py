@@ -234,6 +234,8 @@ class ClipOutput:
             presence rule (:func:`presence`); ``None`` when :func:`step_clip` was given no rule.
         areas: ``(B, T)`` float, each object's mask area (the fraction of the logit map with ``p > 0.5``)
             in each frame, before absent objects were emptied; ``None`` without a presence rule.
+        unlike_run: ``(B,)`` the frames in a row up to the clip's last each object's mask was unlike it
+            (the rule's ``likeness_frames``); ``None`` when that is not counted.
     """
 
     logits: list[Tensor]
@@ -241,6 +243,7 @@ class ClipOutput:
     written: bool = False
     present: Tensor | None = None
     areas: Tensor | None = None
+    unlike_run: Tensor | None = None
 
     @property
     def pred_logits(self) -> Tensor:
@@ -303,6 +306,9 @@ class PresenceRule:
             this fraction of the object's ``peak`` area (in [0, 1]): a mask that does not look like the
             object *and* shrank as it left or slid under a cover (an object that changes over a long
             video keeps its mask while it stays about its size); ``None``: the bound counts everywhere.
+        likeness_frames: the look bound empties a mask only once the object's mask has been unlike it
+            (and, with ``likeness_peak``, shrunk) in this many frames in a row, counted across clips
+            (:func:`unlike_runs`): an object is not cut off its memory for one bad frame.
     """
 
     min_confidence: float = 0.75
@@ -313,6 +319,7 @@ class PresenceRule:
     reference_check: float | None = None
     min_likeness: float | None = None
     likeness_peak: float | None = None
+    likeness_frames: int = 1
 
 
 LOOK_LEVEL = "res3"  # the backbone level an object's look is read from (stride 8: colour and texture)
@@ -384,12 +391,14 @@ def presence(
     given: Tensor | None = None,
     peak: Tensor | None = None,
     like: Tensor | None = None,
+    run: Tensor | None = None,
 ) -> Tensor:
     """``(B, T)`` bool: whether each object is present in each frame (:class:`PresenceRule`), from the
     masks' ``area`` and ``conf`` ``(B, T)`` (:func:`logit_stats`), the objects' ``expected`` areas
     ``(B,)``, for ``rule.max_area`` their ``given`` areas ``(B,)``, for ``rule.min_peak_area`` their
     ``peak`` areas ``(B,)`` (fractions of the frame, as ``area``; also for ``rule.likeness_peak``) and for
-    ``rule.min_likeness`` the masks' :func:`likeness` ``(B, T)``."""
+    ``rule.min_likeness`` the masks' :func:`likeness` ``(B, T)`` (with ``rule.likeness_frames``, ``run``
+    ``(B,)``: the frames in a row each object was unlike before the clip; 0 when None)."""
     ok = (area > 0) & (area >= rule.min_area * expected.to(area)[:, None]) & (conf >= rule.min_confidence)
     if rule.min_peak_area is not None:
         if peak is None:
@@ -403,13 +412,38 @@ def presence(
     if rule.min_likeness is not None:
         if like is None:
             raise ValueError("presence: min_likeness needs the masks' likeness")
-        unlike = like.to(area.device) < rule.min_likeness
-        if rule.likeness_peak is not None:
-            if peak is None:
-                raise ValueError("presence: likeness_peak needs the objects' peak areas")
-            unlike &= area < rule.likeness_peak * peak.to(area)[:, None]
+        unlike = unlike_masks(area, like, rule, peak)
+        if rule.likeness_frames > 1:
+            unlike = unlike_runs(unlike, run) >= rule.likeness_frames
         ok &= ~unlike
     return ok
+
+
+def unlike_masks(area: Tensor, like: Tensor, rule: PresenceRule, peak: Tensor | None = None) -> Tensor:
+    """``(B, T)`` bool: where the rule's look bound counts, the masks' :func:`likeness` ``like`` below
+    ``rule.min_likeness`` (with ``rule.likeness_peak``: where their ``area`` is also below that fraction of
+    the objects' ``peak`` areas ``(B,)``)."""
+    if rule.min_likeness is None:
+        return torch.zeros_like(area, dtype=torch.bool)
+    unlike = like.to(area.device) < rule.min_likeness
+    if rule.likeness_peak is not None:
+        if peak is None:
+            raise ValueError("presence: likeness_peak needs the objects' peak areas")
+        unlike &= area < rule.likeness_peak * peak.to(area)[:, None]
+    return unlike
+
+
+def unlike_runs(unlike: Tensor, run: Tensor | None = None) -> Tensor:
+    """``(B, T)`` long: how many frames in a row each object was ``unlike`` ``(B, T)`` up to each frame,
+    going on from ``run`` ``(B,)`` (the count before the clip; 0 when None)."""
+    count = torch.zeros(unlike.shape[0], dtype=torch.long, device=unlike.device)
+    if run is not None:
+        count = run.to(unlike.device).long()
+    out = []
+    for t in range(unlike.shape[1]):
+        count = torch.where(unlike[:, t], count + 1, torch.zeros_like(count))
+        out.append(count)
+    return torch.stack(out, 1)
 
 
 def unsupported(logits: Tensor, reference: Tensor, min_support: float) -> Tensor:
@@ -471,6 +505,7 @@ def step_clip(
     peak_area: Tensor | None = None,
     lost: Tensor | None = None,
     look: tuple[Tensor, Tensor] | None = None,
+    unlike_run: Tensor | None = None,
     free: bool = False,
 ) -> ClipOutput:
     """Segment one clip against the bank, then append its last frame + soft prediction to the bank.
@@ -513,6 +548,9 @@ def step_clip(
         look: ``(look, centre)``, the objects' :func:`object_look` in their latest given masks, ``(B, C)``
             each, or ``(B, K, C)`` with ``K`` looks per object (:func:`likeness`; required with the rule's
             ``min_likeness``).
+        unlike_run: ``(B,)`` the frames in a row before the clip each object's mask was unlike it, for the
+            rule's ``likeness_frames`` (:func:`unlike_runs`; 0 when None); the count after the clip is
+            :attr:`ClipOutput.unlike_run`.
         free: read the memory by appearance alone for every object (:meth:`TamVT.match` ``free=True``; the
             training's position drop).
     """
@@ -547,7 +585,9 @@ def step_clip(
             if look is None:
                 raise ValueError("a presence rule with min_likeness needs the objects' looks")
             like = likeness(frames, logits[-1], *look)
-        present = presence(areas, conf, expected_area, presence_rule, given_area, peak_area, like)  # (B, T)
+        present = presence(areas, conf, expected_area, presence_rule, given_area, peak_area, like, unlike_run)
+        if like is not None and presence_rule.likeness_frames > 1:
+            unlike_run = unlike_runs(unlike_masks(areas, like, presence_rule, peak_area), unlike_run)[:, -1]
         logits = [*logits[:-1], logits[-1].masked_fill(~present[:, :, None, None], OUTSIDE_LOGIT)]
     last = logits[-1][:, -1:].detach()  # (B, 1, H/4, W/4)
     # interpolate logits first, then sigmoid (authors' order)
@@ -557,4 +597,7 @@ def step_clip(
         write = write and bool(present[:, -1].any())
     if write:
         bank.add(model.encode_memory(frames.select(-1), mask if oracle_mask is None else oracle_mask), frame=frame)
-    return ClipOutput(logits=logits, memory_mask=mask, written=write, present=present, areas=areas)
+    out = ClipOutput(logits=logits, memory_mask=mask, written=write, present=present, areas=areas)
+    if presence_rule is not None and presence_rule.min_likeness is not None and presence_rule.likeness_frames > 1:
+        out.unlike_run = unlike_run
+    return out

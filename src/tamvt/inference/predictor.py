@@ -129,6 +129,7 @@ class Predictor:
                 reference_check=self.config.presence_reference_check,
                 min_likeness=self.config.presence_likeness,
                 likeness_peak=self.config.presence_likeness_peak,
+                likeness_frames=self.config.presence_likeness_frames,
             )
             if self.config.presence
             else None
@@ -445,7 +446,10 @@ class Predictor:
             peak_area=g.peak_area,
             lost=g.lost,
             look=self._looks(g),
+            unlike_run=g.unlike_run,
         )
+        if out.unlike_run is not None:
+            g.unlike_run = out.unlike_run
         looked = self.presence_rule is not None and self.presence_rule.min_likeness is not None
         if looked and self.config.presence_likeness_recent and out.present is not None and out.written:
             self._keep_recent_look(g, clip.select(-1), out.memory_mask > 0.5, out.present[:, -1])
@@ -503,6 +507,8 @@ class Predictor:
         g.given_area = area if g.given_area is None else torch.where(area > 0, area, g.given_area.to(area))
         # the peak starts again from each given mask (a correction's object may be smaller for good)
         g.peak_area = area if g.peak_area is None else torch.where(area > 0, area, g.peak_area.to(area))
+        if g.unlike_run is not None:  # a mask given here starts the look bound's count again
+            g.unlike_run = torch.where(area > 0, torch.zeros_like(g.unlike_run), g.unlike_run.to(area.device))
         # a mask given here: the object is not lost (an empty correction says it is not visible here)
         g.lost = area <= 0 if g.lost is None else g.lost.to(area.device) & (area <= 0)
 

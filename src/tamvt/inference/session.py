@@ -123,7 +123,7 @@ class ResultStore:
 
 
 # ObjectGroup's tensors with one row per object (dropped with the object)
-PER_OBJECT_STATE = ("last_masks", "seen_area", "given_area", "peak_area", "lost", "looks")
+PER_OBJECT_STATE = ("last_masks", "seen_area", "given_area", "peak_area", "lost", "looks", "unlike_run")
 
 
 @dataclass(eq=False)
@@ -156,6 +156,8 @@ class ObjectGroup:
             latest given mask met (an empty correction keeps the one before), then (``K = 2``, with
             ``presence_likeness_recent``, once a frame is written) the look in the newest frame written to
             memory while it was present there; None when the bound is off.
+        unlike_run: ``(B,)`` the frames in a row each object's mask was unlike it (the rule's
+            ``presence_likeness_frames``, :func:`tamvt.memory.unlike_runs`); None until counted.
     """
 
     key: int
@@ -171,6 +173,7 @@ class ObjectGroup:
     peak_area: Tensor | None = None
     lost: Tensor | None = None
     looks: Tensor | None = None
+    unlike_run: Tensor | None = None
 
     @property
     def encoded(self) -> bool:
