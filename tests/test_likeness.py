@@ -28,6 +28,7 @@ from tamvt.memory import (
     object_look,
     presence,
     step_clip,
+    unlike_masks,
     unlike_runs,
 )
 
@@ -110,7 +111,8 @@ def test_presence_bound_counts_frames_in_a_row_across_clips():
     area, conf, peak = torch.full((1, 2), 0.05), torch.full((1, 2), 0.9), torch.tensor([0.25])
     rule = PresenceRule(0.5, 0.1, min_likeness=0.7, likeness_peak=0.3, likeness_frames=3)
     like = torch.tensor([[0.2, 0.2]])
-    kept = presence(area, conf, torch.tensor([0.25]), rule, peak=peak, like=like, run=torch.tensor([1]))
+    counts = unlike_runs(unlike_masks(area, like, rule, peak), torch.tensor([1]))
+    kept = presence(area, conf, torch.tensor([0.25]), rule, peak=peak, like=like, counts=counts)
     assert kept.tolist() == [[True, False]]  # the 2nd and 3rd unlike frames in a row: out at the 3rd
     assert presence(area, conf, torch.tensor([0.25]), rule, peak=peak, like=like).all()  # no count before
     once = PresenceRule(0.5, 0.1, min_likeness=0.7, likeness_peak=0.3)  # the default: the first frame

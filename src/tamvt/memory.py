@@ -391,14 +391,15 @@ def presence(
     given: Tensor | None = None,
     peak: Tensor | None = None,
     like: Tensor | None = None,
-    run: Tensor | None = None,
+    counts: Tensor | None = None,
 ) -> Tensor:
     """``(B, T)`` bool: whether each object is present in each frame (:class:`PresenceRule`), from the
     masks' ``area`` and ``conf`` ``(B, T)`` (:func:`logit_stats`), the objects' ``expected`` areas
     ``(B,)``, for ``rule.max_area`` their ``given`` areas ``(B,)``, for ``rule.min_peak_area`` their
     ``peak`` areas ``(B,)`` (fractions of the frame, as ``area``; also for ``rule.likeness_peak``) and for
-    ``rule.min_likeness`` the masks' :func:`likeness` ``(B, T)`` (with ``rule.likeness_frames``, ``run``
-    ``(B,)``: the frames in a row each object was unlike before the clip; 0 when None)."""
+    ``rule.min_likeness`` the masks' :func:`likeness` ``(B, T)``, or their ``counts`` ``(B, T)``, the frames
+    in a row each mask was unlike the object up to it (:func:`unlike_runs`; from ``like`` alone when
+    None)."""
     ok = (area > 0) & (area >= rule.min_area * expected.to(area)[:, None]) & (conf >= rule.min_confidence)
     if rule.min_peak_area is not None:
         if peak is None:
@@ -410,21 +411,20 @@ def presence(
         g = given.to(area)[:, None]
         ok &= (area <= rule.max_area * g) | (g <= 0)  # no bound from an empty given mask
     if rule.min_likeness is not None:
-        if like is None:
-            raise ValueError("presence: min_likeness needs the masks' likeness")
-        unlike = unlike_masks(area, like, rule, peak)
-        if rule.likeness_frames > 1:
-            unlike = unlike_runs(unlike, run) >= rule.likeness_frames
-        ok &= ~unlike
+        if counts is None:
+            if like is None:
+                raise ValueError("presence: min_likeness needs the masks' likeness")
+            counts = unlike_runs(unlike_masks(area, like, rule, peak))
+        ok &= counts.to(area.device) < rule.likeness_frames
     return ok
 
 
 def unlike_masks(area: Tensor, like: Tensor, rule: PresenceRule, peak: Tensor | None = None) -> Tensor:
     """``(B, T)`` bool: where the rule's look bound counts, the masks' :func:`likeness` ``like`` below
     ``rule.min_likeness`` (with ``rule.likeness_peak``: where their ``area`` is also below that fraction of
-    the objects' ``peak`` areas ``(B,)``)."""
+    the objects' ``peak`` areas ``(B,)``); for a rule with ``min_likeness``."""
     if rule.min_likeness is None:
-        return torch.zeros_like(area, dtype=torch.bool)
+        raise ValueError("unlike_masks: the rule has no min_likeness")
     unlike = like.to(area.device) < rule.min_likeness
     if rule.likeness_peak is not None:
         if peak is None:
@@ -575,7 +575,7 @@ def step_clip(
         logits = [*logits[:-1], final.masked_fill(~region, OUTSIDE_LOGIT)]
     if again is not None and rule is not None and rule.reference_check is not None:
         logits = _take_for(unsupported(logits[-1], again[-1], rule.reference_check), again, logits)
-    present = areas = None
+    present = areas = counts = run_after = None
     if presence_rule is not None:
         if expected_area is None:
             raise ValueError("a presence rule needs the objects' expected areas")
@@ -585,9 +585,10 @@ def step_clip(
             if look is None:
                 raise ValueError("a presence rule with min_likeness needs the objects' looks")
             like = likeness(frames, logits[-1], *look)
-        present = presence(areas, conf, expected_area, presence_rule, given_area, peak_area, like, unlike_run)
-        if like is not None and presence_rule.likeness_frames > 1:
-            unlike_run = unlike_runs(unlike_masks(areas, like, presence_rule, peak_area), unlike_run)[:, -1]
+            counts = unlike_runs(unlike_masks(areas, like, presence_rule, peak_area), unlike_run)  # (B, T)
+            if presence_rule.likeness_frames > 1:  # the count goes on in the next clip
+                run_after = counts[:, -1]
+        present = presence(areas, conf, expected_area, presence_rule, given_area, peak_area, like, counts)
         logits = [*logits[:-1], logits[-1].masked_fill(~present[:, :, None, None], OUTSIDE_LOGIT)]
     last = logits[-1][:, -1:].detach()  # (B, 1, H/4, W/4)
     # interpolate logits first, then sigmoid (authors' order)
@@ -597,7 +598,6 @@ def step_clip(
         write = write and bool(present[:, -1].any())
     if write:
         bank.add(model.encode_memory(frames.select(-1), mask if oracle_mask is None else oracle_mask), frame=frame)
-    out = ClipOutput(logits=logits, memory_mask=mask, written=write, present=present, areas=areas)
-    if presence_rule is not None and presence_rule.min_likeness is not None and presence_rule.likeness_frames > 1:
-        out.unlike_run = unlike_run
-    return out
+    return ClipOutput(
+        logits=logits, memory_mask=mask, written=write, present=present, areas=areas, unlike_run=run_after
+    )
