@@ -46,6 +46,7 @@ MODULE_LAYERS: dict[str, str] = {
     "tamvt.imagenet": "base",
     "tamvt.devices": "base",
     "tamvt.memory": "memory",
+    "tamvt.refind": "memory",  # a lost object looked for by its look (the presence rule's find_look)
     "tamvt.losses": "losses",
     "tamvt.checkpoint": "checkpoint",
     "tamvt.official": "official",

@@ -162,6 +162,11 @@ class InferenceConfig:
     # with presence_likeness: that bound empties an object's mask only once it held in this many frames in a
     # row (counted across clips), so one bad frame does not cut the object off its memory
     presence_likeness_frames: int = 1
+    # (when set) an object lost before a clip that the readout does not find in a frame of it is looked for
+    # by its look in its latest given mask: the cells of that frame's stride-8 features like it (cosine
+    # above this, as presence_likeness), less those like it when it was lost and the other objects' masks,
+    # are its mask when they form one main region of a plausible size (tamvt.refind)
+    presence_find: float | None = None
 
     def __post_init__(self) -> None:
         check(self.short_side is None or self.short_side > 0, "inference.short_side must be > 0 or null")
@@ -205,6 +210,10 @@ class InferenceConfig:
             "inference.presence_likeness_peak must be in [0, 1] or null",
         )
         check(self.presence_likeness_frames >= 1, "inference.presence_likeness_frames must be >= 1")
+        check(
+            self.presence_find is None or -1.0 <= self.presence_find <= 1.0,
+            "inference.presence_find must be in [-1, 1] or null",
+        )
 
 
 @dataclass(frozen=True)

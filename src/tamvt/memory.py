@@ -13,6 +13,7 @@ from torch import Tensor
 
 from tamvt.models.matching import rte_rows
 from tamvt.models.tamvt import FrameFeatures, MemoryEntry, TamVT
+from tamvt.refind import FIND_LOGIT, find_lost, grow, look_map
 
 MEMORY_POLICIES = ("fifo", "spread")
 SPREAD_RECENT = 2  # spread's default short-term part: best of 1 / 2 / 4 / 6 on benchmarks/accuracy.py (N = 9)
@@ -234,6 +235,9 @@ class ClipOutput:
             presence rule (:func:`presence`); ``None`` when :func:`step_clip` was given no rule.
         areas: ``(B, T)`` float, each object's mask area (the fraction of the logit map with ``p > 0.5``)
             in each frame, before absent objects were emptied; ``None`` without a presence rule.
+        stale: with the rule's ``find_look``, each object's record after the clip: ``(B, h, w)`` bool, the
+            cells like it in the frame where it was lost (grown by a cell), and ``(B,)`` bool, whether it
+            has one (an object present at the clip's last frame has none); ``None`` without it.
         unlike_run: ``(B,)`` the frames in a row up to the clip's last each object's mask was unlike it
             (the rule's ``likeness_frames``); ``None`` when that is not counted.
     """
@@ -244,6 +248,7 @@ class ClipOutput:
     present: Tensor | None = None
     areas: Tensor | None = None
     unlike_run: Tensor | None = None
+    stale: tuple[Tensor, Tensor] | None = None
 
     @property
     def pred_logits(self) -> Tensor:
@@ -309,6 +314,11 @@ class PresenceRule:
         likeness_frames: the look bound empties a mask only once the object's mask has been unlike it
             (and, with ``likeness_peak``, shrunk) in this many frames in a row, counted across clips
             (:func:`unlike_runs`): an object is not cut off its memory for one bad frame.
+        find_look: with a value ``s`` in [-1, 1], an object absent before a clip that the readout does not
+            find in a frame of it is looked for by its look (:mod:`tamvt.refind`): the frame's cells whose
+            features are like its look in its latest given mask (cosine above ``s``, as :func:`likeness`),
+            less those like it in the frame where it was lost and those of the other objects' masks, are
+            taken as its mask when they form one main region of a plausible size; ``None``: no such search.
     """
 
     min_confidence: float = 0.75
@@ -320,6 +330,7 @@ class PresenceRule:
     min_likeness: float | None = None
     likeness_peak: float | None = None
     likeness_frames: int = 1
+    find_look: float | None = None
 
 
 LOOK_LEVEL = "res3"  # the backbone level an object's look is read from (stride 8: colour and texture)
@@ -488,6 +499,56 @@ def search_region(masks: Tensor, window: float) -> Tensor:
     return region
 
 
+def find_by_look(
+    frames: FrameFeatures,
+    final: Tensor,
+    present: Tensor,
+    areas: Tensor,
+    lost: Tensor | None,
+    look: tuple[Tensor, Tensor],
+    peak: Tensor,
+    stale: tuple[Tensor, Tensor] | None,
+    threshold: float,
+) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor]]:
+    """The rule's ``find_look`` (:mod:`tamvt.refind`) on one clip: the final logits ``(B, T, h, w)``,
+    ``present`` and ``areas`` ``(B, T)`` with the objects found by their looks, and the objects' records
+    after the clip.
+
+    An object ``lost`` before the clip and absent from a frame of it is looked for there; the cells like
+    it (:func:`tamvt.refind.look_map` above ``threshold``, from its look in its latest given mask, the
+    first of ``look``'s) in the frame where it was lost are its record (``stale``): kept from the clip it
+    goes absent in (its first frame for one lost before the clip without a record) until the readout
+    finds it at a clip's last frame (one found by its look keeps its record)."""
+    b, t = present.shape
+    gone = lost.to(present.device) if lost is not None else torch.zeros(b, dtype=torch.bool, device=present.device)
+    level = frames.levels[LOOK_LEVEL]
+    if stale is None:
+        stale = (torch.zeros((b, *level.shape[-2:]), dtype=torch.bool, device=level.device), torch.zeros_like(gone))
+    cells, kept = stale[0].to(level.device), stale[1].to(gone.device)
+    seen = present[:, -1]  # the readout's: the record goes once the readout itself finds the object again
+    searched = gone[:, None] & ~present
+    record = ~seen & ~kept  # absent at the clip's end without a record: record now
+    if not bool(searched.any()) and not bool(record.any()):
+        return final, present, areas, (cells, kept & ~seen)
+    lk, centre = look
+    if lk.ndim == 3:  # (B, K, C): the given look is the first
+        lk, centre = lk[:, 0], centre[:, 0]
+    like = look_map(level, lk.to(level.device), centre.to(level.device)) > threshold  # (B, T, h, w)
+    at = torch.where(gone, 0, t - 1).to(like.device)  # the frame it was lost in (this clip's first, if before)
+    now = grow(like[torch.arange(b, device=like.device), at])
+    cells = torch.where(record.to(like.device)[:, None, None], now, cells)
+    fg = F.interpolate((final.detach() > 0).float(), size=like.shape[-2:], mode="area") > 0  # (B, T, h, w)
+    taken = (fg.sum(0, keepdim=True) - fg.long()) > 0  # the other objects' cells
+    found = find_lost(like, searched.to(like.device), taken, cells, peak.to(like.device))
+    hit = found.flatten(2).any(2).to(present.device)
+    if bool(hit.any()):
+        up = F.interpolate(found.float(), size=final.shape[-2:], mode="nearest") > 0.5
+        final = torch.where(up, torch.full_like(final, FIND_LOGIT), final)
+        present = present | hit
+        areas = torch.where(hit, up.flatten(2).float().mean(2).to(areas), areas)
+    return final, present, areas, (cells, (kept | record) & ~seen)
+
+
 def step_clip(
     model: TamVT,
     bank: MemoryBank,
@@ -506,6 +567,7 @@ def step_clip(
     lost: Tensor | None = None,
     look: tuple[Tensor, Tensor] | None = None,
     unlike_run: Tensor | None = None,
+    stale: tuple[Tensor, Tensor] | None = None,
     free: bool = False,
 ) -> ClipOutput:
     """Segment one clip against the bank, then append its last frame + soft prediction to the bank.
@@ -551,6 +613,8 @@ def step_clip(
         unlike_run: ``(B,)`` the frames in a row before the clip each object's mask was unlike it, for the
             rule's ``likeness_frames`` (:func:`unlike_runs`; 0 when None); the count after the clip is
             :attr:`ClipOutput.unlike_run`.
+        stale: for the rule's ``find_look``, the objects' records before the clip
+            (:attr:`ClipOutput.stale`; none when None).
         free: read the memory by appearance alone for every object (:meth:`TamVT.match` ``free=True``; the
             training's position drop).
     """
@@ -576,6 +640,8 @@ def step_clip(
     if again is not None and rule is not None and rule.reference_check is not None:
         logits = _take_for(unsupported(logits[-1], again[-1], rule.reference_check), again, logits)
     present = areas = counts = run_after = None
+    if presence_rule is None or presence_rule.find_look is None:
+        stale = None
     if presence_rule is not None:
         if expected_area is None:
             raise ValueError("a presence rule needs the objects' expected areas")
@@ -590,6 +656,13 @@ def step_clip(
                 run_after = counts[:, -1]
         present = presence(areas, conf, expected_area, presence_rule, given_area, peak_area, like, counts)
         logits = [*logits[:-1], logits[-1].masked_fill(~present[:, :, None, None], OUTSIDE_LOGIT)]
+        if presence_rule.find_look is not None:
+            if look is None or peak_area is None:
+                raise ValueError("a presence rule with find_look needs the objects' looks and peak areas")
+            final, present, areas, stale = find_by_look(
+                frames, logits[-1], present, areas, lost, look, peak_area, stale, presence_rule.find_look
+            )
+            logits = [*logits[:-1], final]
     last = logits[-1][:, -1:].detach()  # (B, 1, H/4, W/4)
     # interpolate logits first, then sigmoid (authors' order)
     mask = torch.sigmoid(F.interpolate(last.float(), size=frames.image_size, mode="bilinear", align_corners=False))
@@ -599,5 +672,11 @@ def step_clip(
     if write:
         bank.add(model.encode_memory(frames.select(-1), mask if oracle_mask is None else oracle_mask), frame=frame)
     return ClipOutput(
-        logits=logits, memory_mask=mask, written=write, present=present, areas=areas, unlike_run=run_after
+        logits=logits,
+        memory_mask=mask,
+        written=write,
+        present=present,
+        areas=areas,
+        unlike_run=run_after,
+        stale=stale,
     )

@@ -130,6 +130,7 @@ class Predictor:
                 min_likeness=self.config.presence_likeness,
                 likeness_peak=self.config.presence_likeness_peak,
                 likeness_frames=self.config.presence_likeness_frames,
+                find_look=self.config.presence_find,
             )
             if self.config.presence
             else None
@@ -447,9 +448,12 @@ class Predictor:
             lost=g.lost,
             look=self._looks(g),
             unlike_run=g.unlike_run,
+            stale=None if g.stale_cells is None or g.stale_kept is None else (g.stale_cells, g.stale_kept),
         )
         if out.unlike_run is not None:
             g.unlike_run = out.unlike_run
+        if out.stale is not None:
+            g.stale_cells, g.stale_kept = out.stale
         looked = self.presence_rule is not None and self.presence_rule.min_likeness is not None
         if looked and self.config.presence_likeness_recent and out.present is not None and out.written:
             self._keep_recent_look(g, clip.select(-1), out.memory_mask > 0.5, out.present[:, -1])
@@ -497,7 +501,7 @@ class Predictor:
             return
         masks = self._reference_masks(s, g, frame_idx)
         area = masks.flatten(1).float().mean(1)  # (B,)
-        if self.presence_rule.min_likeness is not None:
+        if self.presence_rule.min_likeness is not None or self.presence_rule.find_look is not None:
             feats = here[1] if here is not None and here[0] == frame_idx else self._encode_frame(s, frame_idx)
             given = torch.stack(object_look(feats, masks), 1)[:, None]  # (B, 1, 2, C)
             # a mask given here is how the object looks now: its recent look too, if it has one
@@ -509,6 +513,8 @@ class Predictor:
         g.peak_area = area if g.peak_area is None else torch.where(area > 0, area, g.peak_area.to(area))
         if g.unlike_run is not None:  # a mask given here starts the look bound's count again
             g.unlike_run = torch.where(area > 0, torch.zeros_like(g.unlike_run), g.unlike_run.to(area.device))
+        if g.stale_kept is not None:  # and is looked for anew once lost again
+            g.stale_kept = g.stale_kept.to(area.device) & (area <= 0)
         # a mask given here: the object is not lost (an empty correction says it is not visible here)
         g.lost = area <= 0 if g.lost is None else g.lost.to(area.device) & (area <= 0)
 

@@ -123,7 +123,17 @@ class ResultStore:
 
 
 # ObjectGroup's tensors with one row per object (dropped with the object)
-PER_OBJECT_STATE = ("last_masks", "seen_area", "given_area", "peak_area", "lost", "looks", "unlike_run")
+PER_OBJECT_STATE = (
+    "last_masks",
+    "seen_area",
+    "given_area",
+    "peak_area",
+    "lost",
+    "looks",
+    "unlike_run",
+    "stale_cells",
+    "stale_kept",
+)
 
 
 @dataclass(eq=False)
@@ -158,6 +168,9 @@ class ObjectGroup:
             memory while it was present there; None when the bound is off.
         unlike_run: ``(B,)`` the frames in a row each object's mask was unlike it (the rule's
             ``presence_likeness_frames``, :func:`tamvt.memory.unlike_runs`); None until counted.
+        stale_cells: ``(B, h, w)`` bool, the stride-8 cells like each object in the frame where it was
+            lost, and ``stale_kept``: ``(B,)`` bool, whether it has that record (the rule's
+            ``presence_find``, :attr:`tamvt.memory.ClipOutput.stale`); None until recorded.
     """
 
     key: int
@@ -174,6 +187,8 @@ class ObjectGroup:
     lost: Tensor | None = None
     looks: Tensor | None = None
     unlike_run: Tensor | None = None
+    stale_cells: Tensor | None = None
+    stale_kept: Tensor | None = None
 
     @property
     def encoded(self) -> bool:
