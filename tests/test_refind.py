@@ -161,6 +161,30 @@ def test_step_clip_finds_a_lost_object_by_its_look():
             lost=torch.tensor([True]),
             **dict(kwargs, look=None),
         )
+    # with two looks (given, recent) the cells like either count: a given look of something else, the
+    # recent one of the patch
+    two = (torch.tensor([[[0.0, 4, 0], [4.0, 0, 0]]]), torch.tensor([[[1.0, 1, 1], [1.0, 1, 1]]]))
+    either = step_clip(
+        _FixedModel(nothing),
+        bank(),
+        _feature_clip((5, 5)),
+        frame=4,
+        lost=torch.tensor([True]),
+        stale=first.stale,
+        **dict(kwargs, look=two),
+    )
+    assert either.present is not None and either.present.all()
+    given_only = (two[0][:, :1], two[1][:, :1])
+    other = step_clip(
+        _FixedModel(nothing),
+        bank(),
+        _feature_clip((5, 5)),
+        frame=4,
+        lost=torch.tensor([True]),
+        stale=first.stale,
+        **dict(kwargs, look=given_only),
+    )
+    assert other.present is not None and not other.present.any()
     # the readout finds it at the clip's end: the record goes
     seen = torch.full((1, 2, 16, 16), -5.0)
     seen[0, :, 10:14, 10:14] = 5.0

@@ -163,9 +163,10 @@ class InferenceConfig:
     # row (counted across clips), so one bad frame does not cut the object off its memory
     presence_likeness_frames: int = 1
     # (when set) an object lost before a clip that the readout does not find in a frame of it is looked for
-    # by its look in its latest given mask: the cells of that frame's stride-8 features like it (cosine
-    # above this, as presence_likeness), less those like it when it was lost and the other objects' masks,
-    # are its mask when they form one main region of a plausible size (tamvt.refind)
+    # by its look in its latest given mask (and its recent one, with presence_likeness_recent): the cells
+    # of that frame's stride-8 features like it (cosine above this, as presence_likeness), less those like
+    # it when it was lost and the other objects' masks, are its mask when they form one main region of a
+    # plausible size (tamvt.refind)
     presence_find: float | None = None
 
     def __post_init__(self) -> None:

@@ -316,9 +316,10 @@ class PresenceRule:
             (:func:`unlike_runs`): an object is not cut off its memory for one bad frame.
         find_look: with a value ``s`` in [-1, 1], an object absent before a clip that the readout does not
             find in a frame of it is looked for by its look (:mod:`tamvt.refind`): the frame's cells whose
-            features are like its look in its latest given mask (cosine above ``s``, as :func:`likeness`),
-            less those like it in the frame where it was lost and those of the other objects' masks, are
-            taken as its mask when they form one main region of a plausible size; ``None``: no such search.
+            features are like its look in its latest given mask, or its recent look (cosine above ``s``, as
+            :func:`likeness`), less those like it in the frame where it was lost and those of the other
+            objects' masks, are taken as its mask when they form one main region of a plausible size;
+            ``None``: no such search.
     """
 
     min_confidence: float = 0.75
@@ -514,11 +515,12 @@ def find_by_look(
     ``present`` and ``areas`` ``(B, T)`` with the objects found by their looks, and the objects' records
     after the clip.
 
-    An object ``lost`` before the clip and absent from a frame of it is looked for there; the cells like
-    it (:func:`tamvt.refind.look_map` above ``threshold``, from its look in its latest given mask, the
-    first of ``look``'s) in the frame where it was lost are its record (``stale``): kept from the clip it
-    goes absent in (its first frame for one lost before the clip without a record) until the readout
-    finds it at a clip's last frame (one found by its look keeps its record)."""
+    An object ``lost`` before the clip and absent from a frame of it is looked for there. Its cells are
+    those like any of its ``look`` s (:func:`tamvt.refind.look_map` above ``threshold``; ``(B, C)``, its
+    look in its latest given mask, or ``(B, K, C)`` with its recent look too). Those in the frame where
+    it was lost are its record (``stale``): kept from the clip it goes absent in (its first frame for
+    one lost before the clip without a record) until the readout finds it at a clip's last frame (one
+    found by its look keeps its record)."""
     b, t = present.shape
     gone = lost.to(present.device) if lost is not None else torch.zeros(b, dtype=torch.bool, device=present.device)
     level = frames.levels[LOOK_LEVEL]
@@ -531,9 +533,11 @@ def find_by_look(
     if not bool(searched.any()) and not bool(record.any()):
         return final, present, areas, (cells, kept & ~seen)
     lk, centre = look
-    if lk.ndim == 3:  # (B, K, C): the given look is the first
-        lk, centre = lk[:, 0], centre[:, 0]
-    like = look_map(level, lk.to(level.device), centre.to(level.device)) > threshold  # (B, T, h, w)
+    if lk.ndim == 2:
+        lk, centre = lk[:, None], centre[:, None]
+    lk, centre = lk.to(level.device), centre.to(level.device)
+    cos = torch.stack([look_map(level, lk[:, k], centre[:, k]) for k in range(lk.shape[1])]).amax(0)
+    like = cos > threshold  # (B, T, h, w): like any of its looks
     at = torch.where(gone, 0, t - 1).to(like.device)  # the frame it was lost in (this clip's first, if before)
     now = grow(like[torch.arange(b, device=like.device), at])
     cells = torch.where(record.to(like.device)[:, None, None], now, cells)
