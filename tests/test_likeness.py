@@ -290,10 +290,11 @@ def test_look_separation_by_hand(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_recent_look_is_the_newest_frame_written_while_present():
+@pytest.mark.parametrize("reader", [{"presence_likeness": 0.5}, {"presence_find": 0.8}], ids=["bound", "find"])
+def test_recent_look_is_the_newest_frame_written_while_present(reader):
     """With ``presence_likeness_recent`` the clip step also gets each object's look in the newest frame
     written to memory while it was there (the given look first): the output mask of that frame, read
-    on that frame."""
+    on that frame; for the look bound and for the search by look alike."""
     import tamvt.inference.predictor as predictor_module
     from tamvt.checkpoint import shipped_model_path
     from tamvt.inference import Predictor
@@ -306,9 +307,7 @@ def test_recent_look_is_the_newest_frame_written_while_present():
         seen.append(look)
         return original(*args, look=look, **kwargs)
 
-    predictor = Predictor.from_checkpoint(
-        shipped_model_path(), presence=True, presence_likeness=0.5, presence_likeness_recent=True
-    )
+    predictor = Predictor.from_checkpoint(shipped_model_path(), presence=True, presence_likeness_recent=True, **reader)
     records: list = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(predictor_module, "step_clip", recording)

@@ -151,9 +151,9 @@ class InferenceConfig:
     # the cosine of the frame's stride-8 backbone features averaged under the mask and under the given
     # mask, both taken from the given frame's mean feature, below this (tamvt.memory.likeness)
     presence_likeness: float | None = None
-    # with presence_likeness (no effect without it): also compare with the object's look in the newest frame
-    # written to memory while it was present (as it looks now, for an object that changes over the video);
-    # the larger cosine counts
+    # with presence_likeness or presence_find (no effect without either): also compare with the object's look
+    # in the newest frame written to memory while it was present (as it looks now, for an object that changes
+    # over the video); the larger cosine counts
     presence_likeness_recent: bool = False
     # with presence_likeness (no effect without it; when set): that bound counts only where the mask's area
     # is also below this fraction of the largest area the object had since its latest given mask (as

@@ -454,7 +454,8 @@ class Predictor:
             g.unlike_run = out.unlike_run
         if out.stale is not None:
             g.stale_cells, g.stale_kept = out.stale
-        looked = self.presence_rule is not None and self.presence_rule.min_likeness is not None
+        rule = self.presence_rule
+        looked = rule is not None and (rule.min_likeness is not None or rule.find_look is not None)
         if looked and self.config.presence_likeness_recent and out.present is not None and out.written:
             self._keep_recent_look(g, clip.select(-1), out.memory_mask > 0.5, out.present[:, -1])
         del clip

@@ -162,10 +162,10 @@ class ObjectGroup:
         lost: ``(B,)`` bool, each object absent from the newest frame segmented (or given empty), for the
             rule's ``presence_redetect``; None when the rule is off.
         looks: ``(B, K, 2, C)``, each object's looks, each with the centre it is measured from
-            (:func:`tamvt.memory.object_look`), for the rule's ``presence_likeness``: first the look in the
-            latest given mask met (an empty correction keeps the one before), then (``K = 2``, with
-            ``presence_likeness_recent``, once a frame is written) the look in the newest frame written to
-            memory while it was present there; None when the bound is off.
+            (:func:`tamvt.memory.object_look`), for the rule's ``presence_likeness`` and ``presence_find``:
+            first the look in the latest given mask met (an empty correction keeps the one before), then
+            (``K = 2``, with ``presence_likeness_recent``, once a frame is written) the look in the newest
+            frame written to memory while it was present there; None when both are off.
         unlike_run: ``(B,)`` the frames in a row each object's mask was unlike it (the rule's
             ``presence_likeness_frames``, :func:`tamvt.memory.unlike_runs`); None until counted.
         stale_cells: ``(B, h, w)`` bool, the stride-8 cells like each object in the frame where it was
