@@ -330,29 +330,34 @@ def test_recent_look_is_the_newest_frame_written_while_present(reader):
 
 
 @pytest.mark.slow
-def test_engine_carries_the_unlike_count_from_clip_to_clip():
-    """``presence_likeness_frames``: the count the clip step returns is the one the next clip gets (a
-    strict bound, so that it counts), and none is kept with the default of one frame."""
+def carried(name: str, frames, truth, **settings) -> list:
+    """``(what the clip step got, what it returned)`` for its keyword ``name`` (a state the engine carries
+    from clip to clip, returned as the :class:`ClipOutput` attribute of the same name), per clip of one
+    run of ``_run`` with ``settings``."""
     import tamvt.inference.predictor as predictor_module
 
-    frames, truth = _render([20 + 3 * t for t in range(12)], 80, None, seed=4)
     calls: list = []
     original = predictor_module.step_clip
 
-    def recording(*args, unlike_run=None, **kwargs):
-        out = original(*args, unlike_run=unlike_run, **kwargs)
-        calls.append((unlike_run, out.unlike_run))
+    def recording(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls.append((kwargs.get(name), getattr(out, name)))
         return out
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(predictor_module, "step_clip", recording)
-        _run(True, frames, truth, presence_likeness=0.9999, presence_likeness_frames=100)
+        _run(True, frames, truth, **settings)
+    return calls
+
+
+def test_engine_carries_the_unlike_count_from_clip_to_clip():
+    """``presence_likeness_frames``: the count the clip step returns is the one the next clip gets (a
+    strict bound, so that it counts), and none is kept with the default of one frame."""
+    frames, truth = _render([20 + 3 * t for t in range(12)], 80, None, seed=4)
+    calls = carried("unlike_run", frames, truth, presence_likeness=0.9999, presence_likeness_frames=100)
     assert len(calls) >= 3 and calls[0][0] is None
     for (_, given_out), (taken_in, _) in zip(calls[:-1], calls[1:], strict=True):
         assert taken_in is not None and torch.equal(taken_in, given_out)
     assert int(calls[-1][1].max()) > 0  # counting (no mask is as alike as 0.9999)
-    calls.clear()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(predictor_module, "step_clip", recording)
-        _run(True, frames[:6], truth[:6], presence_likeness=0.5)
+    calls = carried("unlike_run", frames[:6], truth[:6], presence_likeness=0.5)
     assert calls and all(before is None and after is None for before, after in calls)

@@ -16,8 +16,8 @@ from tamvt.memory import LOOK_LEVEL, OUTSIDE_LOGIT, MemoryBank, PresenceRule, st
 from tamvt.refind import FIND_LOGIT, find_lost, grow, look_map, main_region, regions
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_likeness import _Clip, _FixedModel  # noqa: E402  (the stand-in network of the look bound's tests)
-from test_presence import _render, _run  # noqa: E402  (the hand-made videos of the presence tests)
+from test_likeness import _Clip, _FixedModel, carried  # noqa: E402  (the look bound's stand-in network)
+from test_presence import _render  # noqa: E402  (the hand-made videos of the presence tests)
 
 
 def _mask(h: int, w: int, *cells: tuple[int, int]) -> torch.Tensor:
@@ -100,47 +100,46 @@ def _feature_clip(patch_at: tuple[int, int] | None) -> SimpleNamespace:
     return _Clip(levels={LOOK_LEVEL: level}, image_size=(64, 64))
 
 
-def test_step_clip_finds_a_lost_object_by_its_look():
+def _blank_bank() -> MemoryBank:
     from tamvt.models.tamvt import MemoryEntry
 
-    nothing = torch.full((1, 2, 16, 16), -5.0)  # the readout sees nothing (logits at stride 4)
-    look = (torch.tensor([[4.0, 0, 0]]), torch.tensor([[1.0, 1, 1]]))
-    rule = PresenceRule(0.5, 0.2, find_look=0.8)
-    kwargs = dict(presence_rule=rule, expected_area=torch.tensor([0.05]), peak_area=torch.tensor([0.0625]), look=look)
+    bank = MemoryBank(4)
+    bank.add(MemoryEntry(keys=(torch.zeros(4, 8),), values=(torch.zeros(1, 4, 8),)), frame=0)
+    return bank
 
-    def bank() -> MemoryBank:
-        b = MemoryBank(4)
-        b.add(MemoryEntry(keys=(torch.zeros(4, 8),), values=(torch.zeros(1, 4, 8),)), frame=0)
-        return b
 
-    # just lost: not searched in this clip; the record is what looks like it now (the patch at 2, 2)
-    first = step_clip(
-        _FixedModel(nothing), bank(), _feature_clip((2, 2)), frame=2, lost=torch.tensor([False]), **kwargs
+NOTHING = torch.full((1, 2, 16, 16), -5.0)  # a readout that sees nothing (logits at stride 4, 64x64 image)
+LOOK = (torch.tensor([[4.0, 0, 0]]), torch.tensor([[1.0, 1, 1]]))
+
+
+def _step(patch_at, *, lost=True, stale=None, logits=NOTHING, bank=None, look=LOOK, find=0.8):
+    """One clip step of the stand-in network over :func:`_feature_clip` ``(patch_at)``, for one object of
+    peak area 1/16 lost (or not) before the clip, with the search at ``find`` (None: off)."""
+    return step_clip(
+        _FixedModel(logits),
+        _blank_bank() if bank is None else bank,
+        _feature_clip(patch_at),
+        frame=4,
+        lost=torch.tensor([lost]),
+        stale=stale,
+        presence_rule=PresenceRule(0.5, 0.2, find_look=find),
+        expected_area=torch.tensor([0.05]),
+        peak_area=torch.tensor([0.0625]),
+        look=look,
     )
+
+
+def test_step_clip_finds_a_lost_object_by_its_look():
+    # just lost: not searched in this clip; the record is what looks like it now (the patch at 2, 2)
+    first = _step((2, 2), lost=False)
     assert first.present is not None and not first.present.any() and first.stale is not None
     cells, kept = first.stale
     assert kept.tolist() == [True] and int(cells[0].sum()) == 16 and bool(cells[0, 1:5, 1:5].all())
     # lost before the clip: the same patch is stale, not found; a patch somewhere new is found and written
-    still = step_clip(
-        _FixedModel(nothing),
-        bank(),
-        _feature_clip((2, 2)),
-        frame=4,
-        lost=torch.tensor([True]),
-        stale=first.stale,
-        **kwargs,
-    )
+    still = _step((2, 2), stale=first.stale)
     assert still.present is not None and not still.present.any() and not still.written
-    memory = bank()
-    moved = step_clip(
-        _FixedModel(nothing),
-        memory,
-        _feature_clip((5, 5)),
-        frame=4,
-        lost=torch.tensor([True]),
-        stale=first.stale,
-        **kwargs,
-    )
+    memory = _blank_bank()
+    moved = _step((5, 5), stale=first.stale, bank=memory)
     assert moved.present is not None and moved.present.tolist() == [[True, True]]
     final = moved.pred_logits[0]  # (2, 16, 16) at stride 4: the patch is cells 10..13
     assert bool((final[:, 10:14, 10:14] == FIND_LOGIT).all())
@@ -149,54 +148,21 @@ def test_step_clip_finds_a_lost_object_by_its_look():
     assert moved.written and len(memory) == 2
     assert moved.stale is not None and moved.stale[1].tolist() == [True]  # found by its look: the record stays
     # without the search, the same clip leaves it absent; without looks, a clear error
-    plain = dict(kwargs, presence_rule=PresenceRule(0.5, 0.2))
-    off = step_clip(_FixedModel(nothing), bank(), _feature_clip((5, 5)), frame=4, lost=torch.tensor([True]), **plain)
+    off = _step((5, 5), find=None)
     assert off.present is not None and not off.present.any() and off.stale is None
     with pytest.raises(ValueError, match="looks and peak areas"):
-        step_clip(
-            _FixedModel(nothing),
-            bank(),
-            _feature_clip((5, 5)),
-            frame=4,
-            lost=torch.tensor([True]),
-            **dict(kwargs, look=None),
-        )
+        _step((5, 5), look=None)
     # with two looks (given, recent) the cells like either count: a given look of something else, the
     # recent one of the patch
     two = (torch.tensor([[[0.0, 4, 0], [4.0, 0, 0]]]), torch.tensor([[[1.0, 1, 1], [1.0, 1, 1]]]))
-    either = step_clip(
-        _FixedModel(nothing),
-        bank(),
-        _feature_clip((5, 5)),
-        frame=4,
-        lost=torch.tensor([True]),
-        stale=first.stale,
-        **dict(kwargs, look=two),
-    )
+    either = _step((5, 5), stale=first.stale, look=two)
     assert either.present is not None and either.present.all()
-    given_only = (two[0][:, :1], two[1][:, :1])
-    other = step_clip(
-        _FixedModel(nothing),
-        bank(),
-        _feature_clip((5, 5)),
-        frame=4,
-        lost=torch.tensor([True]),
-        stale=first.stale,
-        **dict(kwargs, look=given_only),
-    )
+    other = _step((5, 5), stale=first.stale, look=(two[0][:, :1], two[1][:, :1]))
     assert other.present is not None and not other.present.any()
     # the readout finds it at the clip's end: the record goes
-    seen = torch.full((1, 2, 16, 16), -5.0)
+    seen = NOTHING.clone()
     seen[0, :, 10:14, 10:14] = 5.0
-    back = step_clip(
-        _FixedModel(seen),
-        bank(),
-        _feature_clip((5, 5)),
-        frame=6,
-        lost=torch.tensor([True]),
-        stale=moved.stale,
-        **kwargs,
-    )
+    back = _step((5, 5), stale=moved.stale, logits=seen)
     assert back.present is not None and back.present.all() and back.stale is not None
     assert back.stale[1].tolist() == [False]
 
@@ -210,27 +176,12 @@ def test_config():
 
 def test_engine_keeps_the_record_from_clip_to_clip():
     """The record the clip step returns is the one the next clip gets; without the search none is kept."""
-    import tamvt.inference.predictor as predictor_module
-
     # the square leaves on the right at frame 4 and stays out: lost, with a record
     frames, truth = _render([150 + 12 * t for t in range(12)], 80, None, seed=4)
-    calls: list = []
-    original = predictor_module.step_clip
-
-    def recording(*args, stale=None, **kwargs):
-        out = original(*args, stale=stale, **kwargs)
-        calls.append((stale, out.stale))
-        return out
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(predictor_module, "step_clip", recording)
-        _run(True, frames, truth, presence_find=0.8)
+    calls = carried("stale", frames, truth, presence_find=0.8)
     assert len(calls) >= 3 and calls[0][0] is None
     for (_, given_out), (taken_in, _) in zip(calls[:-1], calls[1:], strict=True):
         assert taken_in is not None and all(torch.equal(a, b) for a, b in zip(taken_in, given_out, strict=True))
     assert bool(calls[-1][1][1].all())  # gone for good: recorded
-    calls.clear()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(predictor_module, "step_clip", recording)
-        _run(True, frames[:6], truth[:6])
+    calls = carried("stale", frames[:6], truth[:6])
     assert calls and all(before is None and after is None for before, after in calls)
