@@ -237,7 +237,8 @@ class ClipOutput:
             in each frame, before absent objects were emptied; ``None`` without a presence rule.
         stale: with the rule's ``find_look``, each object's record after the clip: ``(B, h, w)`` bool, the
             cells like it in the frame where it was lost (grown by a cell), and ``(B,)`` bool, whether it
-            has one (an object present at the clip's last frame has none); ``None`` without it.
+            has one (an object the readout found at the clip's last frame has none; one found there by its
+            look keeps it); ``None`` without it.
         unlike_run: ``(B,)`` the frames in a row up to the clip's last each object's mask was unlike it
             (the rule's ``likeness_frames``); ``None`` when that is not counted.
     """
