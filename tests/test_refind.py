@@ -13,7 +13,7 @@ import torch
 from tamvt.config import TamvtConfig, apply_overrides
 from tamvt.errors import TamvtError
 from tamvt.memory import LOOK_LEVEL, OUTSIDE_LOGIT, MemoryBank, PresenceRule, step_clip
-from tamvt.refind import FIND_LOGIT, find_lost, grow, look_map, main_region, regions
+from tamvt.refind import FIND_LOGIT, FIND_MIN_CELLS, find_lost, grow, look_map, main_region, regions
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_likeness import _Clip, _FixedModel, carried  # noqa: E402  (the look bound's stand-in network)
@@ -88,6 +88,13 @@ def test_find_lost_by_hand():
     assert not find_lost(like, searched, torch.ones_like(taken), stale, peak).any()
     assert not find_lost(like, searched, taken, stale, torch.tensor([4.0, 4.0])).any()  # 1/9 < 0.05 * 4
     assert not find_lost(like, searched, taken, stale, torch.tensor([0.05, 0.05])).any()  # 1/9 > 1.5 * 0.05
+    # a speck (one or two cells) is not taken, even where its area fits the object's peak (2/36 = 0.56 x 0.1)
+    assert FIND_MIN_CELLS == 3
+    speck = torch.zeros_like(like)
+    speck[:, 0, 0, 0:2] = True
+    assert not find_lost(speck, searched, taken, torch.zeros_like(stale), peak).any()
+    speck[:, 0, 1, 0] = True
+    assert find_lost(speck, searched, taken, torch.zeros_like(stale), peak)[0].sum() == 3
 
 
 def _feature_clip(patch_at: tuple[int, int] | None) -> SimpleNamespace:

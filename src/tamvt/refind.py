@@ -20,6 +20,9 @@ from torch import Tensor
 
 FIND_SHARE = 0.7  # the region taken holds at least this share of the pixels like the object (else: ambiguous)
 FIND_AREA = (0.05, 1.5)  # its area, as a multiple of the object's peak area, lies in this range
+# ... and it has at least this many cells: one or two like cells are specks, nearly never the object (on
+# the exits and first tuning suites, 1 of 26 regions of one or two cells the search took was on it)
+FIND_MIN_CELLS = 3
 FIND_LOGIT = 8.0  # the logit given inside a region found (p ~ 0.9997); outside it, the rule's empty logit
 
 
@@ -78,7 +81,7 @@ def find_lost(
         stale: ``(B, h, w)`` bool, the cells like each object in the frame where it was lost, grown by a
             cell (:func:`grow`): not it.
         peak: ``(B,)`` each object's peak area, a fraction of the frame: a region outside
-            :data:`FIND_AREA` times it is not taken.
+            :data:`FIND_AREA` times it, or of fewer than :data:`FIND_MIN_CELLS` cells, is not taken.
     """
     found = torch.zeros_like(like)
     taken = taken.clone()
@@ -88,7 +91,7 @@ def find_lost(
             if not bool(searched[b, t]):
                 continue
             region = main_region(like[b, t] & ~stale[b] & ~taken[b, t])
-            if region is None:
+            if region is None or int(region.sum()) < FIND_MIN_CELLS:
                 continue
             area = float(region.float().mean())
             if low * float(peak[b]) <= area <= high * float(peak[b]):
