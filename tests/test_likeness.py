@@ -211,6 +211,12 @@ def test_step_clip_empties_a_mask_that_does_not_look_like_the_object():
 # ---- the engine, with the shipped model ------------------------------------------------------------------
 
 
+# the shipped model runs with the look bound (0.8, where the mask shrank, 2 frames in a row) and the search by
+# look: the engine tests below set what they test on its own
+LOOK_OFF = {"presence_likeness": None, "presence_find": None}
+BOUND_ALONE = {**LOOK_OFF, "presence_likeness": 0.5, "presence_likeness_peak": None, "presence_likeness_frames": 1}
+
+
 @pytest.mark.slow
 def test_engine_reads_the_look_in_the_given_masks_and_keeps_a_dimmed_object():
     """The look handed to the clip step is the given mask's, on the given frame (an empty correction
@@ -233,8 +239,8 @@ def test_engine_reads_the_look_in_the_given_masks_and_keeps_a_dimmed_object():
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(predictor_module, "step_clip", recording)
-        j, area, _, _ = _run(True, frames, truth, presence_likeness=0.5)
-        predictor = Predictor.from_checkpoint(shipped_model_path(), presence=True, presence_likeness=0.5)
+        j, area, _, _ = _run(True, frames, truth, **BOUND_ALONE)
+        predictor = Predictor.from_checkpoint(shipped_model_path(), presence=True, **BOUND_ALONE)
         session = predictor.start(frames)
         predictor.add_mask(session, 0, 1, truth[0])
         predictor.add_mask(session, 20, 1, np.zeros_like(truth[0]))  # "not visible here"
@@ -250,7 +256,7 @@ def test_engine_reads_the_look_in_the_given_masks_and_keeps_a_dimmed_object():
     seen.clear()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(predictor_module, "step_clip", recording)
-        _run(True, frames[:12], truth[:12], presence_likeness_recent=True)
+        _run(True, frames[:12], truth[:12], presence_likeness_recent=True, **LOOK_OFF)
     assert seen and all(s is None for s in seen)
 
 
@@ -354,10 +360,12 @@ def test_engine_carries_the_unlike_count_from_clip_to_clip():
     """``presence_likeness_frames``: the count the clip step returns is the one the next clip gets (a
     strict bound, so that it counts), and none is kept with the default of one frame."""
     frames, truth = _render([20 + 3 * t for t in range(12)], 80, None, seed=4)
-    calls = carried("unlike_run", frames, truth, presence_likeness=0.9999, presence_likeness_frames=100)
+    calls = carried(
+        "unlike_run", frames, truth, **{**BOUND_ALONE, "presence_likeness": 0.9999, "presence_likeness_frames": 100}
+    )
     assert len(calls) >= 3 and calls[0][0] is None
     for (_, given_out), (taken_in, _) in zip(calls[:-1], calls[1:], strict=True):
         assert taken_in is not None and torch.equal(taken_in, given_out)
     assert int(calls[-1][1].max()) > 0  # counting (no mask is as alike as 0.9999)
-    calls = carried("unlike_run", frames[:6], truth[:6], presence_likeness=0.5)
+    calls = carried("unlike_run", frames[:6], truth[:6], **BOUND_ALONE)
     assert calls and all(before is None and after is None for before, after in calls)
