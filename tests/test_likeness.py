@@ -358,7 +358,7 @@ def carried(name: str, frames, truth, **settings) -> list:
 
 def test_engine_carries_the_unlike_count_from_clip_to_clip():
     """``presence_likeness_frames``: the count the clip step returns is the one the next clip gets (a
-    strict bound, so that it counts), and none is kept with the default of one frame."""
+    strict bound, so that it counts), and none is kept with one frame (the engine default)."""
     frames, truth = _render([20 + 3 * t for t in range(12)], 80, None, seed=4)
     calls = carried(
         "unlike_run", frames, truth, **{**BOUND_ALONE, "presence_likeness": 0.9999, "presence_likeness_frames": 100}
