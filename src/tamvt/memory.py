@@ -334,6 +334,11 @@ class PresenceRule:
     likeness_frames: int = 1
     find_look: float | None = None
 
+    @property
+    def reads_looks(self) -> bool:
+        """Whether the rule reads the objects' looks (the look bound or the search by look)."""
+        return self.min_likeness is not None or self.find_look is not None
+
 
 LOOK_LEVEL = "res3"  # the backbone level an object's look is read from (stride 8: colour and texture)
 
@@ -533,12 +538,7 @@ def find_by_look(
     record = ~seen & ~kept  # absent at the clip's end without a record: record now
     if not bool(searched.any()) and not bool(record.any()):
         return final, present, areas, (cells, kept & ~seen)
-    lk, centre = look
-    if lk.ndim == 2:
-        lk, centre = lk[:, None], centre[:, None]
-    lk, centre = lk.to(level.device), centre.to(level.device)
-    cos = torch.stack([look_map(level, lk[:, k], centre[:, k]) for k in range(lk.shape[1])]).amax(0)
-    like = cos > threshold  # (B, T, h, w): like any of its looks
+    like = look_map(level, *look) > threshold  # (B, T, h, w): like any of its looks
     at = torch.where(gone, 0, t - 1).to(like.device)  # the frame it was lost in (this clip's first, if before)
     now = grow(like[torch.arange(b, device=like.device), at])
     cells = torch.where(record.to(like.device)[:, None, None], now, cells)

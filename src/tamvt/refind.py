@@ -27,12 +27,18 @@ FIND_LOGIT = 8.0  # the logit given inside a region found (p ~ 0.9997); outside 
 
 
 def look_map(level: Tensor, look: Tensor, centre: Tensor) -> Tensor:
-    """``(B, T, h, w)``: the cosine, taken from each object's ``centre`` ``(B, C)``, of every cell's
-    features in ``level`` ``(T, C, h, w)`` and the object's ``look`` ``(B, C)``."""
+    """``(B, T, h, w)``: the cosine, taken from each object's ``centre``, of every cell's features in
+    ``level`` ``(T, C, h, w)`` and the object's ``look``; ``look`` and ``centre`` are ``(B, C)``, or
+    ``(B, K, C)`` for ``K`` looks of each object (the largest cosine counts), as
+    :func:`tamvt.memory.likeness`."""
+    if look.ndim == 2:
+        look, centre = look[:, None], centre[:, None]
     feats = level.detach().float()[None]  # (1, T, C, h, w)
-    c = centre.float()[:, None, :, None, None]  # (B, 1, C, 1, 1)
-    lk = look.float()[:, None, :, None, None]
-    return F.cosine_similarity(feats - c, lk - c, dim=2)
+    cos = []
+    for k in range(look.shape[1]):  # one look at a time: a (B, T, C, h, w) difference each
+        c = centre[:, k].to(feats)[:, None, :, None, None]  # (B, 1, C, 1, 1)
+        cos.append(F.cosine_similarity(feats - c, look[:, k].to(feats)[:, None, :, None, None] - c, dim=2))
+    return torch.stack(cos).amax(0)
 
 
 def grow(mask: Tensor) -> Tensor:

@@ -454,8 +454,7 @@ class Predictor:
             g.unlike_run = out.unlike_run
         if out.stale is not None:
             g.stale_cells, g.stale_kept = out.stale
-        rule = self.presence_rule
-        looked = rule is not None and (rule.min_likeness is not None or rule.find_look is not None)
+        looked = self.presence_rule is not None and self.presence_rule.reads_looks
         if looked and self.config.presence_likeness_recent and out.present is not None and out.written:
             self._keep_recent_look(g, clip.select(-1), out.memory_mask > 0.5, out.present[:, -1])
         del clip
@@ -502,7 +501,7 @@ class Predictor:
             return
         masks = self._reference_masks(s, g, frame_idx)
         area = masks.flatten(1).float().mean(1)  # (B,)
-        if self.presence_rule.min_likeness is not None or self.presence_rule.find_look is not None:
+        if self.presence_rule.reads_looks:
             feats = here[1] if here is not None and here[0] == frame_idx else self._encode_frame(s, frame_idx)
             given = torch.stack(object_look(feats, masks), 1)[:, None]  # (B, 1, 2, C)
             # a mask given here is how the object looks now: its recent look too, if it has one
